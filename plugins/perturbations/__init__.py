@@ -1,0 +1,8 @@
+"""Built-in perturbations."""
+
+from harness import hookimpl
+
+
+@hookimpl
+def harness_perturbations():
+    return []

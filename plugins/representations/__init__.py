@@ -1,0 +1,8 @@
+"""Built-in representations."""
+
+from harness import hookimpl
+
+
+@hookimpl
+def harness_representations():
+    return []

@@ -1,0 +1,8 @@
+"""Built-in tasks."""
+
+from harness import hookimpl
+
+
+@hookimpl
+def harness_tasks():
+    return []
