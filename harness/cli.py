@@ -1,0 +1,278 @@
+"""The `harness` command line. User errors: one line on stderr, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from rich.console import Console
+
+from harness.errors import UserError
+
+KIND_ALIASES = {
+    "datasets": "dataset", "tasks": "task", "representations": "representation",
+    "perturbations": "perturbation", "models": "model",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description="Benchmark structure-only crystal property classifiers.")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="load a plugin module (repeatable)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a benchmark config")
+    r.add_argument("config")
+    r.add_argument("--trials", type=int, help="Optuna trials per (combination, seed)")
+    r.add_argument("--only", action="append", metavar="GLOB", help="run combinations whose id task/representation/perturbation/model matches")
+    r.add_argument("--results", help="results folder")
+    r.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    r.add_argument("--workers", type=int, help="studies in parallel")
+    r.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], help="comma-separated seeds")
+    r.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
+
+    ls = sub.add_parser("list", help="list registered entries")
+    ls.add_argument("kind", nargs="?", choices=sorted([*KIND_ALIASES, *KIND_ALIASES.values()]))
+    ls.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
+
+    lb = sub.add_parser("leaderboard", help="show the leaderboard of a results folder")
+    lb.add_argument("results")
+    lb.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
+
+    f = sub.add_parser("featurize", help="show what a model sees for one structure, or fill the feature cache for a config")
+    f.add_argument("structure", nargs="?", help="a structure file (CIF, POSCAR, ...)")
+    f.add_argument("--representation", "-r")
+    f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="representation parameter")
+    f.add_argument("--format", choices=["table", "json"], default="table")
+    f.add_argument("--config", help="fill the feature cache for this config's dataset and representations")
+    f.add_argument("--only", action="append", metavar="GLOB")
+    f.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
+
+    c = sub.add_parser("cache", help="inspect or clear the feature cache")
+    c.add_argument("action", choices=["info", "clear"])
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console()
+    try:
+        return _dispatch(args, console)
+    except UserError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted: finished studies are saved; run the same command again to resume")
+        return 130
+
+
+def _registry(args, config_plugins: Sequence[str] = ()):
+    from harness import registry
+
+    modules = [*args.plugin, *getattr(args, "plugins_sub", []), *config_plugins]
+    return registry.load(dict.fromkeys(modules))
+
+
+def _dispatch(args, console: Console) -> int:
+    if args.command == "run":
+        return _run(args, console)
+    if args.command == "list":
+        return _list(args, console)
+    if args.command == "leaderboard":
+        return _leaderboard(args, console)
+    if args.command == "featurize":
+        return _featurize(args, console)
+    if args.command == "cache":
+        return _cache(args, console)
+    raise AssertionError(args.command)
+
+
+def _load_config(path: str, args):
+    from harness import config as cfg
+
+    conf = cfg.load(path)
+    run = conf.run
+    if getattr(args, "trials", None):
+        run.trials = args.trials
+    if getattr(args, "results", None):
+        run.results = str(Path(args.results).resolve())
+    if getattr(args, "device", None):
+        run.device = args.device
+    if getattr(args, "workers", None):
+        run.workers = args.workers
+    if getattr(args, "seeds", None):
+        run.seeds = args.seeds
+    _add_config_dir_to_path(conf.source)
+    return conf
+
+
+def _add_config_dir_to_path(source: str) -> None:
+    """`plugins = ["my_plugin"]` finds a module lying next to the config."""
+    folder = str(Path(source).resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+
+
+def _run(args, console: Console) -> int:
+    from harness import runner
+
+    conf = _load_config(args.config, args)
+    registry = _registry(args, conf.plugins)
+    return runner.run(conf, registry, console, only=args.only)
+
+
+def _list(args, console: Console) -> int:
+    from rich.table import Table
+
+    registry = _registry(args)
+    kinds = [KIND_ALIASES.get(args.kind, args.kind)] if args.kind else list(registry.entries)
+    for kind in kinds:
+        table = Table(title=f"{kind}s", title_justify="left")
+        for col in ("name", "description", "parameters", "plugin"):
+            table.add_column(col, overflow="fold")
+        for name in registry.names(kind):
+            entry = registry.entries[kind][name]
+            cls = entry.cls
+            params = ", ".join(f"{p.name}={p.default!r}" for p in cls.parameters())
+            extra = ""
+            accepts = getattr(cls, "accepts", None)
+            if kind == "representation":
+                extra = f" [{cls.kind}]"
+            elif accepts is not None:
+                extra = f" [takes {'/'.join(sorted(accepts))}]"
+            table.add_row(name, (cls.description or "") + extra, params, entry.plugin)
+        console.print(table)
+    return 0
+
+
+def _leaderboard(args, console: Console) -> int:
+    from harness import leaderboard
+    from harness.store import ResultStore
+
+    path = Path(args.results)
+    if not (path / "results.sqlite").exists():
+        raise UserError(f"no results in {path} (no results.sqlite); give the results folder of a run")
+    rows = leaderboard.build(ResultStore(path).all())
+    if args.format == "table":
+        leaderboard.render(rows, console)
+    elif args.format == "markdown":
+        print(leaderboard.markdown(rows))
+    elif args.format == "csv":
+        print(leaderboard.to_csv(rows), end="")
+    else:
+        print(leaderboard.to_json(rows))
+    return 0
+
+
+def _parse_sets(items: list[str]) -> dict:
+    import tomllib
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set n=27")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value  # a bare word: a string
+    return out
+
+
+def _featurize(args, console: Console) -> int:
+    if args.config:
+        return _featurize_config(args, console)
+    if not args.structure or not args.representation:
+        raise UserError("featurize needs STRUCTURE_FILE --representation NAME, or --config CONFIG")
+    import numpy as np
+    from pymatgen.core import Structure
+
+    registry = _registry(args)
+    rep = registry.create("representation", args.representation, _parse_sets(args.set))
+    try:
+        structure = Structure.from_file(args.structure)
+    except Exception as exc:  # noqa: BLE001 - any parser failure is the file's fault
+        raise UserError(f"cannot read structure {args.structure}: {exc}; give a CIF or POSCAR file") from None
+    result = rep.featurize_many([structure])[0]
+    from harness.api import Skip
+
+    if isinstance(result, Skip):
+        raise UserError(f"{args.structure} cannot be featurised by {rep.title}: {result}")
+    x = np.asarray(result)
+    hkl = rep.point_labels()
+    payload = {
+        "representation": rep.title,
+        "kind": rep.kind,
+        "columns": rep.columns(),
+        "hkl": hkl.astype(int).tolist() if hkl is not None else None,
+        "features": x.tolist(),
+    }
+    if args.format == "json":
+        print(json.dumps(payload))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"{args.structure}: {rep.title} ({rep.kind})", title_justify="left")
+    rows = x if x.ndim == 2 else x[:, None]
+    cols = rep.columns() if x.ndim == 2 else ["intensity"]
+    if hkl is not None:
+        table.add_column("hkl")
+    for col in cols:
+        table.add_column(col, justify="right")
+    for i, row in enumerate(rows):
+        label = [f"({' '.join(str(int(v)) for v in hkl[i])})"] if hkl is not None else []
+        table.add_row(*label, *(f"{v:.4f}" for v in row))
+    console.print(table)
+    return 0
+
+
+def _featurize_config(args, console: Console) -> int:
+    import time
+
+    from harness import runner
+    from harness.features import FeatureCache, featurize, structure_hash
+    from harness.grid import expand
+    from harness.paths import cache_dir
+
+    conf = _load_config(args.config, args)
+    registry = _registry(args, conf.plugins)
+    grid = expand(conf, registry, args.only)
+    dataset = registry.create("dataset", conf.dataset.name, conf.dataset.params, where=f"{conf.source}: ")
+    t0 = time.perf_counter()
+    materials, skipped = runner.load_dataset(dataset, console)
+    t_load = time.perf_counter() - t0
+    console.print(f"dataset {dataset.title}: {len(materials)} materials in {t_load:.1f} s" + runner._skips(skipped))
+    hashes = [structure_hash(m.structure) for m in materials]
+    cache = FeatureCache(cache_dir())
+    with runner.progress_bar(console) as bar:
+        for rep in grid.representations():
+            t1 = time.perf_counter()
+            handle = bar.add_task(f"featurising {rep.title}", total=len(materials))
+            fs = featurize(materials, rep, cache, workers=conf.run.workers, hashes=hashes,
+                           progress=lambda d, t, h=handle: bar.update(h, completed=d))
+            dt = time.perf_counter() - t1
+            bar.console.print(f"{rep.title}: {fs.n_ok} featurised in {dt:.1f} s "
+                              f"({len(materials) / max(dt, 1e-9):.0f} crystals/s)" + runner._skips(fs.skipped))
+    console.print(f"total {time.perf_counter() - t0:.1f} s; cache {cache.root}")
+    return 0
+
+
+def _cache(args, console: Console) -> int:
+    from harness.features import FeatureCache
+    from harness.paths import cache_dir
+
+    cache = FeatureCache(cache_dir())
+    if args.action == "clear":
+        n = cache.clear()
+        console.print(f"removed {n} feature chunks from {cache.root}")
+    else:
+        files = list(cache.root.rglob("*.npz")) if cache.root.exists() else []
+        size = sum(f.stat().st_size for f in files)
+        console.print(f"{cache.root}: {len(files)} chunks, {size / 1e6:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The benchmark config: a TOML file validated with pydantic.
+
+Unknown keys are errors naming the file, the key and the valid choices. Entry names and
+parameters are checked against the registry later, in `harness.grid`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from harness.errors import UserError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitConfig(Strict):
+    train: float = 0.70
+    valid: float = 0.15
+    test: float = 0.15
+    # "parent" keeps materials of one parent (Material.group) together; equals "none"
+    # for datasets without parents. See harness.grouping for the other choices.
+    group_by: Literal["none", "parent", "formula_spacegroup", "prototype"] = "parent"
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "SplitConfig":
+        total = self.train + self.valid + self.test
+        if abs(total - 1.0) > 1e-6 or min(self.train, self.valid, self.test) <= 0:
+            raise ValueError(f"split fractions must be positive and add up to 1 (got {total:g})")
+        return self
+
+
+class RunConfig(Strict):
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    trials: int = Field(10, ge=1, description="Optuna trials per (combination, seed)")
+    timeout: float | None = Field(None, gt=0, description="seconds per Optuna study")
+    results: str = ""  # default: results/<config file stem>, relative to the config file
+    workers: int = Field(2, ge=1, description="(combination, seed) studies run in parallel")
+
+
+class EntrySpec(Strict):
+    """One entry of a kind: its name and TOML parameters (lists not yet expanded)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def expand(self) -> list["EntrySpec"]:
+        """A list-valued parameter becomes one entry per value (`n = [3, 27]`)."""
+        params = self.params
+        keys = [k for k, v in params.items() if isinstance(v, list)]
+        if not keys:
+            return [self]
+        out = []
+        for values in itertools.product(*(params[k] for k in keys)):
+            p = dict(params)
+            p.update(zip(keys, values))
+            out.append(EntrySpec(name=self.name, **p))
+        return out
+
+
+def _as_spec(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class Config(Strict):
+    plugins: list[str] = Field(default_factory=list)
+    dataset: EntrySpec = Field(default_factory=lambda: EntrySpec(name="demo"))
+    tasks: list[EntrySpec] = Field(min_length=1)
+    representations: list[EntrySpec] = Field(min_length=1)
+    perturbations: list[EntrySpec] = Field(default_factory=lambda: [EntrySpec(name="none")], min_length=1)
+    models: list[EntrySpec] = Field(min_length=1)
+    settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    run: RunConfig = Field(default_factory=RunConfig)
+    source: str = Field("", exclude=True)  # the file it came from, for messages and paths
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset(cls, v: Any) -> Any:
+        return _as_spec(v)
+
+    @field_validator("tasks", "representations", "perturbations", "models", mode="before")
+    @classmethod
+    def _entries(cls, v: Any) -> Any:
+        if isinstance(v, (str, dict)):
+            v = [v]
+        return [_as_spec(x) for x in v]
+
+    def results_dir(self) -> Path:
+        base = Path(self.source).parent if self.source else Path.cwd()
+        name = self.run.results or f"results/{Path(self.source).stem or 'run'}"
+        return (base / name).resolve() if not Path(name).is_absolute() else Path(name)
+
+
+def load(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read config {path}: {exc.strerror or exc}; check the path") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: invalid TOML ({exc}); fix the syntax") from None
+    return parse(data, source=str(path))
+
+
+def parse(data: dict[str, Any], source: str = "") -> Config:
+    try:
+        return Config(**data, source=source)
+    except pydantic.ValidationError as exc:
+        raise UserError(f"{source or 'config'}: {_describe(exc)}") from None
+
+
+def _describe(exc: pydantic.ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        parent = err["loc"][:-1]
+        valid = _valid_keys(parent)
+        hint = f"; valid keys: {', '.join(valid)}" if valid else ""
+        return f"unknown key {where!r}{hint}"
+    if err["type"] == "missing":
+        return f"missing key {where!r}; add it"
+    return f"{where}: {err['msg']}"
+
+
+def _valid_keys(loc: tuple) -> list[str]:
+    model: type[BaseModel] | None = Config
+    for part in loc:
+        if model is None:
+            return []
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        ann = field.annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return sorted(k for k in model.model_fields if k != "source") if model else []

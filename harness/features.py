@@ -1,0 +1,187 @@
+"""Featurisation with an on-disk cache keyed by content, in parallel, with progress.
+
+Features are stored in chunks of consecutive materials. A chunk's key hashes its
+structures, the representation's name, parameters and version and `FEATURE_CODE_VERSION`:
+a changed structure, parameter or code version is a miss; finished chunks survive an
+interrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from harness.api import Material, Representation, Skip
+
+FEATURE_CODE_VERSION = "1"
+CHUNK = 256
+
+
+@dataclass
+class FeatureSet:
+    """Features of one representation for a list of materials (None where skipped)."""
+
+    representation: str
+    kind: str
+    columns: list[str]
+    features: list[np.ndarray | None]
+    skipped: Counter = field(default_factory=Counter)
+
+    @property
+    def n_ok(self) -> int:
+        return sum(f is not None for f in self.features)
+
+
+def structure_hash(structure) -> bytes:
+    """Content hash of a structure: lattice, fractional coordinates, species and occupancies."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.round(np.asarray(structure.lattice.matrix, dtype=np.float64), 8).tobytes())
+    h.update(np.round(np.asarray(structure.frac_coords, dtype=np.float64), 8).tobytes())
+    h.update(
+        "|".join(
+            ",".join(f"{sp}:{occ:.6g}" for sp, occ in site.species.items()) for site in structure
+        ).encode()
+    )
+    return h.digest()
+
+
+def representation_key(rep: Representation) -> str:
+    blob = json.dumps(
+        {"name": rep.name, "params": rep.params(), "version": rep.version, "core": FEATURE_CODE_VERSION},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.blake2b(blob.encode(), digest_size=12).hexdigest()
+
+
+class FeatureCache:
+    def __init__(self, root: Path):
+        self.root = Path(root) / "features"
+
+    def _path(self, rep: Representation, chunk_hashes: Sequence[bytes]) -> Path:
+        h = hashlib.blake2b(digest_size=16)
+        h.update(representation_key(rep).encode())
+        for x in chunk_hashes:
+            h.update(x)
+        return self.root / rep.name / f"{h.hexdigest()}.npz"
+
+    def read(self, path: Path) -> list[np.ndarray | Skip] | None:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data, offsets, shapes = z["data"], z["offsets"], z["shapes"]
+                reasons = json.loads(str(z["reasons"]))
+        except (OSError, KeyError, ValueError):
+            return None
+        out: list[np.ndarray | Skip] = []
+        for i, reason in enumerate(reasons):
+            if reason is not None:
+                out.append(Skip(reason))
+            else:
+                shape = tuple(int(s) for s in shapes[i] if s >= 0)
+                out.append(data[offsets[i] : offsets[i + 1]].reshape(shape))
+        return out
+
+    def write(self, path: Path, results: list[np.ndarray | Skip]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        flat, offsets, shapes, reasons = [], [0], [], []
+        for r in results:
+            if isinstance(r, Skip):
+                reasons.append(str(r))
+                shapes.append((-1, -1))
+                offsets.append(offsets[-1])
+            else:
+                a = np.asarray(r, dtype=np.float32)
+                reasons.append(None)
+                shapes.append(a.shape if a.ndim == 2 else (a.shape[0], -1))
+                flat.append(a.ravel())
+                offsets.append(offsets[-1] + a.size)
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+        np.savez(
+            tmp,
+            data=np.concatenate(flat) if flat else np.zeros(0, np.float32),
+            offsets=np.asarray(offsets, dtype=np.int64),
+            shapes=np.asarray(shapes, dtype=np.int64),
+            reasons=np.asarray(json.dumps(reasons)),
+        )
+        os.replace(tmp, path)  # atomic: an interrupted write leaves no half chunk
+
+    def clear(self) -> int:
+        import shutil
+
+        n = sum(1 for _ in self.root.rglob("*.npz")) if self.root.exists() else 0
+        shutil.rmtree(self.root, ignore_errors=True)
+        return n
+
+
+def _featurize_chunk(rep: Representation, structures: list) -> list[np.ndarray | Skip]:
+    return rep.featurize_many(structures)
+
+
+def featurize(
+    materials: Sequence[Material],
+    rep: Representation,
+    cache: FeatureCache,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+    hashes: Sequence[bytes] | None = None,
+) -> FeatureSet:
+    """Features for every material, from the cache where present, computed otherwise."""
+    hashes = hashes if hashes is not None else [structure_hash(m.structure) for m in materials]
+    starts = list(range(0, len(materials), CHUNK))
+    results: dict[int, list[np.ndarray | Skip]] = {}
+    todo = []
+    for start in starts:
+        path = cache._path(rep, hashes[start : start + CHUNK])
+        cached = cache.read(path) if path.exists() else None
+        if cached is not None and len(cached) == len(materials[start : start + CHUNK]):
+            results[start] = cached
+        else:
+            todo.append((start, path))
+    done = len(materials) - sum(min(CHUNK, len(materials) - s) for s, _ in todo)
+    if progress:
+        progress(done, len(materials))
+
+    def finish(start: int, path: Path, out: list) -> None:
+        nonlocal done
+        cache.write(path, out)
+        results[start] = out
+        done += len(out)
+        if progress:
+            progress(done, len(materials))
+
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {
+                pool.submit(_featurize_chunk, rep, [m.structure for m in materials[s : s + CHUNK]]): (s, p)
+                for s, p in todo
+            }
+            from concurrent.futures import as_completed
+
+            for fut in as_completed(futures):
+                s, p = futures[fut]
+                finish(s, p, fut.result())
+    else:
+        for s, p in todo:
+            finish(s, p, _featurize_chunk(rep, [m.structure for m in materials[s : s + CHUNK]]))
+
+    features: list[np.ndarray | None] = []
+    skipped: Counter = Counter()
+    for start in starts:
+        for r in results[start]:
+            if isinstance(r, Skip):
+                features.append(None)
+                skipped[str(r)] += 1
+            else:
+                features.append(r)
+    return FeatureSet(rep.title, rep.kind, rep.columns(), features, skipped)

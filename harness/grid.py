@@ -1,0 +1,93 @@
+"""Expanding a config into combinations task x representation x perturbation x model."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.api import Model, Perturbation, Representation, Task
+from harness.config import Config, EntrySpec
+from harness.registry import Registry
+
+
+@dataclass(frozen=True)
+class Combination:
+    task: Task
+    representation: Representation
+    perturbation: Perturbation
+    model: Model
+    transforms: tuple[Perturbation, ...] = ()  # the task's own, applied first
+
+    @property
+    def id(self) -> str:
+        return "/".join(
+            (self.task.title, self.representation.title, self.perturbation.title, self.model.title)
+        )
+
+
+@dataclass
+class Grid:
+    combinations: list[Combination] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (id, why)
+
+    def representations(self) -> list[Representation]:
+        """The distinct representations to featurise."""
+        seen: dict[str, Representation] = {}
+        for c in self.combinations:
+            seen.setdefault(c.representation.title, c.representation)
+        return list(seen.values())
+
+
+def _create(registry: Registry, kind: str, spec: EntrySpec, where: str, extra: dict[str, Any] | None = None):
+    params = {**(extra or {}), **spec.params}
+    return registry.create(kind, spec.name, params, where=where)
+
+
+def expand(config: Config, registry: Registry, only: list[str] | None = None) -> Grid:
+    src = f"{config.source}: " if config.source else ""
+    tasks = [_create(registry, "task", s, src) for spec in config.tasks for s in spec.expand()]
+    rep_specs = [s for spec in config.representations for s in spec.expand()]
+    perts = [_create(registry, "perturbation", s, src) for spec in config.perturbations for s in spec.expand()]
+    models = [
+        _create(registry, "model", s, src, extra=config.settings.get(s.name))
+        for s in config.models
+    ]
+    for name in config.settings:
+        if name not in {m.name for m in models}:
+            registry.get("model", name)  # unknown names fail here with the choices
+    grid = Grid()
+    for task in tasks:
+        transforms = tuple(
+            registry.create("perturbation", name, params, where=f"{src}task {task.name!r} transform: ")
+            for name, params in task.transforms()
+        )
+        for spec in rep_specs:
+            rep = _resolve_representation(registry, spec, task, src)
+            for pert in perts:
+                for model in models:
+                    combo = Combination(task, rep, pert, model, tuple(t for t in transforms if rep.kind in t.accepts))
+                    if only and not any(fnmatch.fnmatchcase(combo.id, pattern) for pattern in only):
+                        continue
+                    why = _misfit(rep, pert, model)
+                    if why:
+                        grid.skipped.append((combo.id, why))
+                    else:
+                        grid.combinations.append(combo)
+    return grid
+
+
+def _resolve_representation(registry: Registry, spec: EntrySpec, task: Task, src: str) -> Representation:
+    """The task's preferred parameters fill in what the config leaves unset."""
+    cls = registry.get("representation", spec.name).cls
+    known = {p.name for p in cls.parameters()}
+    defaults = {k: v for k, v in task.representation_defaults().items() if k in known}
+    return _create(registry, "representation", spec, src, extra=defaults)
+
+
+def _misfit(rep: Representation, pert: Perturbation, model: Model) -> str:
+    if rep.kind not in model.accepts:
+        return f"{model.name} takes {'/'.join(sorted(model.accepts))}, not {rep.kind}"
+    if rep.kind not in pert.accepts:
+        return f"{pert.name} applies to {'/'.join(sorted(pert.accepts))}, not {rep.kind}"
+    return ""

@@ -1,0 +1,259 @@
+"""`harness run`: the run protocol of DESIGN.md, from config to leaderboard."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from harness import grouping, leaderboard
+from harness.api import Dataset, LoadContext, Material, Skip, Task
+from harness.config import Config
+from harness.errors import UserError
+from harness.executors import LocalExecutor
+from harness.features import FeatureCache, FeatureSet, featurize, structure_hash
+from harness.grid import Grid, expand
+from harness.paths import cache_dir
+from harness.registry import Registry
+from harness.splits import Split, check_classes, stratified_split
+from harness.store import ResultStore, UnitResult
+from harness.study import Unit, UnitData
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        if device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise UserError("device = 'cuda' but no CUDA GPU is visible; use device = 'auto' or 'cpu'")
+        return device
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:  # pragma: no cover
+        return "cpu"
+
+
+def load_dataset(dataset: Dataset, console: Console) -> tuple[list[Material], Counter]:
+    with progress_bar(console) as bar:
+        handles: dict[str, int] = {}
+
+        def track(iterable, total=None, description=""):
+            name = description or f"loading {dataset.title}"
+            if name not in handles:
+                handles[name] = bar.add_task(name, total=total)
+            for item in iterable:
+                yield item
+                bar.advance(handles[name])
+
+        ctx = LoadContext(cache_dir(), progress=track)
+        materials = list(dataset.load(ctx))
+    ids = Counter(m.id for m in materials)
+    dupes = [i for i, c in ids.items() if c > 1]
+    if dupes:
+        raise UserError(f"dataset {dataset.title!r} has duplicate ids (e.g. {dupes[0]!r}); fix the id column")
+    return materials, ctx.skipped
+
+
+@dataclass
+class Labels:
+    index: np.ndarray  # positions of labelled materials
+    y: np.ndarray
+    skipped: Counter = field(default_factory=Counter)
+
+
+def label(task: Task, materials: list[Material]) -> Labels:
+    index, y, skipped = [], [], Counter()
+    for i, m in enumerate(materials):
+        try:
+            value = task.label(m)
+        except Skip as exc:
+            skipped[str(exc)] += 1
+            continue
+        if value is not None:
+            index.append(i)
+            y.append(int(value))
+    return Labels(np.asarray(index, dtype=int), np.asarray(y, dtype=int), skipped)
+
+
+def fingerprint(config: Config, unit_parts: dict) -> str:
+    blob = json.dumps(
+        {
+            "dataset": config.dataset.model_dump(),
+            "split": config.run.split.model_dump(),
+            "trials": config.run.trials,
+            "timeout": config.run.timeout,
+            **unit_parts,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.blake2b(blob.encode(), digest_size=8).hexdigest()
+
+
+@dataclass
+class Prepared:
+    """Everything a run, `explain` or `featurize --config` needs before training."""
+
+    config: Config
+    grid: Grid
+    materials: list[Material]
+    features: dict[str, FeatureSet]
+    labels: dict[str, Labels]
+    splits: dict[tuple[str, int], Split]
+
+
+def prepare(config: Config, registry: Registry, console: Console, only: list[str] | None = None, *, train: bool = True) -> Prepared:
+    grid = expand(config, registry, only)
+    if not grid.combinations:
+        raise UserError(
+            f"{config.source or 'config'}: no combination to run"
+            + (f" matches --only {' '.join(only)}" if only else "")
+            + "; check the names and --only patterns (`harness list`)"
+        )
+    dataset = registry.create("dataset", config.dataset.name, config.dataset.params, where=f"{config.source}: ")
+    materials, load_skips = load_dataset(dataset, console)
+    console.print(f"dataset [bold]{dataset.title}[/]: {len(materials)} materials" + _skips(load_skips))
+    if not materials:
+        raise UserError(f"dataset {dataset.title!r} yielded no materials; check its path and parameters")
+
+    hashes = [structure_hash(m.structure) for m in materials]
+    features: dict[str, FeatureSet] = {}
+    cache = FeatureCache(cache_dir())
+    t0 = time.perf_counter()
+    with progress_bar(console) as bar:
+        for rep in grid.representations():
+            handle = bar.add_task(f"featurising {rep.title}", total=len(materials))
+            features[rep.title] = featurize(
+                materials, rep, cache, workers=config.run.workers,
+                progress=lambda done, total, h=handle: bar.update(h, completed=done), hashes=hashes,
+            )
+    for title, fs in features.items():
+        if fs.skipped:
+            console.print(f"  {title}: {fs.n_ok} featurised" + _skips(fs.skipped))
+    console.print(f"features ready in {time.perf_counter() - t0:.1f} s (cache: {cache.root})")
+
+    labels: dict[str, Labels] = {}
+    splits: dict[tuple[str, int], Split] = {}
+    tasks = {c.task.title: c.task for c in grid.combinations}
+    for title, task in tasks.items():
+        lab = labels[title] = label(task, materials)
+        counts = ", ".join(f"{task.classes[k]} {c}" for k, c in sorted(Counter(lab.y.tolist()).items()))
+        console.print(f"task [bold]{title}[/]: {len(lab.y)} labelled ({counts})" + _skips(lab.skipped))
+        if len(np.unique(lab.y)) < 2:
+            raise UserError(f"task {title!r} finds fewer than two classes in dataset {dataset.title!r}; use another dataset or threshold")
+        groups = np.asarray(grouping.group_keys([materials[i] for i in lab.index], config.run.split.group_by))
+        s = config.run.split
+        for seed in config.run.seeds:
+            split = stratified_split(lab.y, seed, (s.train, s.valid, s.test), groups)
+            check_classes(split, lab.y, task.classes, f"task {title!r}, seed {seed}")
+            splits[(title, seed)] = split
+    return Prepared(config, grid, materials, features, labels, splits)
+
+
+def _skips(counter: Counter) -> str:
+    if not counter:
+        return ""
+    total = sum(counter.values())
+    top = "; ".join(f"{reason}: {n}" for reason, n in counter.most_common(3))
+    more = f"; +{len(counter) - 3} other reasons" if len(counter) > 3 else ""
+    return f" [yellow]({total} skipped: {top}{more})[/]"
+
+
+def run(
+    config: Config,
+    registry: Registry,
+    console: Console,
+    only: list[str] | None = None,
+) -> int:
+    results_dir = config.results_dir()
+    device = resolve_device(config.run.device)
+    workers = 1 if device == "cuda" else config.run.workers
+    console.rule(f"harness run {config.source}")
+    console.print(f"device [bold]{device}[/] · {workers} worker(s) · seeds {config.run.seeds} · "
+                  f"{config.run.trials} trials per study · results in {results_dir}")
+    prep = prepare(config, registry, console, only)
+    grid = prep.grid
+    if grid.skipped:
+        console.print(f"[yellow]{len(grid.skipped)} combinations skipped (kinds do not fit):")
+        for cid, why in grid.skipped:
+            console.print(f"  [dim]{cid}[/]: {why}")
+
+    store = ResultStore(results_dir)
+    threads = max(1, _cores() // workers)
+    units, data, fingerprints = [], {}, set()
+    for combo in grid.combinations:
+        fp = fingerprint(config, {
+            "combination": combo.id,
+            "representation": combo.representation.params(),
+            "model": combo.model.params(),
+            "transforms": [t.title for t in combo.transforms],
+        })
+        fingerprints.add(fp)
+        for seed in config.run.seeds:
+            unit = Unit(combo, seed, fp, config.run.trials, config.run.timeout, device, threads,
+                        str(results_dir / "optuna.journal"), str(results_dir / "models"))
+            if store.done(unit.id, fp):
+                continue
+            key = f"{combo.task.title}|{combo.representation.title}|{seed}"
+            if key not in data:
+                lab = prep.labels[combo.task.title]
+                data[key] = UnitData(
+                    prep.features[combo.representation.title], lab.index, lab.y,
+                    [prep.materials[i].id for i in lab.index], prep.splits[(combo.task.title, seed)],
+                )
+            units.append(unit)
+    total = len(grid.combinations) * len(config.run.seeds)
+    console.print(f"{len(grid.combinations)} combinations x {len(config.run.seeds)} seeds = {total} studies; "
+                  f"{total - len(units)} already done, {len(units)} to run")
+    failures = 0
+    if units:
+        executor = LocalExecutor(workers)
+        with progress_bar(console) as bar:
+            handle = bar.add_task("studies", total=len(units))
+            for result in executor.map(units, lambda u: f"{u.combination.task.title}|{u.combination.representation.title}|{u.seed}", data):
+                if isinstance(result, UnitResult):
+                    store.add(result)
+                    bar.console.print(f"  [green]done[/] {result.unit}: {result.metric} {result.value:.3f}")
+                else:
+                    failures += 1
+                    if isinstance(result, UserError):
+                        raise result
+                    unit = getattr(result, "unit", None)
+                    bar.console.print(f"  [red]failed[/] {unit.id if unit else '?'}: {type(result).__name__}: {result}")
+                bar.advance(handle)
+    board = leaderboard.build(store.all(fingerprints))
+    leaderboard.render(board, console)
+    leaderboard.write(board, results_dir)
+    console.print(f"leaderboard written to {results_dir}/leaderboard.{{md,csv,json}}")
+    if failures:
+        console.print(f"[red]{failures} studies failed (see above); rerun to retry them")
+        return 1
+    return 0
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,69 @@
+"""Seeded, stratified train/valid/test splits, optionally keeping groups together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.errors import UserError
+
+N_FOLDS = 20  # grouped splits assign whole folds: fractions are rounded to 1/20
+
+
+@dataclass(frozen=True)
+class Split:
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+
+
+def stratified_split(
+    y: np.ndarray,
+    seed: int,
+    fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
+    groups: np.ndarray | None = None,
+) -> Split:
+    """Indices into `y`. Same inputs and seed give the same split on any machine."""
+    y = np.asarray(y)
+    n = len(y)
+    _, valid_frac, test_frac = fractions
+    if groups is None or len(np.unique(groups)) == n:
+        idx = np.arange(n)
+        rest, test = _split(idx, y, test_frac, seed)
+        train, valid = _split(rest, y[rest], valid_frac / (1 - test_frac), seed)
+    else:
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        fold = np.empty(n, dtype=int)
+        cv = StratifiedGroupKFold(n_splits=N_FOLDS, shuffle=True, random_state=seed)
+        for k, (_, members) in enumerate(cv.split(np.zeros(n), y, groups)):
+            fold[members] = k
+        n_test = max(1, round(test_frac * N_FOLDS))
+        n_valid = max(1, round(valid_frac * N_FOLDS))
+        test = np.flatnonzero(fold < n_test)
+        valid = np.flatnonzero((fold >= n_test) & (fold < n_test + n_valid))
+        train = np.flatnonzero(fold >= n_test + n_valid)
+    return Split(np.sort(train), np.sort(valid), np.sort(test))
+
+
+def _split(idx: np.ndarray, y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    try:
+        a, b = train_test_split(idx, test_size=frac, random_state=seed, stratify=y)
+    except ValueError:  # a class too rare to stratify: plain shuffle
+        a, b = train_test_split(idx, test_size=frac, random_state=seed)
+    return np.asarray(a), np.asarray(b)
+
+
+def check_classes(split: Split, y: np.ndarray, classes: tuple[str, ...], where: str) -> None:
+    """Every split needs two classes, or training and scoring are meaningless."""
+    for part in ("train", "valid", "test"):
+        present = np.unique(y[getattr(split, part)])
+        if len(present) < 2:
+            only = ", ".join(classes[i] for i in present) or "nothing"
+            raise UserError(
+                f"{where}: the {part} split holds a single class ({only}); "
+                "use a larger or more balanced dataset, or change the task's threshold"
+            )
