@@ -196,9 +196,11 @@ def run(
     prep = prepare(config, registry, console, only)
     grid = prep.grid
     if grid.skipped:
-        console.print(f"[yellow]{len(grid.skipped)} combinations skipped (kinds do not fit):")
-        for cid, why in grid.skipped:
-            console.print(f"  [dim]{cid}[/]: {why}")
+        reasons = Counter(why for _, why in grid.skipped)
+        console.print(f"[yellow]{len(grid.skipped)} combinations skipped, kinds do not fit "
+                      f"(listed in skipped.txt): " + "; ".join(f"{why} ({n})" for why, n in reasons.items()))
+        results_dir.mkdir(parents=True, exist_ok=True)
+        (results_dir / "skipped.txt").write_text("".join(f"{cid}\t{why}\n" for cid, why in grid.skipped))
 
     store = ResultStore(results_dir)
     threads = max(1, _cores() // workers)

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before any OpenMP library loads
+
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))  # tests/toy_plugin.py is importable as `toy_plugin`
 

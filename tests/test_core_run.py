@@ -1,0 +1,136 @@
+"""`harness run` end to end on the toy plugin: results, resume, determinism, user errors."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+CONFIG = """
+plugins = ["toy_plugin"]
+tasks = ["toy_system"]
+representations = ["ratios", "corners"]
+perturbations = ["identity", {{name = "noise", sigma = 0.3}}]
+models = ["random_forest", "xgboost"]
+[dataset]
+name = "toy"
+bad = 2
+[run]
+trials = 2
+workers = {workers}
+seeds = [0, 1]
+results = "{results}"
+"""
+
+
+def _config(tmp_path: Path, results="out", workers=1, **extra) -> Path:
+    path = tmp_path / "bench.toml"
+    path.write_text(CONFIG.format(results=results, workers=workers) + "".join(f"{k} = {v}\n" for k, v in extra.items()))
+    return path
+
+
+def _rows(path: Path) -> list[dict]:
+    return json.loads((path / "leaderboard.json").read_text())
+
+
+def _strip_times(rows):
+    return [{k: v for k, v in r.items() if k != "fit_seconds"} for r in rows]
+
+
+def test_run_writes_a_leaderboard_per_task_and_resumes_without_new_trials(tmp_path, capsys):
+    cfg = _config(tmp_path)
+    assert main(["run", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "2 skipped: dummy species: 2" in out  # bad structures are counted, not dropped silently
+    assert "combinations skipped" in out and "random_forest takes vector, not cloud" in out
+    rows = _rows(tmp_path / "out")
+    assert {(r["perturbation"], r["model"]) for r in rows} == {
+        ("identity", "random_forest"), ("identity", "xgboost"),
+        ("noise(sigma=0.3)", "random_forest"), ("noise(sigma=0.3)", "xgboost"),
+    }
+    for r in rows:
+        assert r["n_seeds"] == 2 and r["metric"] == "roc_auc" and 0 <= r["mean"] <= 1
+        assert {"task", "representation", "perturbation", "model", "metric", "mean", "std", "n_seeds", "n_test"} <= set(r)
+    assert rows[0]["mean"] >= rows[-1]["mean"]  # best first
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.png", "skipped.txt"):
+        assert (tmp_path / "out" / name).exists()
+
+    db = tmp_path / "out" / "results.sqlite"
+    before = sqlite3.connect(db).execute("SELECT unit, finished FROM results ORDER BY unit").fetchall()
+    assert len(before) == 4 * 2
+    assert main(["run", str(cfg)]) == 0
+    assert "8 already done, 0 to run" in capsys.readouterr().out
+    after = sqlite3.connect(db).execute("SELECT unit, finished FROM results ORDER BY unit").fetchall()
+    assert before == after
+
+
+def test_same_config_gives_the_same_table(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    assert main(["run", str(_config(a, workers=2))]) == 0
+    assert main(["run", str(_config(b, workers=1))]) == 0
+    assert _strip_times(_rows(a / "out")) == _strip_times(_rows(b / "out"))
+
+
+def test_an_interrupted_run_keeps_finished_studies(tmp_path, monkeypatch):
+    from harness import study
+
+    calls = {"n": 0}
+    real = study.run_unit
+
+    def flaky(unit, data):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(unit, data)
+
+    monkeypatch.setattr("harness.executors.run_unit", flaky)
+    cfg = _config(tmp_path)
+    assert main(["run", str(cfg)]) == 130
+    done = sqlite3.connect(tmp_path / "out" / "results.sqlite").execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    assert done == 2
+    monkeypatch.setattr("harness.executors.run_unit", real)
+    assert main(["run", str(cfg)]) == 0
+    assert len(_rows(tmp_path / "out")) == 4
+
+
+def test_changing_trials_reruns_the_studies(tmp_path, capsys):
+    cfg = _config(tmp_path)
+    assert main(["run", str(cfg), "--only", "*/identity/random_forest"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(cfg), "--only", "*/identity/random_forest", "--trials", "3"]) == 0
+    assert "0 already done, 2 to run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "missing.toml"], "cannot read config"),
+        (["run", "{cfg}", "--only", "nothing/*"], "no combination to run"),
+        (["leaderboard", "{tmp}"], "no results"),
+        (["featurize", "{tmp}/none.cif", "-r", "ratios", "--plugin", "toy_plugin"], "cannot read structure"),
+        (["list", "--plugin", "no_such_plugin_module"], "no_such_plugin_module"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(tmp_path, capsys, args, message):
+    cfg = _config(tmp_path)
+    args = [a.format(cfg=cfg, tmp=tmp_path) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_leaderboard_command_renders_every_format(tmp_path, capsys):
+    cfg = _config(tmp_path)
+    main(["run", str(cfg), "--only", "*/identity/*"])
+    capsys.readouterr()
+    assert main(["leaderboard", str(tmp_path / "out"), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 and rows[0]["n_seeds"] == 2
+    assert main(["leaderboard", str(tmp_path / "out"), "--format", "markdown"]) == 0
+    assert "| # | representation |" in capsys.readouterr().out
+    assert main(["leaderboard", str(tmp_path / "out"), "--format", "csv"]) == 0
+    assert capsys.readouterr().out.startswith("task,representation,perturbation,model,metric,mean,std")
