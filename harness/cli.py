@@ -51,6 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--only", action="append", metavar="GLOB")
     f.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
+    e = sub.add_parser("explain", help="critical points of a trained model on test materials (paper Sec. III D)")
+    e.add_argument("config")
+    e.add_argument("unit", help="a combination id or glob, e.g. 'crystal_system/*/none/pointnet'")
+    e.add_argument("--seed", type=int, help="which seed's model (default: the config's first)")
+    e.add_argument("--material", action="append", metavar="ID", help="test material(s) to explain")
+    e.add_argument("--limit", type=int, default=5, help="how many test materials when none are named")
+    e.add_argument("--results", help="results folder of the run")
+    e.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
+
     c = sub.add_parser("cache", help="inspect or clear the feature cache")
     c.add_argument("action", choices=["info", "clear"])
     return p
@@ -92,6 +101,8 @@ def _dispatch(args, console: Console) -> int:
         return _featurize(args, console)
     if args.command == "cache":
         return _cache(args, console)
+    if args.command == "explain":
+        return _explain(args, console)
     raise AssertionError(args.command)
 
 
@@ -263,6 +274,14 @@ def _featurize_config(args, console: Console) -> int:
                               f"({len(materials) / max(dt, 1e-9):.0f} crystals/s)" + runner._skips(fs.skipped))
     console.print(f"total {time.perf_counter() - t0:.1f} s; cache {cache.root}")
     return 0
+
+
+def _explain(args, console: Console) -> int:
+    from harness.explain import explain
+
+    conf = _load_config(args.config, args)
+    registry = _registry(args, conf.plugins)
+    return explain(conf, registry, console, args.unit, args.seed, args.material, args.limit)
 
 
 def _cache(args, console: Console) -> int:

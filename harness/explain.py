@@ -1,0 +1,83 @@
+"""`harness explain`: which points a trained model relies on (paper Sec. III D).
+
+Works for any model that offers `point_importance(x) -> (n,)` (e.g. `pointnet`: how many
+global features each point wins in the MAX pool). The unit's model was saved by the run;
+its test split and perturbed inputs are rebuilt exactly as the run built them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import pickle
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from harness.config import Config
+from harness.errors import UserError
+from harness.registry import Registry
+from harness.runner import prepare
+from harness.study import Unit, UnitData, _samples, model_path
+
+
+def explain(
+    config: Config,
+    registry: Registry,
+    console: Console,
+    unit_glob: str,
+    seed: int | None = None,
+    material_ids: list[str] | None = None,
+    limit: int = 5,
+) -> int:
+    prep = prepare(config, registry, console, only=[unit_glob.split("#")[0]])
+    seeds = [seed] if seed is not None else config.run.seeds[:1]
+    models_dir = config.results_dir() / "models"
+    shown = 0
+    for combo in prep.grid.combinations:
+        for s in seeds:
+            unit_id = f"{combo.id}#{s}"
+            if not fnmatch.fnmatchcase(unit_id, unit_glob) and not fnmatch.fnmatchcase(combo.id, unit_glob):
+                continue
+            path = model_path(models_dir, unit_id)
+            if not path.exists():
+                raise UserError(f"no trained model for {unit_id} in {models_dir}; run `harness run {config.source}` first")
+            with open(path, "rb") as f:
+                model = pickle.load(f)["model"]
+            if not hasattr(model, "point_importance"):
+                raise UserError(f"model {combo.model.name!r} offers no point_importance(); explain works for e.g. pointnet")
+            lab = prep.labels[combo.task.title]
+            data = UnitData(prep.features[combo.representation.title], lab.index, lab.y,
+                            [prep.materials[i].id for i in lab.index], prep.splits[(combo.task.title, s)])
+            unit = Unit(combo, s, "", 0, None, "cpu", 1, "", str(models_dir))
+            test = _samples(unit, data, data.split.test, training=False)
+            _table(console, unit_id, combo, model, test, material_ids, limit)
+            shown += 1
+    if not shown:
+        raise UserError(f"no unit matches {unit_glob!r}; ids look like task/representation/perturbation/model#seed")
+    return 0
+
+
+def _table(console: Console, unit_id: str, combo, model, test, material_ids, limit) -> None:
+    hkl = combo.representation.point_labels()
+    classes = combo.task.classes
+    if material_ids:
+        missing = [m for m in material_ids if m not in test.ids]
+        if missing:
+            raise UserError(f"{', '.join(missing)} not in the test split of {unit_id}; pick test materials (see `--limit`)")
+        picks = [test.ids.index(m) for m in material_ids]
+    else:
+        picks = list(range(min(limit, len(test))))
+    proba = model.predict_proba([test.X[i] for i in picks])
+    table = Table(title=f"critical points of {unit_id} (test materials)", title_justify="left")
+    for col in ("material", "true", "predicted", "critical points: hkl (features won)"):
+        table.add_column(col, overflow="fold")
+    for row, i in enumerate(picks):
+        counts = np.asarray(model.point_importance(test.X[i]))
+        order = [j for j in np.argsort(-counts, kind="stable") if counts[j] > 0]
+        points = ", ".join(
+            f"({' '.join(str(int(v)) for v in hkl[j])}) {counts[j]}" if hkl is not None and j < len(hkl) else f"#{j} {counts[j]}"
+            for j in order
+        )
+        table.add_row(test.ids[i], classes[test.y[i]], classes[int(np.argmax(proba[row]))], points)
+    console.print(table)
