@@ -1,8 +1,18 @@
-"""Built-in tasks."""
+"""Built-in tasks: the paper's four property tasks and two symmetry tasks."""
 
 from harness import hookimpl
+
+from .properties import BulkModulusTask, MetallicityTask, ShearModulusTask, StabilityTask
+from .symmetry import CrystalSystemTask, TrigonalVsHexagonalTask
 
 
 @hookimpl
 def harness_tasks():
-    return []
+    return [
+        MetallicityTask,
+        BulkModulusTask,
+        ShearModulusTask,
+        StabilityTask,
+        CrystalSystemTask,
+        TrigonalVsHexagonalTask,
+    ]

@@ -1,0 +1,104 @@
+"""Symmetry tasks: crystal system (6 classes) and trigonal vs hexagonal.
+
+Labels are exact for any structure: a material's `crystal_system` prop if it has one,
+else its `spacegroup` prop (number 1-230), else spglib on its structure (symprec 0.1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from harness import Material, Skip, Task
+from harness.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, spacegroup_number
+
+
+def material_crystal_system(material: Material, symprec: float = SYMPREC) -> str:
+    """One of the seven crystal systems (trigonal and hexagonal apart).
+
+    Reads props `crystal_system` (a name) or `spacegroup` (a number); computes it with
+    spglib when neither is there. Raises Skip when neither props nor spglib can tell."""
+    props = material.props
+    name = props.get("crystal_system")
+    if name is not None and str(name).strip():
+        name = str(name).strip().lower()
+        if name not in CRYSTAL_SYSTEMS:
+            raise Skip(f"unknown crystal system {name!r}")
+        return name
+    number = props.get("spacegroup")
+    try:
+        if number is None or (isinstance(number, float) and math.isnan(number)):
+            number = spacegroup_number(material.structure, symprec)
+        return crystal_system(int(number))
+    except (TypeError, ValueError) as exc:
+        raise Skip(f"no crystal system: {exc}") from None
+
+
+@dataclass
+class _SymmetryTask(Task):
+    """Shared parameters: the paper's representation defaults and training transforms."""
+
+    cell: str = "conventional"  # the paper featurises the conventional standard cell
+    n: int = 3  # Miller set {(100), (010), (001)}
+    mask_intensity: bool = True  # keep only the point positions (lattice geometry)
+    max_rotation: float = math.pi / 4  # random rotations within +/- this angle (rad); 0: none
+    symprec: float = SYMPREC  # spglib tolerance when a label is computed from the structure
+
+    def representation_defaults(self) -> dict[str, Any]:
+        return {"cell": self.cell, "n": self.n}
+
+    def transforms(self) -> list[tuple[str, dict[str, Any]]]:
+        out: list[tuple[str, dict[str, Any]]] = []
+        if self.mask_intensity:
+            out.append(("mask_intensity", {}))
+        if self.max_rotation:
+            out.append(("rotate", {"max_angle": self.max_rotation}))
+        return out
+
+
+@dataclass
+class CrystalSystemTask(_SymmetryTask):
+    """Six crystal systems, trigonal merged into hexagonal (as in the paper).
+
+    Reads props `crystal_system` or `spacegroup`; else spglib on the structure. Defaults
+    follow the paper: conventional cell, n = 3, intensity masked, rotations within pi/4."""
+
+    name = "crystal_system"
+    description = "crystal system, 6 classes (trigonal merged into hexagonal); labels from spglib"
+    metric = "accuracy"
+    extra_metrics = ("macro_f1",)
+
+    CLASSES = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "hexagonal", "cubic")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.CLASSES
+
+    def label(self, material: Material) -> int | None:
+        system = material_crystal_system(material, self.symprec)
+        return self.CLASSES.index("hexagonal" if system == "trigonal" else system)
+
+
+@dataclass
+class TrigonalVsHexagonalTask(_SymmetryTask):
+    """Trigonal (0) vs hexagonal (1); other crystal systems are unlabelled.
+
+    Reads props `crystal_system` or `spacegroup`; else spglib on the structure. Both
+    systems share one lattice metric (a = b, gamma = 120 deg), so point positions alone
+    cannot tell them apart: the intensities are what carries the answer, hence no
+    intensity masking by default (unlike crystal_system)."""
+
+    name = "trigonal_vs_hexagonal"
+    description = "trigonal vs hexagonal crystals, binary; others unlabelled"
+    metric = "roc_auc"
+
+    mask_intensity: bool = False
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return ("trigonal", "hexagonal")
+
+    def label(self, material: Material) -> int | None:
+        system = material_crystal_system(material, self.symprec)
+        return {"trigonal": 0, "hexagonal": 1}.get(system)
