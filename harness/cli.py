@@ -250,38 +250,30 @@ def _featurize_config(args, console: Console) -> int:
 
     from harness import runner
     from harness.features import FeatureCache, featurize, structure_hash
-    from harness.grid import expand
     from harness.paths import cache_dir
 
     conf = _load_config(args.config, args)
     registry = _registry(args, conf.plugins)
-    grid = expand(conf, registry, args.only)
-    dataset = registry.create("dataset", conf.dataset.name, conf.dataset.params, where=f"{conf.source}: ")
-    t0 = time.perf_counter()
-    materials, skipped = runner.load_dataset(dataset, console)
-    t_load = time.perf_counter() - t0
-    console.print(f"dataset {dataset.title}: {len(materials)} materials in {t_load:.1f} s" + runner._skips(skipped))
-    hashes = [structure_hash(m.structure) for m in materials]
     cache = FeatureCache(cache_dir())
-    with runner.progress_bar(console) as bar:
-        for rep in grid.representations():
-            t1 = time.perf_counter()
-            handle = bar.add_task(f"featurising {rep.title}", total=len(materials))
-            fs = featurize(materials, rep, cache, workers=conf.run.workers, hashes=hashes,
-                           progress=lambda d, t, h=handle: bar.update(h, completed=d))
-            dt = time.perf_counter() - t1
-            bar.console.print(f"{rep.title}: {fs.n_ok} featurised in {dt:.1f} s "
-                              f"({len(materials) / max(dt, 1e-9):.0f} crystals/s)" + runner._skips(fs.skipped))
+    t0 = time.perf_counter()
+    for part, grid in runner.grids(conf, registry, args.only):
+        dataset = registry.create("dataset", part.name, part.params, where=f"{conf.source}: ")
+        t1 = time.perf_counter()
+        materials, skipped = runner.load_dataset(dataset, console)
+        console.print(f"dataset {part.label} = {dataset.title}: {len(materials)} materials in "
+                      f"{time.perf_counter() - t1:.1f} s" + runner._skips(skipped))
+        hashes = [structure_hash(m.structure) for m in materials]
+        with runner.progress_bar(console) as bar:
+            for rep in grid.representations():
+                t1 = time.perf_counter()
+                handle = bar.add_task(f"featurising {rep.title}", total=len(materials))
+                fs = featurize(materials, rep, cache, workers=conf.run.workers, hashes=hashes,
+                               progress=lambda d, t, h=handle: bar.update(h, completed=d))
+                dt = time.perf_counter() - t1
+                bar.console.print(f"{rep.title}: {fs.n_ok} featurised in {dt:.1f} s "
+                                  f"({len(materials) / max(dt, 1e-9):.0f} crystals/s)" + runner._skips(fs.skipped))
     console.print(f"total {time.perf_counter() - t0:.1f} s; cache {cache.root}")
     return 0
-
-
-def _explain(args, console: Console) -> int:
-    from harness.explain import explain
-
-    conf = _load_config(args.config, args)
-    registry = _registry(args, conf.plugins)
-    return explain(conf, registry, console, args.unit, args.seed, args.material, args.limit)
 
 
 def _cache(args, console: Console) -> int:

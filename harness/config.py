@@ -75,10 +75,27 @@ def _as_spec(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
+class DatasetSpec(EntrySpec):
+    """A dataset, optionally with its own tasks (one config may compare several files)."""
+
+    label: str = ""  # how tables name it; default: the dataset's name
+    tasks: list[EntrySpec] = Field(default_factory=list)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _tasks(cls, v: Any) -> Any:
+        return [_as_spec(x) for x in ([v] if isinstance(v, (str, dict)) else v)]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class Config(Strict):
     plugins: list[str] = Field(default_factory=list)
-    dataset: EntrySpec = Field(default_factory=lambda: EntrySpec(name="demo"))
-    tasks: list[EntrySpec] = Field(min_length=1)
+    dataset: DatasetSpec | None = None
+    datasets: list[DatasetSpec] = Field(default_factory=list)
+    tasks: list[EntrySpec] = Field(default_factory=list)
     representations: list[EntrySpec] = Field(min_length=1)
     perturbations: list[EntrySpec] = Field(default_factory=lambda: [EntrySpec(name="none")], min_length=1)
     models: list[EntrySpec] = Field(min_length=1)
@@ -90,6 +107,30 @@ class Config(Strict):
     @classmethod
     def _dataset(cls, v: Any) -> Any:
         return _as_spec(v)
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _datasets(cls, v: Any) -> Any:
+        return [_as_spec(x) for x in ([v] if isinstance(v, (str, dict)) else v)]
+
+    @model_validator(mode="after")
+    def _parts(self) -> "Config":
+        """`[dataset]` + top-level `tasks` is the common case of `[[datasets]]`."""
+        if self.dataset is not None and self.datasets:
+            raise ValueError("give either [dataset] or [[datasets]], not both")
+        if not self.datasets:
+            self.datasets = [self.dataset or DatasetSpec(name="demo")]
+        for d in self.datasets:
+            if not d.tasks:
+                d.tasks = list(self.tasks)
+            if not d.tasks:
+                raise ValueError(f"no tasks for dataset {d.label or d.name!r}: add tasks = [...]")
+            d.label = d.label or d.name
+        labels = [d.label for d in self.datasets]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ValueError(f"several datasets are labelled {dupes[0]!r}: give each a distinct label = \"...\"")
+        return self
 
     @field_validator("tasks", "representations", "perturbations", "models", mode="before")
     @classmethod
@@ -134,7 +175,8 @@ def _describe(exc: pydantic.ValidationError) -> str:
         return f"unknown key {where!r}{hint}"
     if err["type"] == "missing":
         return f"missing key {where!r}; add it"
-    return f"{where}: {err['msg']}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}" if err["loc"] else msg
 
 
 def _valid_keys(loc: tuple) -> list[str]:

@@ -7,7 +7,6 @@ its test split and perturbed inputs are rebuilt exactly as the run built them.
 
 from __future__ import annotations
 
-import fnmatch
 import pickle
 
 import numpy as np
@@ -17,8 +16,8 @@ from rich.table import Table
 from harness.config import Config
 from harness.errors import UserError
 from harness.registry import Registry
-from harness.runner import prepare
-from harness.study import Unit, UnitData, _samples, model_path
+from harness.runner import grids, prepare
+from harness.study import Unit, _samples, model_path
 
 
 def explain(
@@ -30,31 +29,30 @@ def explain(
     material_ids: list[str] | None = None,
     limit: int = 5,
 ) -> int:
-    prep = prepare(config, registry, console, only=[unit_glob.split("#")[0]])
     seeds = [seed] if seed is not None else config.run.seeds[:1]
     models_dir = config.results_dir() / "models"
     shown = 0
-    for combo in prep.grid.combinations:
-        for s in seeds:
-            unit_id = f"{combo.id}#{s}"
-            if not fnmatch.fnmatchcase(unit_id, unit_glob) and not fnmatch.fnmatchcase(combo.id, unit_glob):
-                continue
-            path = model_path(models_dir, unit_id)
-            if not path.exists():
-                raise UserError(f"no trained model for {unit_id} in {models_dir}; run `harness run {config.source}` first")
-            with open(path, "rb") as f:
-                model = pickle.load(f)["model"]
-            if not hasattr(model, "point_importance"):
-                raise UserError(f"model {combo.model.name!r} offers no point_importance(); explain works for e.g. pointnet")
-            lab = prep.labels[combo.task.title]
-            data = UnitData(prep.features[combo.representation.title], lab.index, lab.y,
-                            [prep.materials[i].id for i in lab.index], prep.splits[(combo.task.title, s)])
-            unit = Unit(combo, s, "", 0, None, "cpu", 1, "", str(models_dir))
-            test = _samples(unit, data, data.split.test, training=False)
-            _table(console, unit_id, combo, model, test, material_ids, limit)
-            shown += 1
+    pattern = unit_glob.split("#")[0].split(":", 1)[-1]
+    for part, grid in grids(config, registry, only=[pattern]):
+        prep = prepare(config, part, grid, registry, console)
+        for combo in grid.combinations:
+            for s in seeds:
+                unit = Unit(combo, s, "", 0, None, "cpu", 1, "", str(models_dir), part.label)
+                path = model_path(models_dir, unit.id)
+                if not path.exists():
+                    raise UserError(f"no trained model for {unit.id} in {models_dir}; "
+                                    f"run `harness run {config.source}` first")
+                with open(path, "rb") as f:
+                    model = pickle.load(f)["model"]
+                if not hasattr(model, "point_importance"):
+                    raise UserError(f"model {combo.model.name!r} offers no point_importance(); "
+                                    "explain works for e.g. pointnet")
+                data = prep.unit_data(combo.task.title, combo.representation.title, s)
+                test = _samples(unit, data, data.split.test, training=False)
+                _table(console, unit.id, combo, model, test, material_ids, limit)
+                shown += 1
     if not shown:
-        raise UserError(f"no unit matches {unit_glob!r}; ids look like task/representation/perturbation/model#seed")
+        raise UserError(f"no unit matches {unit_glob!r}; ids look like task/representation/perturbation/model")
     return 0
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.api import Model, Perturbation, Representation, Task
-from harness.config import Config, EntrySpec
+from harness.config import Config, DatasetSpec, EntrySpec
 from harness.registry import Registry
 
 
@@ -44,9 +44,11 @@ def _create(registry: Registry, kind: str, spec: EntrySpec, where: str, extra: d
     return registry.create(kind, spec.name, params, where=where)
 
 
-def expand(config: Config, registry: Registry, only: list[str] | None = None) -> Grid:
+def expand(config: Config, registry: Registry, only: list[str] | None = None, part: DatasetSpec | None = None) -> Grid:
+    """The grid of one dataset of the config (by default its first)."""
     src = f"{config.source}: " if config.source else ""
-    tasks = [_create(registry, "task", s, src) for spec in config.tasks for s in spec.expand()]
+    part = part or config.datasets[0]
+    tasks = [_create(registry, "task", s, src) for spec in part.tasks for s in spec.expand()]
     rep_specs = [s for spec in config.representations for s in spec.expand()]
     perts = [_create(registry, "perturbation", s, src) for spec in config.perturbations for s in spec.expand()]
     models = [

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from harness.store import UnitResult
 
-KEY = ("task", "representation", "perturbation", "model")
+KEY = ("dataset", "task", "representation", "perturbation", "model")
 
 
 def build(results: Iterable[UnitResult]) -> list[dict[str, Any]]:
@@ -46,7 +46,7 @@ def build(results: Iterable[UnitResult]) -> list[dict[str, Any]]:
             row[f"{name}_mean"] = float(vals.mean())
             row[f"{name}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
         rows.append(row)
-    rows.sort(key=lambda r: (r["task"], -r["mean"], r["representation"], r["perturbation"], r["model"]))
+    rows.sort(key=lambda r: (r["dataset"], r["task"], -r["mean"], r["representation"], r["perturbation"], r["model"]))
     return rows
 
 
@@ -55,9 +55,11 @@ def _extras(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def by_task(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """One table per task (per task and dataset when a config compares several)."""
+    several = len({r["dataset"] for r in rows}) > 1
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        out[r["task"]].append(r)
+        out[f"{r['task']} on {r['dataset']}" if several else r["task"]].append(r)
     return out
 
 

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from harness import grouping, leaderboard
 from harness.api import Dataset, LoadContext, Material, Skip, Task
-from harness.config import Config
+from harness.config import Config, DatasetSpec
 from harness.errors import UserError
 from harness.executors import LocalExecutor
 from harness.features import FeatureCache, FeatureSet, featurize, structure_hash
@@ -97,10 +97,10 @@ def label(task: Task, materials: list[Material]) -> Labels:
     return Labels(np.asarray(index, dtype=int), np.asarray(y, dtype=int), skipped)
 
 
-def fingerprint(config: Config, unit_parts: dict) -> str:
+def fingerprint(config: Config, part: DatasetSpec, unit_parts: dict) -> str:
     blob = json.dumps(
         {
-            "dataset": config.dataset.model_dump(),
+            "dataset": {"name": part.name, **part.params},
             "split": config.run.split.model_dump(),
             "trials": config.run.trials,
             "timeout": config.run.timeout,
@@ -114,27 +114,37 @@ def fingerprint(config: Config, unit_parts: dict) -> str:
 
 @dataclass
 class Prepared:
-    """Everything a run, `explain` or `featurize --config` needs before training."""
+    """One dataset of a config, ready for training: features, labels, splits."""
 
-    config: Config
+    part: DatasetSpec
     grid: Grid
     materials: list[Material]
     features: dict[str, FeatureSet]
     labels: dict[str, Labels]
     splits: dict[tuple[str, int], Split]
 
+    def unit_data(self, task_title: str, rep_title: str, seed: int) -> UnitData:
+        lab = self.labels[task_title]
+        return UnitData(self.features[rep_title], lab.index, lab.y,
+                        [self.materials[i].id for i in lab.index], self.splits[(task_title, seed)])
 
-def prepare(config: Config, registry: Registry, console: Console, only: list[str] | None = None, *, train: bool = True) -> Prepared:
-    grid = expand(config, registry, only)
-    if not grid.combinations:
+
+def grids(config: Config, registry: Registry, only: list[str] | None = None) -> list[tuple[DatasetSpec, Grid]]:
+    """The grid of each dataset of the config; an empty selection is a user error."""
+    out = [(part, expand(config, registry, only, part)) for part in config.datasets]
+    if not any(g.combinations for _, g in out):
         raise UserError(
             f"{config.source or 'config'}: no combination to run"
             + (f" matches --only {' '.join(only)}" if only else "")
             + "; check the names and --only patterns (`harness list`)"
         )
-    dataset = registry.create("dataset", config.dataset.name, config.dataset.params, where=f"{config.source}: ")
+    return [(p, g) for p, g in out if g.combinations]
+
+
+def prepare(config: Config, part: DatasetSpec, grid: Grid, registry: Registry, console: Console) -> Prepared:
+    dataset = registry.create("dataset", part.name, part.params, where=f"{config.source}: ")
     materials, load_skips = load_dataset(dataset, console)
-    console.print(f"dataset [bold]{dataset.title}[/]: {len(materials)} materials" + _skips(load_skips))
+    console.print(f"dataset [bold]{part.label}[/] = {dataset.title}: {len(materials)} materials" + _skips(load_skips))
     if not materials:
         raise UserError(f"dataset {dataset.title!r} yielded no materials; check its path and parameters")
 
@@ -162,14 +172,15 @@ def prepare(config: Config, registry: Registry, console: Console, only: list[str
         counts = ", ".join(f"{task.classes[k]} {c}" for k, c in sorted(Counter(lab.y.tolist()).items()))
         console.print(f"task [bold]{title}[/]: {len(lab.y)} labelled ({counts})" + _skips(lab.skipped))
         if len(np.unique(lab.y)) < 2:
-            raise UserError(f"task {title!r} finds fewer than two classes in dataset {dataset.title!r}; use another dataset or threshold")
+            raise UserError(f"task {title!r} finds fewer than two classes in dataset {part.label!r}; "
+                            "use another dataset or threshold")
         groups = np.asarray(grouping.group_keys([materials[i] for i in lab.index], config.run.split.group_by))
         s = config.run.split
         for seed in config.run.seeds:
             split = stratified_split(lab.y, seed, (s.train, s.valid, s.test), groups)
-            check_classes(split, lab.y, task.classes, f"task {title!r}, seed {seed}")
+            check_classes(split, lab.y, task.classes, f"task {title!r} on {part.label!r}, seed {seed}")
             splits[(title, seed)] = split
-    return Prepared(config, grid, materials, features, labels, splits)
+    return Prepared(part, grid, materials, features, labels, splits)
 
 
 def _skips(counter: Counter) -> str:
@@ -181,60 +192,52 @@ def _skips(counter: Counter) -> str:
     return f" [yellow]({total} skipped: {top}{more})[/]"
 
 
-def run(
-    config: Config,
-    registry: Registry,
-    console: Console,
-    only: list[str] | None = None,
-) -> int:
+def run(config: Config, registry: Registry, console: Console, only: list[str] | None = None) -> int:
     results_dir = config.results_dir()
     device = resolve_device(config.run.device)
     workers = 1 if device == "cuda" else config.run.workers
     console.rule(f"harness run {config.source}")
     console.print(f"device [bold]{device}[/] · {workers} worker(s) · seeds {config.run.seeds} · "
                   f"{config.run.trials} trials per study · results in {results_dir}")
-    prep = prepare(config, registry, console, only)
-    grid = prep.grid
-    if grid.skipped:
-        reasons = Counter(why for _, why in grid.skipped)
-        console.print(f"[yellow]{len(grid.skipped)} combinations skipped, kinds do not fit "
-                      f"(listed in skipped.txt): " + "; ".join(f"{why} ({n})" for why, n in reasons.items()))
-        results_dir.mkdir(parents=True, exist_ok=True)
-        (results_dir / "skipped.txt").write_text("".join(f"{cid}\t{why}\n" for cid, why in grid.skipped))
-
     store = ResultStore(results_dir)
     threads = max(1, _cores() // workers)
-    units, data, fingerprints = [], {}, set()
-    for combo in grid.combinations:
-        fp = fingerprint(config, {
-            "combination": combo.id,
-            "representation": combo.representation.params(),
-            "model": combo.model.params(),
-            "transforms": [t.title for t in combo.transforms],
-        })
-        fingerprints.add(fp)
-        for seed in config.run.seeds:
-            unit = Unit(combo, seed, fp, config.run.trials, config.run.timeout, device, threads,
-                        str(results_dir / "optuna.journal"), str(results_dir / "models"))
-            if store.done(unit.id, fp):
-                continue
-            key = f"{combo.task.title}|{combo.representation.title}|{seed}"
-            if key not in data:
-                lab = prep.labels[combo.task.title]
-                data[key] = UnitData(
-                    prep.features[combo.representation.title], lab.index, lab.y,
-                    [prep.materials[i].id for i in lab.index], prep.splits[(combo.task.title, seed)],
-                )
-            units.append(unit)
-    total = len(grid.combinations) * len(config.run.seeds)
-    console.print(f"{len(grid.combinations)} combinations x {len(config.run.seeds)} seeds = {total} studies; "
-                  f"{total - len(units)} already done, {len(units)} to run")
+    units: list[Unit] = []
+    data: dict[str, UnitData] = {}
+    fingerprints: set[str] = set()
+    skipped: list[tuple[str, str]] = []
+    total = 0
+    for part, grid in grids(config, registry, only):
+        prep = prepare(config, part, grid, registry, console)
+        skipped += [(f"{part.label}:{cid}", why) for cid, why in grid.skipped]
+        for combo in grid.combinations:
+            fp = fingerprint(config, part, {
+                "combination": combo.id,
+                "representation": combo.representation.params(),
+                "model": combo.model.params(),
+                "transforms": [t.title for t in combo.transforms],
+            })
+            fingerprints.add(fp)
+            for seed in config.run.seeds:
+                total += 1
+                unit = Unit(combo, seed, fp, config.run.trials, config.run.timeout, device, threads,
+                            str(results_dir / "optuna.journal"), str(results_dir / "models"), part.label)
+                if store.done(unit.id, fp):
+                    continue
+                if unit.data_key not in data:
+                    data[unit.data_key] = prep.unit_data(combo.task.title, combo.representation.title, seed)
+                units.append(unit)
+    if skipped:
+        reasons = Counter(why for _, why in skipped)
+        console.print(f"[yellow]{len(skipped)} combinations skipped, kinds do not fit "
+                      f"(listed in skipped.txt): " + "; ".join(f"{why} ({n})" for why, n in reasons.items()))
+        (results_dir / "skipped.txt").write_text("".join(f"{cid}\t{why}\n" for cid, why in skipped))
+    console.print(f"{total} studies ((combination, seed) pairs): {total - len(units)} already done, {len(units)} to run")
     failures = 0
     if units:
         executor = LocalExecutor(workers)
         with progress_bar(console) as bar:
             handle = bar.add_task("studies", total=len(units))
-            for result in executor.map(units, lambda u: f"{u.combination.task.title}|{u.combination.representation.title}|{u.seed}", data):
+            for result in executor.map(units, lambda u: u.data_key, data):
                 if isinstance(result, UnitResult):
                     store.add(result)
                     bar.console.print(f"  [green]done[/] {result.unit}: {result.metric} {result.value:.3f}")
@@ -248,7 +251,7 @@ def run(
     board = leaderboard.build(store.all(fingerprints))
     leaderboard.render(board, console)
     leaderboard.write(board, results_dir)
-    console.print(f"leaderboard written to {results_dir}/leaderboard.{{md,csv,json}}")
+    console.print(f"leaderboard written to {results_dir}/leaderboard.{{md,csv,json,png}}")
     if failures:
         console.print(f"[red]{failures} studies failed (see above); rerun to retry them")
         return 1

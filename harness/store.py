@@ -18,6 +18,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     unit TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
+    dataset TEXT,
     task TEXT, representation TEXT, perturbation TEXT, model TEXT,
     seed INTEGER,
     metric TEXT, value REAL,
@@ -38,6 +39,7 @@ CREATE TABLE IF NOT EXISTS results (
 class UnitResult:
     unit: str  # combination id + "#seed"
     fingerprint: str
+    dataset: str
     task: str
     representation: str
     perturbation: str

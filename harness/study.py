@@ -36,10 +36,17 @@ class Unit:
     threads: int
     storage: str  # Optuna journal file shared by all units of a results folder
     models_dir: str
+    dataset: str = ""  # the dataset's label in the config
 
     @property
     def id(self) -> str:
-        return f"{self.combination.id}#{self.seed}"
+        return f"{self.dataset}:{self.combination.id}#{self.seed}"
+
+    @property
+    def data_key(self) -> str:
+        """Units sharing this key see the same features, labels and split."""
+        c = self.combination
+        return f"{self.dataset}|{c.task.title}|{c.representation.title}|{self.seed}"
 
 
 @dataclass
@@ -145,6 +152,7 @@ def run_unit(unit: Unit, data: UnitData) -> UnitResult:
     return UnitResult(
         unit=unit.id,
         fingerprint=unit.fingerprint,
+        dataset=unit.dataset,
         task=task.title,
         representation=combo.representation.title,
         perturbation=combo.perturbation.title,

@@ -67,3 +67,20 @@ def test_unreadable_and_malformed_files(tmp_path):
     bad.write_text("tasks = [")
     with pytest.raises(UserError, match="invalid TOML"):
         config.load(bad)
+
+
+def test_several_datasets_each_with_their_own_tasks():
+    conf = config.parse({
+        **{k: v for k, v in BASE.items() if k not in ("dataset", "tasks")},
+        "datasets": [{"name": "toy", "label": "small", "size": 40, "tasks": ["toy_system"]},
+                     {"name": "toy", "label": "large", "size": 80, "tasks": "toy_system"}],
+    })
+    assert [(d.label, d.params, [t.name for t in d.tasks]) for d in conf.datasets] == [
+        ("small", {"size": 40}, ["toy_system"]), ("large", {"size": 80}, ["toy_system"])]
+
+
+def test_dataset_and_datasets_together_or_twice_the_same_label_are_errors():
+    with pytest.raises(UserError, match="either"):
+        config.parse({**BASE, "datasets": [{"name": "toy"}]})
+    with pytest.raises(UserError, match="distinct label"):
+        config.parse({**{k: v for k, v in BASE.items() if k != "dataset"}, "datasets": [{"name": "toy"}, {"name": "toy"}]})

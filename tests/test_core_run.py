@@ -133,4 +133,20 @@ def test_leaderboard_command_renders_every_format(tmp_path, capsys):
     assert main(["leaderboard", str(tmp_path / "out"), "--format", "markdown"]) == 0
     assert "| # | representation |" in capsys.readouterr().out
     assert main(["leaderboard", str(tmp_path / "out"), "--format", "csv"]) == 0
-    assert capsys.readouterr().out.startswith("task,representation,perturbation,model,metric,mean,std")
+    assert capsys.readouterr().out.startswith("dataset,task,representation,perturbation,model,metric,mean,std")
+
+
+def test_one_table_per_task_and_dataset_when_a_config_has_several(tmp_path, capsys):
+    cfg = tmp_path / "multi.toml"
+    cfg.write_text(
+        'plugins = ["toy_plugin"]\nrepresentations = ["ratios"]\nmodels = ["random_forest"]\n'
+        'perturbations = ["identity"]\n'
+        '[[datasets]]\nname = "toy"\nlabel = "small"\nsize = 60\ntasks = ["toy_system"]\n'
+        '[[datasets]]\nname = "toy"\nlabel = "large"\nsize = 100\ntasks = ["toy_system"]\n'
+        '[run]\ntrials = 1\nseeds = [0]\nworkers = 1\n'
+    )
+    assert main(["run", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "toy_system on large" in out and "toy_system on small" in out
+    rows = json.loads((tmp_path / "results" / "multi" / "leaderboard.json").read_text())
+    assert sorted((r["dataset"], r["n_test"]) for r in rows) == [("large", 15), ("small", 9)]
