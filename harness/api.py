@@ -122,6 +122,12 @@ class Dataset(Entry):
         """Return the materials; call `ctx.skip(id, reason)` for each one left out."""
         raise NotImplementedError
 
+    def fetch(self, ctx: LoadContext) -> str | None:
+        """Download into the cache ahead of a run (`harness fetch`); returns a summary line.
+
+        None: this dataset has nothing to download."""
+        return None
+
 
 # --------------------------------------------------------------------------- tasks
 

@@ -60,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--results", help="results folder of the run")
     e.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
+    fe = sub.add_parser("fetch", help="download a dataset into the cache ahead of a run (e.g. mp)")
+    fe.add_argument("dataset", help="dataset name, e.g. mp")
+    fe.add_argument("--fields", help="comma-separated fields to download")
+    fe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dataset parameter")
+    fe.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
+
     c = sub.add_parser("cache", help="inspect or clear the feature cache")
     c.add_argument("action", choices=["info", "clear"])
     return p
@@ -73,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     if not console.is_terminal:  # logs and pipes: wide enough for the leaderboard
         console = Console(width=max(console.width, 160))
+    _logging(console)
     try:
         return _dispatch(args, console)
     except UserError as exc:
@@ -81,6 +88,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted: finished studies are saved; run the same command again to resume")
         return 130
+
+
+def _logging(console: Console) -> None:
+    """Plugins report summaries (e.g. parser warnings) through `logging` at INFO."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=console, show_time=False, show_path=False)
+    for name in ("harness", "harness_plugins"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        if not logger.handlers:
+            logger.addHandler(handler)
 
 
 def _registry(args, config_plugins: Sequence[str] = ()):
@@ -103,6 +124,8 @@ def _dispatch(args, console: Console) -> int:
         return _cache(args, console)
     if args.command == "explain":
         return _explain(args, console)
+    if args.command == "fetch":
+        return _fetch(args, console)
     raise AssertionError(args.command)
 
 
@@ -141,6 +164,7 @@ def _run(args, console: Console) -> int:
 
 
 def _list(args, console: Console) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     registry = _registry(args)
@@ -159,7 +183,7 @@ def _list(args, console: Console) -> int:
                 extra = f" [{cls.kind}]"
             elif accepts is not None:
                 extra = f" [takes {'/'.join(sorted(accepts))}]"
-            table.add_row(name, (cls.description or "") + extra, params, entry.plugin)
+            table.add_row(name, escape((cls.description or "") + extra), escape(params), entry.plugin)
         console.print(table)
     return 0
 
@@ -274,6 +298,40 @@ def _featurize_config(args, console: Console) -> int:
                                   f"({len(materials) / max(dt, 1e-9):.0f} crystals/s)" + runner._skips(fs.skipped))
     console.print(f"total {time.perf_counter() - t0:.1f} s; cache {cache.root}")
     return 0
+
+
+def _fetch(args, console: Console) -> int:
+    from harness import runner
+    from harness.api import LoadContext
+    from harness.paths import cache_dir
+
+    params = _parse_sets(args.set)
+    if args.fields:
+        params["fields"] = [f.strip() for f in args.fields.split(",") if f.strip()]
+    dataset = _registry(args).create("dataset", args.dataset, params)
+    with runner.progress_bar(console) as bar:
+        handles: dict[str, int] = {}
+
+        def track(iterable, total=None, description=""):
+            if description not in handles:
+                handles[description] = bar.add_task(description or "fetching", total=total)
+            for item in iterable:
+                yield item
+                bar.advance(handles[description])
+
+        summary = dataset.fetch(LoadContext(cache_dir(), progress=track))
+    if summary is None:
+        raise UserError(f"dataset {args.dataset!r} has nothing to fetch (it reads local or embedded data)")
+    console.print(summary)
+    return 0
+
+
+def _explain(args, console: Console) -> int:
+    from harness.explain import explain
+
+    conf = _load_config(args.config, args)
+    registry = _registry(args, conf.plugins)
+    return explain(conf, registry, console, args.unit, args.seed, args.material, args.limit)
 
 
 def _cache(args, console: Console) -> int:

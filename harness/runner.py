@@ -100,7 +100,7 @@ def label(task: Task, materials: list[Material]) -> Labels:
 def fingerprint(config: Config, part: DatasetSpec, unit_parts: dict) -> str:
     blob = json.dumps(
         {
-            "dataset": {"name": part.name, **part.params},
+            "dataset": {"name": part.name, **{k: v for k, v in part.params.items() if k != "api_key"}},
             "split": config.run.split.model_dump(),
             "trials": config.run.trials,
             "timeout": config.run.timeout,

@@ -197,3 +197,17 @@ def test_documents_missing_from_a_chunk_are_counted_as_skipped(server, tmp_path)
     materials = ds.load(ctx)
     assert len(materials) == 9 and "mp-6" not in {m.id for m in materials}
     assert ctx.skipped == {"listed but not returned by the Materials Project": 1}
+
+
+def test_harness_fetch_mp_fills_the_cache_from_the_command_line(server, tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
+    args = ["fetch", "mp", "--set", f"endpoint={server.endpoint!r}".replace("'", '"'), "--set", "chunk_size=4"]
+    assert main(args) == 0
+    assert "10 materials in 3 chunks (3 downloaded now" in capsys.readouterr().out
+    assert main(args) == 0
+    assert "0 downloaded now, 3 already cached" in capsys.readouterr().out
+    monkeypatch.delenv("MP_API_KEY")
+    assert main(["fetch", "demo"]) == 2
+    assert "nothing to fetch" in capsys.readouterr().err

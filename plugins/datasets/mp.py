@@ -83,6 +83,10 @@ class MPDataset(Dataset):
     def _title_ignores(self) -> tuple[str, ...]:
         return ("api_key",)  # never show a key in a table or a log
 
+    def fetch(self, ctx: LoadContext) -> str:
+        """`harness fetch mp`: fill the cache ahead of a run."""
+        return str(fetch(self, ctx))
+
     def load(self, ctx: LoadContext) -> list[Material]:
         folder = cache_folder(self, ctx)
         packed_file = folder / "materials.pkl"
