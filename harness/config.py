@@ -100,6 +100,10 @@ class Config(Strict):
     perturbations: list[EntrySpec] = Field(default_factory=lambda: [EntrySpec(name="none")], min_length=1)
     models: list[EntrySpec] = Field(min_length=1)
     settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Globs over combination ids (task/representation/perturbation/model) that shape the
+    # grid: keep only those matching `only` (when given), drop those matching `exclude`.
+    only: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
     run: RunConfig = Field(default_factory=RunConfig)
     source: str = Field("", exclude=True)  # the file it came from, for messages and paths
 

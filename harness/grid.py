@@ -69,7 +69,7 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
             for pert in perts:
                 for model in models:
                     combo = Combination(task, rep, pert, model, tuple(t for t in transforms if rep.kind in t.accepts))
-                    if only and not any(fnmatch.fnmatchcase(combo.id, pattern) for pattern in only):
+                    if not _selected(combo.id, config, only):
                         continue
                     why = _misfit(rep, pert, model)
                     if why:
@@ -77,6 +77,13 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
                     else:
                         grid.combinations.append(combo)
     return grid
+
+
+def _selected(cid: str, config: Config, only: list[str] | None) -> bool:
+    def hit(patterns) -> bool:
+        return any(fnmatch.fnmatchcase(cid, p) for p in patterns)
+
+    return (not config.only or hit(config.only)) and (not only or hit(only)) and not hit(config.exclude)
 
 
 def _resolve_representation(registry: Registry, spec: EntrySpec, task: Task, src: str) -> Representation:

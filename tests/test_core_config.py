@@ -84,3 +84,13 @@ def test_dataset_and_datasets_together_or_twice_the_same_label_are_errors():
         config.parse({**BASE, "datasets": [{"name": "toy"}]})
     with pytest.raises(UserError, match="distinct label"):
         config.parse({**{k: v for k, v in BASE.items() if k != "dataset"}, "datasets": [{"name": "toy"}, {"name": "toy"}]})
+
+
+def test_only_and_exclude_in_the_config_shape_the_grid_and_cli_only_narrows_it():
+    conf = config.parse({**BASE, "perturbations": ["identity", "noise"], "models": ["random_forest", "xgboost"],
+                         "only": ["*/ratios/*"], "exclude": ["*/noise/xgboost"]})
+    reg = registry.load(["toy_plugin"])
+    ids = [c.id for c in expand(conf, reg).combinations]
+    assert ids == ["toy_system/ratios/identity/random_forest", "toy_system/ratios/identity/xgboost",
+                   "toy_system/ratios/noise/random_forest"]
+    assert [c.id for c in expand(conf, reg, only=["*/xgboost"]).combinations] == ["toy_system/ratios/identity/xgboost"]
