@@ -2,9 +2,10 @@
 
 from harness import hookimpl
 
+from .neural import AttentionPool, E3NN, PointNet
 from .trees import RandomForest, XGBoost
 
 
 @hookimpl
 def harness_models():
-    return [RandomForest, XGBoost]
+    return [RandomForest, XGBoost, PointNet, AttentionPool, E3NN]

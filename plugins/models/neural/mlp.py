@@ -70,9 +70,5 @@ def mlp_space(model: "Model", trial: "optuna.Trial") -> dict[str, Any]:
     }
 
 
-def feature_dim(widths: list[int]) -> int:
-    return widths[-1]
-
-
 def count_parameters(net: torch.nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())

@@ -1,0 +1,29 @@
+"""Critical points of a fitted `pointnet` (paper Sec. III D).
+
+The MAX pool picks, for each dimension of the global feature vector, the one point with
+the largest activation; a point that wins at least one dimension is a critical point:
+only those points shape the prediction."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch_geometric.data import Batch
+
+from .data import to_data
+from .pointnet import PointNet, PointNetNet
+
+
+@torch.no_grad()
+def critical_points(model: PointNet, x: np.ndarray) -> np.ndarray:
+    """For each point of one cloud `x` (n, d): how many global feature dimensions it wins
+    in the MAX pool (int array (n,), summing to the feature dimension)."""
+    net = model.network
+    if not isinstance(net, PointNetNet):
+        raise TypeError(f"critical points need a fitted pointnet, not {type(net).__name__}")
+    net.eval()
+    device = next(net.parameters()).device
+    batch = Batch.from_data_list(to_data([x], None, str(device)))
+    features = net.point_features(batch)  # (n, feature_dim)
+    winners = features.argmax(dim=0).cpu()
+    return torch.bincount(winners, minlength=features.shape[0]).numpy()
