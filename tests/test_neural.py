@@ -266,3 +266,26 @@ def test_search_space_is_overridable_and_fits(cls, mixed):
     if cls is not E3NN:
         net = model.network
         assert max(net.encoder.channel_list + net.head.channel_list[:-1]) <= 32
+
+
+def test_rotation_augmentation_turns_each_cloud_rigidly_and_reproducibly():
+    import torch
+    from torch_geometric.data import Batch
+
+    from harness_plugins.models.neural.data import random_rotations, rotate_batch, to_data
+
+    rng = np.random.default_rng(0)
+    clouds = [rng.normal(size=(k, 4)).astype(np.float32) for k in (3, 5)]
+    batch = Batch.from_data_list(to_data(clouds))
+    out = rotate_batch(batch.clone(), 0.785, torch.Generator().manual_seed(1))
+    again = rotate_batch(batch.clone(), 0.785, torch.Generator().manual_seed(1))
+    assert torch.equal(out.x, again.x)
+    for i, x in enumerate(clouds):
+        turned = out.x[out.batch == i].numpy()
+        gram = lambda p: p[:, :3] @ p[:, :3].T  # noqa: E731 - distances and angles within a cloud
+        np.testing.assert_allclose(gram(turned), gram(x), atol=1e-5)
+        np.testing.assert_array_equal(turned[:, 3], x[:, 3])  # intensities untouched
+    rot = random_rotations(100, 0.3, torch.Generator().manual_seed(2))
+    angles = torch.arccos(((rot.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1))
+    assert float(angles.max()) <= 0.3 + 1e-5
+    assert torch.allclose(torch.linalg.det(rot), torch.ones(100), atol=1e-5)

@@ -49,6 +49,9 @@ class TorchModel(Model):
     max_epochs: int = 30
     batch_size: int = 64
     patience: int = 8
+    # Training-time augmentation: each training cloud is turned by a fresh random rotation
+    # within +/- this angle (radians) every epoch; 0 = off. Validation and test are untouched.
+    augment_rotation: float = 0.0
 
     # ---- what a subclass provides
 
@@ -76,6 +79,7 @@ class TorchModel(Model):
                 net, train_data, valid_data, np.asarray(valid.y), optimizer, ctx,
                 max_epochs=self.max_epochs, patience=self.patience,
                 batch_size=self.batch_size, generator=generator,
+                augment_rotation=self.augment_rotation,
             )
         self._net = net
         self._arch = (params, in_dim, ctx.n_classes)

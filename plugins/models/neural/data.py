@@ -38,3 +38,26 @@ def batches(data: Sequence[Data], batch_size: int, generator: torch.Generator | 
     ends = starts[1:] + [n]
     for start, end in zip(starts, ends):
         yield Batch.from_data_list([data[i] for i in order[start:end]])
+
+
+def random_rotations(n: int, max_angle: float, generator: torch.Generator) -> torch.Tensor:
+    """n rotation matrices (n, 3, 3) about random axes by angles uniform in +/- max_angle."""
+    axis = torch.randn(n, 3, generator=generator)
+    axis = axis / axis.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * max_angle
+    k = torch.zeros(n, 3, 3)
+    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+    k = k - k.transpose(1, 2)
+    eye = torch.eye(3).expand(n, 3, 3)
+    s, c = angle.sin()[:, None, None], angle.cos()[:, None, None]
+    return eye + s * k + (1 - c) * (k @ k)
+
+
+def rotate_batch(batch: Batch, max_angle: float, generator: torch.Generator) -> Batch:
+    """Training-time augmentation: each cloud of the batch turned by its own fresh rotation
+    (columns 0-2 are x, y, z). Teaches orientation invariance to models that lack it."""
+    rot = random_rotations(batch.num_graphs, max_angle, generator).to(batch.x.device)
+    x = batch.x.clone()
+    x[:, :3] = torch.einsum("nij,nj->ni", rot[batch.batch], x[:, :3])
+    batch.x = x
+    return batch

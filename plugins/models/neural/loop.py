@@ -19,7 +19,7 @@ from torch_geometric.data import Data
 
 from harness.api import FitContext
 
-from .data import batches
+from .data import batches, rotate_batch
 
 EVAL_BATCH = 256
 
@@ -62,6 +62,7 @@ def train(
     patience: int,
     batch_size: int,
     generator: torch.Generator,
+    augment_rotation: float = 0.0,
 ) -> History:
     """Train `net` in place; on return it holds the weights of its best validation epoch."""
     history = History(stopped="max_epochs")
@@ -70,6 +71,8 @@ def train(
         net.train()
         diverged = False
         for batch in batches(train_data, batch_size, generator):
+            if augment_rotation > 0:
+                batch = rotate_batch(batch, augment_rotation, generator)
             optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(net(batch), batch.y)
             if not torch.isfinite(loss):
