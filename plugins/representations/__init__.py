@@ -1,8 +1,10 @@
-"""Built-in representations."""
+"""Built-in representations: diffraction point clouds and bar codes (see `diffraction`)."""
 
 from harness import hookimpl
+
+from .diffraction import Barcode, NdCloud, XrdCloud
 
 
 @hookimpl
 def harness_representations():
-    return []
+    return [XrdCloud, NdCloud, Barcode]

@@ -52,6 +52,9 @@ class TorchModel(Model):
     # Training-time augmentation: each training cloud is turned by a fresh random rotation
     # within +/- this angle (radians) every epoch; 0 = off. Validation and test are untouched.
     augment_rotation: float = 0.0
+    # Halve the learning rate after this many epochs without a better validation metric
+    # (0 = constant learning rate).
+    plateau_patience: int = 0
 
     # ---- what a subclass provides
 
@@ -80,6 +83,7 @@ class TorchModel(Model):
                 max_epochs=self.max_epochs, patience=self.patience,
                 batch_size=self.batch_size, generator=generator,
                 augment_rotation=self.augment_rotation,
+                plateau_patience=self.plateau_patience,
             )
         self._net = net
         self._arch = (params, in_dim, ctx.n_classes)

@@ -63,9 +63,17 @@ def train(
     batch_size: int,
     generator: torch.Generator,
     augment_rotation: float = 0.0,
+    plateau_patience: int = 0,
 ) -> History:
-    """Train `net` in place; on return it holds the weights of its best validation epoch."""
+    """Train `net` in place; on return it holds the weights of its best validation epoch.
+
+    With `plateau_patience` > 0 the learning rate halves after that many epochs without a
+    better validation metric."""
     history = History(stopped="max_epochs")
+    scheduler = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=plateau_patience)
+        if plateau_patience > 0 else None
+    )
     best_state = copy.deepcopy(net.state_dict())  # fallback if the first epoch diverges
     for epoch in range(max_epochs):
         net.train()
@@ -90,6 +98,8 @@ def train(
         score = float(ctx.score(y_valid, proba))
         history.scores.append(score)
         ctx.report(epoch, score)  # may raise optuna.TrialPruned: let it propagate
+        if scheduler is not None:
+            scheduler.step(score)
         if score > history.best_score:
             history.best_score, history.best_epoch = score, epoch
             best_state = copy.deepcopy(net.state_dict())
