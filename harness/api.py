@@ -247,6 +247,8 @@ class Model(Entry):
     accepts: ClassVar[frozenset[str]] = frozenset({VECTOR})
     # Search-space overrides from the TOML: {"n_estimators": [100, 200]}
     space: dict[str, list[Any]] = field(default_factory=dict)
+    # False: no search; one fit with the model's own defaults (e.g. the paper's settings).
+    tune: bool = True
 
     def search_space(self, trial: "optuna.Trial") -> dict[str, Any]:
         raise NotImplementedError

@@ -118,7 +118,13 @@ def run_unit(unit: Unit, data: UnitData) -> UnitResult:
 
     def objective(trial: optuna.Trial) -> float:
         model = copy.deepcopy(combo.model)
-        params = model.search_space(trial)
+        params = model.search_space(trial) if model.tune else {}
+        for earlier in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if earlier.params == trial.params and earlier.number != trial.number:
+                # A small or narrowed space repeats itself: same params, same seed, same
+                # model, so the earlier value stands and nothing is refitted.
+                trial.set_user_attr("repeat_of", earlier.number)
+                return float(earlier.value)
 
         def report(step: int, value: float) -> None:
             trial.report(value, step)
@@ -135,11 +141,11 @@ def run_unit(unit: Unit, data: UnitData) -> UnitResult:
         return value
 
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    remaining = max(0, unit.trials - len(finished))
+    remaining = max(0, (unit.trials if combo.model.tune else 1) - len(finished))
     if remaining:
         study.optimize(objective, n_trials=remaining, timeout=unit.timeout, catch=())
     trial = study.best_trial
-    if best.get("number") == trial.number:
+    if best.get("number") in (trial.number, trial.user_attrs.get("repeat_of")):
         model = best["model"]
     else:  # the best trial ran in an earlier, interrupted run: refit it (same seed, same model)
         model = copy.deepcopy(combo.model)

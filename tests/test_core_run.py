@@ -150,3 +150,27 @@ def test_one_table_per_task_and_dataset_when_a_config_has_several(tmp_path, caps
     assert "toy_system on large" in out and "toy_system on small" in out
     rows = json.loads((tmp_path / "results" / "multi" / "leaderboard.json").read_text())
     assert sorted((r["dataset"], r["n_test"]) for r in rows) == [("large", 15), ("small", 9)]
+
+
+def test_untuned_models_fit_once_and_repeated_params_are_not_refitted(tmp_path, monkeypatch):
+    from harness_plugins.models.trees import RandomForest
+
+    fits, real_fit = {"n": 0}, RandomForest.fit
+
+    def counting_fit(self, *args, **kwargs):
+        fits["n"] += 1
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(RandomForest, "fit", counting_fit)
+    cfg = _config(tmp_path, **{})
+    text = cfg.read_text().replace('models = ["random_forest", "xgboost"]', 'models = ["random_forest"]')
+    text += '[settings.random_forest]\ntune = false\n'
+    cfg.write_text(text.replace("trials = 2", "trials = 5"))
+    assert main(["run", str(cfg), "--only", "*/identity/*"]) == 0
+    assert fits["n"] == 2  # one fit per seed, not five
+
+    fits["n"] = 0
+    narrow = cfg.read_text().replace("tune = false", 'space = { n_estimators = [50], criterion = ["gini"], max_depth = [6], max_features = ["sqrt"] }')
+    cfg.write_text(narrow)
+    assert main(["run", str(cfg), "--only", "*/identity/*"]) == 0
+    assert fits["n"] == 2  # five trials per seed, all but the first repeat it
