@@ -1,7 +1,7 @@
 """Featurisation speed and memory of the diffraction representations on real crystals.
 
 Measures, in one run on the same crystals: CIF parsing (context), standardisation
-(pymatgen reference vs the fast path with spglib or moyopy), structure factors (the
+(pymatgen reference vs the fast path), structure factors (the
 per-reflection reference loop vs the batched kernel), `featurize_many` throughput on one
 process and on a pool like the core's, agreement of the fast path with the reference, and
 peak RSS. See perf/README.md.
@@ -102,13 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cell", default="primitive", choices=["primitive", "conventional"])
     ap.add_argument("--chunk", type=int, default=256, help="structures per featurize_many call")
     ap.add_argument("--workers", type=int, default=2, help="processes for the pool run (0 = skip)")
-    ap.add_argument(
-        "--symmetry", default="both", choices=["both", "spglib", "moyopy"], help="backends for the throughput rows"
-    )
+
     args = ap.parse_args(argv)
-    warnings.filterwarnings("ignore")  # moyopy and pymatgen chatter; the table is the output
+    warnings.filterwarnings("ignore")  # pymatgen CIF chatter; the table is the output
     console = Console(width=160)
-    backends = ("spglib", "moyopy") if args.symmetry == "both" else (args.symmetry,)
     if not args.data.is_file():
         console.print(f"[red]data not found: {args.data}[/red] (pass --data)")
         return 2
@@ -125,16 +122,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # -- standardisation -----------------------------------------------------------
     _, t_std_ref = timed(lambda: [cells.reference_standard_structure(s, args.cell, 0.1) for s in ref_set])
-    _, t_std_spg = timed(lambda: [cells.fast_standard_cell(s, args.cell, 0.1, "spglib") for s in ref_set])
-    _, t_std_moyo = timed(lambda: [cells.fast_standard_cell(s, args.cell, 0.1, "moyopy") for s in ref_set])
+    _, t_std_spg = timed(lambda: [cells.fast_standard_cell(s, args.cell, 0.1) for s in ref_set])
     table.add_row("standardise", "reference (SpacegroupAnalyzer)", f"{t_std_ref / n_ref * 1e3:.2f} ms/crystal", "")
     table.add_row(
-        "standardise", "fast, spglib (default)", f"{t_std_spg / n_ref * 1e3:.2f} ms/crystal",
+        "standardise", "fast (one spglib search + arrays)", f"{t_std_spg / n_ref * 1e3:.2f} ms/crystal",
         f"{t_std_ref / t_std_spg:.1f}x faster than reference",
-    )
-    table.add_row(
-        "standardise", "fast, moyopy (option)", f"{t_std_moyo / n_ref * 1e3:.2f} ms/crystal",
-        f"{t_std_ref / t_std_moyo:.1f}x faster than reference",
     )
 
     # -- structure factors on the same standard cells ------------------------------
@@ -154,41 +146,35 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # -- agreement with the reference ----------------------------------------------
-    for symmetry in ("spglib", "moyopy"):
-        rep = XrdCloud(n=args.n, cell=args.cell, symmetry=symmetry)
-        fast = rep.patterns(ref_set)
-        worst, off = 0.0, 0
-        for s, p in zip(ref_set, fast):
-            ref = rep.reference_pattern(s)
-            err = float(np.abs(p.intensity - ref.intensity).max() / ref.intensity.max())
-            worst = max(worst, err)
-            off += err > 1e-6
-        table.add_row(
-            "agreement", f"fast ({symmetry}) vs reference", f"{n_ref - off}/{n_ref} within 1e-6",
-            f"worst deviation {worst:.1e} of the crystal's strongest intensity",
-        )
+    rep = XrdCloud(n=args.n, cell=args.cell)
+    worst, off = 0.0, 0
+    for s, p in zip(ref_set, rep.patterns(ref_set)):
+        ref = rep.reference_pattern(s)
+        err = float(np.abs(p.intensity - ref.intensity).max() / ref.intensity.max())
+        worst = max(worst, err)
+        off += err > 1e-6
+    table.add_row(
+        "agreement", "fast path vs reference", f"{n_ref - off}/{n_ref} within 1e-6",
+        f"worst deviation {worst:.1e} of the crystal's strongest intensity",
+    )
 
     # -- throughput ------------------------------------------------------------------
-    for symmetry in backends:
-        rep = XrdCloud(n=args.n, cell=args.cell, symmetry=symmetry)
-        results, t_one = timed(lambda: [x for c in chunks(structures, args.chunk) for x in rep.featurize_many(c)])
-        skipped = sum(isinstance(x, Skip) for x in results)
-        rate = n_all / t_one
-        table.add_row(
-            "featurize_many", f"1 process, symmetry={symmetry}", f"{rate:.0f} crystals/s",
-            f"{skipped} skipped; {FULL_SIZE:,} on 2 cores ~ {FULL_SIZE / rate / 2:.0f} s (ideal scaling)",
-        )
-        del results
+    results, t_one = timed(lambda: [x for c in chunks(structures, args.chunk) for x in rep.featurize_many(c)])
+    skipped = sum(isinstance(x, Skip) for x in results)
+    rate = n_all / t_one
+    table.add_row(
+        "featurize_many", "1 process", f"{rate:.0f} crystals/s",
+        f"{skipped} skipped; {FULL_SIZE:,} on 2 cores ~ {FULL_SIZE / rate / 2:.0f} s (ideal scaling)",
+    )
+    del results
     if args.workers:
-        for symmetry in backends:
-            rep = XrdCloud(n=args.n, cell=args.cell, symmetry=symmetry)
-            out, t_pool = pool_featurize(rep, structures, args.chunk, args.workers)
-            rate = len(out) / t_pool
-            table.add_row(
-                "featurize_many", f"pool of {args.workers}, symmetry={symmetry}", f"{rate:.0f} crystals/s",
-                f"{n_all} in {t_pool:.1f} s; {FULL_SIZE:,} ~ {FULL_SIZE / rate:.0f} s (structures pickled to workers)",
-            )
-            del out
+        out, t_pool = pool_featurize(rep, structures, args.chunk, args.workers)
+        rate = len(out) / t_pool
+        table.add_row(
+            "featurize_many", f"pool of {args.workers}", f"{rate:.0f} crystals/s",
+            f"{n_all} in {t_pool:.1f} s; {FULL_SIZE:,} ~ {FULL_SIZE / rate:.0f} s (structures pickled to workers)",
+        )
+        del out
     rss_self, rss_children = peak_rss_mb()
     table.add_row("memory", "peak RSS", f"{rss_self:.0f} MB main", f"{rss_children:.0f} MB largest worker")
     console.print(table)

@@ -67,12 +67,6 @@ def test_fast_cell_is_the_reference_cell():
             assert len(fast.frac) == len(ref.frac), (name, choice)
 
 
-@pytest.mark.parametrize("name", ["NaCl", "Cu", "Fe", "Mg", "CsCl", "Si"])
-def test_moyopy_option_agrees_where_the_standard_setting_is_unique(name):
-    rep = XrdCloud(n=125, symmetry="moyopy")
-    assert_same(rep, [STRUCTURES[name]()], [name])
-
-
 def _real_structures(count: int, stride: int) -> tuple[list[Structure], list[str]]:
     import csv
 

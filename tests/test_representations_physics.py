@@ -263,8 +263,6 @@ def test_invalid_parameters_name_the_valid_choices(cls):
         cls(cell="reduced")
     with pytest.raises(ValueError):
         cls(wavelength=0)
-    with pytest.raises(ValueError):
-        cls(symmetry="pymatgen")
     if cls is Barcode:
         with pytest.raises(ValueError, match="xray"):
             cls(radiation="electron")

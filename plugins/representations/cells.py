@@ -4,7 +4,7 @@ The convention is pymatgen's `SpacegroupAnalyzer(structure, symprec).
 get_primitive_standard_structure()` / `get_conventional_standard_structure()`
 (Setyawan & Curtarolo 2010 on top of spglib's refined cell), as deepKNet used. The
 reference calls pymatgen (two spglib searches and many Python objects a crystal); the
-fast path runs one search (spglib, or optionally moyopy) and replays pymatgen's
+fast path runs one spglib search and replays pymatgen's
 post-processing on plain arrays. Only the lattice parameters of the refined cell and
 positions up to an origin shift reach the output. The rare branches whose output depends
 on the refined cell's Cartesian orientation fall back to the reference.
@@ -13,7 +13,6 @@ on the refined cell's Cartesian orientation fall back to the reference.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -86,32 +85,24 @@ class NeedsReference(Exception):
     """A branch of pymatgen's convention that depends on Cartesian orientation."""
 
 
-Backend = Literal["spglib", "moyopy"]
+def fast_standard_cell(structure: "Structure", cell: CellChoice, symprec: float) -> Cell:
+    """The standard cell of `reference_standard_cell`, identical to it, without pymatgen's
+    objects: one spglib search (pymatgen runs two) and the convention on arrays.
 
-
-def fast_standard_cell(structure: "Structure", cell: CellChoice, symprec: float, backend: Backend = "spglib") -> Cell:
-    """The standard cell of `reference_standard_cell` without pymatgen's objects.
-
-    backend "spglib": one spglib search (pymatgen runs two) and the convention on arrays;
-    identical to the reference. backend "moyopy": ~10x faster symmetry search, but where
-    several settings are equally standard (merohedral Laue classes, monoclinic cell
-    choices) or the tolerance is borderline it may pick another one than spglib does,
-    and its refined positions differ from spglib's in the last digits."""
+    moyopy (10x faster search) was tried and dropped: it picks another, equally standard
+    setting for ~3 % of Materials Project crystals (merohedral Laue classes, monoclinic cell
+    choices), and moyopy 0.21 aborts the process on an out-of-memory error for at least one
+    (a skewed NbS2 cell, symprec 0.1)."""
     raw = cell_from_structure(structure)
     try:
-        lattice, frac, types = _standardize(raw, cell, symprec, backend)
+        lattice, frac, types = _standardize(raw, cell, symprec)
     except NeedsReference:
         return reference_standard_cell(structure, cell, symprec)
     return Cell(lattice, frac, types, raw.species)
 
 
-def _standardize(
-    raw: Cell, cell: CellChoice, symprec: float, backend: Backend
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if backend == "moyopy":
-        number, symbol, lattice, frac, types = _refined_moyopy(raw, symprec)
-    else:
-        number, symbol, lattice, frac, types = _refined_spglib(raw, symprec)
+def _standardize(raw: Cell, cell: CellChoice, symprec: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    number, symbol, lattice, frac, types = _refined_spglib(raw, symprec)
     lattice, frac = _conventional(lattice, frac, number, symbol)
     if cell == "primitive":
         lattice, frac, types = _primitive(lattice, frac, types, symbol, number)
@@ -130,38 +121,6 @@ def _refined_spglib(raw: Cell, symprec: float) -> tuple[int, str, np.ndarray, np
         raise ValueError(f"spglib found no symmetry at symprec {symprec}")
     frac = np.asarray(ds.std_positions, dtype=float).reshape(-1, 3)
     return ds.number, ds.international, np.asarray(ds.std_lattice, dtype=float), frac, np.asarray(ds.std_types) - 1
-
-
-def _refined_moyopy(raw: Cell, symprec: float) -> tuple[int, str, np.ndarray, np.ndarray, np.ndarray]:
-    import moyopy
-
-    moyo_cell = moyopy.Cell(raw.lattice.tolist(), raw.frac.tolist(), (raw.types + 1).tolist())
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # notes on operations it leaves out of `operations`, unused here
-            ds = moyopy.MoyoDataset(
-                moyo_cell,
-                symprec=symprec,
-                angle_tolerance=math.radians(ANGLE_TOLERANCE_DEG),
-                setting=moyopy.Setting.spglib(),  # spglib's (smallest) Hall number, as pymatgen gets
-            )
-    except Exception as exc:  # moyopy raises where its tolerance search does not converge
-        raise NeedsReference(str(exc)) from None
-    std = ds.std_cell
-    frac = np.array(std.positions, dtype=float).reshape(-1, 3)
-    types = np.array(std.numbers, dtype=np.int64) - 1
-    return ds.number, _hm_symbol(ds.hall_number), np.array(std.basis, dtype=float), frac, types
-
-
-_HM_CACHE: dict[int, str] = {}
-
-
-def _hm_symbol(hall_number: int) -> str:
-    if hall_number not in _HM_CACHE:
-        import moyopy
-
-        _HM_CACHE[hall_number] = moyopy.HallSymbolEntry(hall_number).hm_short
-    return _HM_CACHE[hall_number]
 
 
 def _lattice_type(number: int, symbol: str) -> str:

@@ -45,9 +45,6 @@ class _Diffraction(Representation):
     limiting_sphere: bool = True
     wavelength: float = 1.5418
     symprec: float = 0.1
-    # "spglib": identical to pymatgen's standard cell; "moyopy": ~10x faster symmetry search
-    # that picks another equally standard setting for a few per cent of crystals.
-    symmetry: Literal["spglib", "moyopy"] = "spglib"
 
     def __post_init__(self) -> None:
         if self.n not in _sc.VALID_N:
@@ -58,8 +55,6 @@ class _Diffraction(Representation):
             raise ValueError(f"wavelength must be positive (angstrom); got {self.wavelength!r}")
         if not self.symprec > 0:
             raise ValueError(f"symprec must be positive (angstrom); got {self.symprec!r}")
-        if self.symmetry not in ("spglib", "moyopy"):
-            raise ValueError(f"symmetry must be 'spglib' or 'moyopy'; got {self.symmetry!r}")
         if self._radiation() not in ("xray", "neutron"):
             raise ValueError(f"radiation must be 'xray' or 'neutron'; got {self._radiation()!r}")
 
@@ -77,7 +72,7 @@ class _Diffraction(Representation):
         good: list[tuple[int, _cells.Cell]] = []
         for i, structure in enumerate(structures):
             try:
-                cell = _cells.fast_standard_cell(structure, self.cell, self.symprec, self.symmetry)
+                cell = _cells.fast_standard_cell(structure, self.cell, self.symprec)
                 _sc.check_species(cell, self._radiation())
                 good.append((i, cell))
             except Skip as exc:
