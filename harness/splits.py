@@ -35,12 +35,17 @@ def stratified_split(
     else:
         from sklearn.model_selection import StratifiedGroupKFold
 
+        n_groups = len(np.unique(groups))
+        if n_groups < 3:
+            raise UserError(f"only {n_groups} groups of related materials: too few for a train/valid/test "
+                            "split; use group_by = \"none\" or more data")
+        folds = min(N_FOLDS, n_groups)
         fold = np.empty(n, dtype=int)
-        cv = StratifiedGroupKFold(n_splits=N_FOLDS, shuffle=True, random_state=seed)
+        cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         for k, (_, members) in enumerate(cv.split(np.zeros(n), y, groups)):
             fold[members] = k
-        n_test = max(1, round(test_frac * N_FOLDS))
-        n_valid = max(1, round(valid_frac * N_FOLDS))
+        n_test = max(1, round(test_frac * folds))
+        n_valid = max(1, round(valid_frac * folds))
         test = np.flatnonzero(fold < n_test)
         valid = np.flatnonzero((fold >= n_test) & (fold < n_test + n_valid))
         train = np.flatnonzero(fold >= n_test + n_valid)
