@@ -75,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Idle OpenMP threads must sleep, not spin: with two studies sharing two cores,
     # spinning made XGBoost 40x slower here.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # spglib's C core prints harmless tolerance-search notes to stderr; they would bury
+    # the progress bars.
+    os.environ.setdefault("SPGLIB_WARNING", "OFF")
     args = _parser().parse_args(argv)
     console = Console()
     if not console.is_terminal:  # logs and pipes: wide enough for the leaderboard
