@@ -82,3 +82,24 @@ def _real_structures(count: int, stride: int) -> tuple[list[Structure], list[str
 def test_fast_path_matches_reference_on_real_crystals(rep):
     structures, ids = _real_structures(count=30, stride=7)
     assert_same(rep, structures, ids)
+
+
+def test_standard_cells_are_cached_so_a_second_parameter_skips_the_symmetry_search(monkeypatch):
+    from pymatgen.core import Lattice, Structure
+
+    from harness_plugins.representations import cells
+    from harness_plugins.representations.diffraction import NdCloud, XrdCloud
+
+    structures = [Structure(Lattice.cubic(a), ["Cu"], [[0, 0, 0]]) for a in (3.1, 3.2, 3.3)]
+    structures.append(Structure(Lattice.cubic(3.0), ["Es"], [[0, 0, 0]]))  # no X-ray form factor
+    first = XrdCloud(n=27).featurize_many(structures)
+    calls, real = [], cells.fast_standard_cell
+    monkeypatch.setattr(cells, "fast_standard_cell", lambda *a: calls.append(a) or real(*a))
+    again = XrdCloud(n=125).featurize_many(structures)  # another n: cells come from the cache
+    assert calls == []
+    assert [type(x) for x in again] == [type(x) for x in first]
+    np.testing.assert_array_equal(again[0][np.all(XrdCloud(n=125).point_labels() == 0, axis=1)],
+                                  first[0][np.all(XrdCloud(n=27).point_labels() == 0, axis=1)])
+    assert not isinstance(NdCloud(n=27).featurize_many(structures)[0], Exception)
+    XrdCloud(n=27, cell="conventional").featurize_many(structures[:1])  # another cell is a miss
+    assert len(calls) == 1

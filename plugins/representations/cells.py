@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
+
+from harness import Skip
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymatgen.core import Structure
@@ -99,6 +101,53 @@ def fast_standard_cell(structure: "Structure", cell: CellChoice, symprec: float)
     except NeedsReference:
         return reference_standard_cell(structure, cell, symprec)
     return Cell(lattice, frac, types, raw.species)
+
+
+CELL_CACHE_VERSION = "1"  # bump when the standard cells change
+
+
+def standard_cells(structures: Sequence["Structure"], cell: CellChoice, symprec: float) -> list[Cell | Skip]:
+    """The fast standard cell of each structure; a `Skip` where one cannot be had."""
+    out: list[Cell | Skip] = []
+    for structure in structures:
+        try:
+            out.append(fast_standard_cell(structure, cell, symprec))
+        except Skip as exc:
+            out.append(exc)
+        except Exception as exc:  # a structure that cannot be standardised
+            out.append(Skip(f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def cached_standard_cells(structures: Sequence["Structure"], cell: CellChoice, symprec: float) -> list[Cell | Skip]:
+    """`standard_cells`, kept on disk per chunk of structures (keyed by their content).
+
+    The symmetry search is ~95 % of a featurisation: a second representation or parameter
+    (n, radiation, wavelength, ...) on the same crystals then costs only the kernel."""
+    import hashlib
+    import os
+    import pickle
+
+    from harness.features import structure_hash
+    from harness.paths import cache_dir
+
+    key = hashlib.blake2b(f"{cell}|{symprec!r}|{CELL_CACHE_VERSION}".encode(), digest_size=16)
+    for structure in structures:
+        key.update(structure_hash(structure))
+    path = cache_dir() / "cells" / f"{key.hexdigest()}.pkl"
+    try:
+        with open(path, "rb") as f:
+            cached = pickle.load(f)
+        return [Skip(c) if isinstance(c, str) else c for c in cached]
+    except (OSError, EOFError, pickle.UnpicklingError):
+        pass
+    cells = standard_cells(structures, cell, symprec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        pickle.dump([str(c) if isinstance(c, Skip) else c for c in cells], f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+    return cells
 
 
 def _standardize(raw: Cell, cell: CellChoice, symprec: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

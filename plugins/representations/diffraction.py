@@ -70,15 +70,14 @@ class _Diffraction(Representation):
         """Raw (g, I) of each structure by the fast path; a `Skip` where one fails."""
         out: list[_sc.Pattern | Skip | None] = [None] * len(structures)
         good: list[tuple[int, _cells.Cell]] = []
-        for i, structure in enumerate(structures):
+        for i, cell in enumerate(_cells.cached_standard_cells(structures, self.cell, self.symprec)):
             try:
-                cell = _cells.fast_standard_cell(structure, self.cell, self.symprec)
+                if isinstance(cell, Skip):
+                    raise cell
                 _sc.check_species(cell, self._radiation())
                 good.append((i, cell))
             except Skip as exc:
                 out[i] = exc
-            except Exception as exc:  # a structure that cannot be standardised
-                out[i] = Skip(f"{type(exc).__name__}: {exc}")
         patterns = _sc.batch_patterns(
             [c for _, c in good], self.point_labels(), self._radiation(), self.wavelength, self.limiting_sphere
         )
