@@ -43,8 +43,8 @@ class FeatureSet:
 def structure_hash(structure) -> bytes:
     """Content hash of a structure: lattice, fractional coordinates, species and occupancies."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(np.round(np.asarray(structure.lattice.matrix, dtype=np.float64), 8).tobytes())
-    h.update(np.round(np.asarray(structure.frac_coords, dtype=np.float64), 8).tobytes())
+    h.update(np.ascontiguousarray(structure.lattice.matrix, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(structure.frac_coords, dtype=np.float64).tobytes())
     h.update(
         "|".join(
             ",".join(f"{sp}:{occ:.6g}" for sp, occ in site.species.items()) for site in structure
