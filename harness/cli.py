@@ -115,21 +115,11 @@ def _registry(args, config_plugins: Sequence[str] = ()):
 
 
 def _dispatch(args, console: Console) -> int:
-    if args.command == "run":
-        return _run(args, console)
-    if args.command == "list":
-        return _list(args, console)
-    if args.command == "leaderboard":
-        return _leaderboard(args, console)
-    if args.command == "featurize":
-        return _featurize(args, console)
-    if args.command == "cache":
-        return _cache(args, console)
-    if args.command == "explain":
-        return _explain(args, console)
-    if args.command == "fetch":
-        return _fetch(args, console)
-    raise AssertionError(args.command)
+    commands = {
+        "run": _run, "list": _list, "leaderboard": _leaderboard, "featurize": _featurize,
+        "cache": _cache, "explain": _explain, "fetch": _fetch,
+    }
+    return commands[args.command](args, console)
 
 
 def _load_config(path: str, args):
@@ -313,16 +303,7 @@ def _fetch(args, console: Console) -> int:
         params["fields"] = [f.strip() for f in args.fields.split(",") if f.strip()]
     dataset = _registry(args).create("dataset", args.dataset, params)
     with runner.progress_bar(console) as bar:
-        handles: dict[str, int] = {}
-
-        def track(iterable, total=None, description=""):
-            if description not in handles:
-                handles[description] = bar.add_task(description or "fetching", total=total)
-            for item in iterable:
-                yield item
-                bar.advance(handles[description])
-
-        summary = dataset.fetch(LoadContext(cache_dir(), progress=track))
+        summary = dataset.fetch(LoadContext(cache_dir(), progress=runner.tracker(bar, f"fetching {args.dataset}")))
     if summary is None:
         raise UserError(f"dataset {args.dataset!r} has nothing to fetch (it reads local or embedded data)")
     console.print(summary)

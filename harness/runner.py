@@ -55,19 +55,24 @@ def resolve_device(device: str) -> str:
         return "cpu"
 
 
+def tracker(bar: Progress, default: str):
+    """The `progress` callable a `LoadContext` lends to datasets: one bar per description."""
+    handles: dict[str, int] = {}
+
+    def track(iterable, total=None, description=""):
+        name = description or default
+        if name not in handles:
+            handles[name] = bar.add_task(name, total=total)
+        for item in iterable:
+            yield item
+            bar.advance(handles[name])
+
+    return track
+
+
 def load_dataset(dataset: Dataset, console: Console) -> tuple[list[Material], Counter]:
     with progress_bar(console) as bar:
-        handles: dict[str, int] = {}
-
-        def track(iterable, total=None, description=""):
-            name = description or f"loading {dataset.title}"
-            if name not in handles:
-                handles[name] = bar.add_task(name, total=total)
-            for item in iterable:
-                yield item
-                bar.advance(handles[name])
-
-        ctx = LoadContext(cache_dir(), progress=track)
+        ctx = LoadContext(cache_dir(), progress=tracker(bar, f"loading {dataset.title}"))
         materials = list(dataset.load(ctx))
     ids = Counter(m.id for m in materials)
     dupes = [i for i, c in ids.items() if c > 1]

@@ -10,10 +10,12 @@ import numpy as np
 from harness import VECTOR, FitContext, Model, Samples
 
 
-def _full_proba(model: Any, proba: np.ndarray, n_classes: int) -> np.ndarray:
-    """Columns for every class, also those absent from the training split."""
+def _full_proba(classes: np.ndarray, proba: np.ndarray, n_classes: int) -> np.ndarray:
+    """Columns for every class of the task, also those absent from the training split."""
+    if proba.ndim == 1:
+        proba = np.stack([1 - proba, proba], axis=1)
     out = np.zeros((proba.shape[0], n_classes))
-    out[:, np.asarray(model.classes_, dtype=int)] = proba
+    out[:, np.asarray(classes, dtype=int)] = proba
     return out
 
 
@@ -41,7 +43,7 @@ class RandomForest(Model):
 
     def predict_proba(self, X) -> np.ndarray:
         proba = self.estimator_.predict_proba(np.asarray(X))
-        return _full_proba(self.estimator_, proba, self.n_classes_)
+        return _full_proba(self.estimator_.classes_, proba, self.n_classes_)
 
 
 @dataclass
@@ -80,9 +82,4 @@ class XGBoost(Model):
         return self
 
     def predict_proba(self, X) -> np.ndarray:
-        proba = self.estimator_.predict_proba(np.asarray(X))
-        if proba.ndim == 1:
-            proba = np.stack([1 - proba, proba], axis=1)
-        out = np.zeros((proba.shape[0], self.n_classes_))
-        out[:, self.classes_] = proba
-        return out
+        return _full_proba(self.classes_, self.estimator_.predict_proba(np.asarray(X)), self.n_classes_)
