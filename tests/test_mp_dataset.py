@@ -7,7 +7,7 @@ import socket
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from fakemp import SUMMARY, FakeMP, summary_doc
+from fakemp import FakeMP, summary_doc
 from harness.api import LoadContext
 from harness.errors import UserError
 from harness_plugins.datasets import mp
