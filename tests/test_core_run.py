@@ -174,3 +174,19 @@ def test_untuned_models_fit_once_and_repeated_params_are_not_refitted(tmp_path, 
     cfg.write_text(narrow)
     assert main(["run", str(cfg), "--only", "*/identity/*"]) == 0
     assert fits["n"] == 2  # five trials per seed, all but the first repeat it
+
+
+def test_explain_shows_the_critical_points_of_a_trained_pointnet(tmp_path, capsys):
+    cfg = tmp_path / "pn.toml"
+    cfg.write_text(
+        'plugins = ["toy_plugin"]\ntasks = ["toy_system"]\nrepresentations = ["corners"]\n'
+        'perturbations = ["identity"]\nmodels = ["pointnet", "random_forest"]\n'
+        '[dataset]\nname = "toy"\n[settings.pointnet]\ntune = false\nmax_epochs = 2\n'
+        '[run]\ntrials = 1\nseeds = [0]\nworkers = 1\n'
+    )
+    assert main(["run", str(cfg)]) == 0
+    capsys.readouterr()
+    assert main(["explain", str(cfg), "toy_system/corners/identity/pointnet", "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "critical points" in out and out.count("toy-") == 2
+    assert main(["explain", str(cfg), "nothing/*"]) == 2
