@@ -266,30 +266,15 @@ def _featurize_config(args, console: Console) -> int:
     import time
 
     from harness import runner
-    from harness.features import FeatureCache, featurize, structure_hash
     from harness.paths import cache_dir
 
     conf = _load_config(args.config, args)
     registry = _registry(args, conf.plugins)
-    cache = FeatureCache(cache_dir())
     t0 = time.perf_counter()
     for part, grid in runner.grids(conf, registry, args.only):
-        dataset = registry.create("dataset", part.name, part.params, where=f"{conf.source}: ")
-        t1 = time.perf_counter()
-        materials, skipped = runner.load_dataset(dataset, console)
-        console.print(f"dataset {part.label} = {dataset.title}: {len(materials)} materials in "
-                      f"{time.perf_counter() - t1:.1f} s" + runner._skips(skipped))
-        hashes = [structure_hash(m.structure) for m in materials]
-        with runner.progress_bar(console) as bar:
-            for rep in grid.representations():
-                t1 = time.perf_counter()
-                handle = bar.add_task(f"featurising {rep.title}", total=len(materials))
-                fs = featurize(materials, rep, cache, workers=conf.run.workers, hashes=hashes,
-                               progress=lambda d, t, h=handle: bar.update(h, completed=d))
-                dt = time.perf_counter() - t1
-                bar.console.print(f"{rep.title}: {fs.n_ok} featurised in {dt:.1f} s "
-                                  f"({len(materials) / max(dt, 1e-9):.0f} crystals/s)" + runner._skips(fs.skipped))
-    console.print(f"total {time.perf_counter() - t0:.1f} s; cache {cache.root}")
+        materials, hashes = runner.load_part(conf, part, registry, console)
+        runner.featurize_grid(conf, grid, materials, hashes, console)
+    console.print(f"total {time.perf_counter() - t0:.1f} s; cache {cache_dir() / 'features'}")
     return 0
 
 

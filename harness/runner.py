@@ -145,28 +145,42 @@ def grids(config: Config, registry: Registry, only: list[str] | None = None) -> 
     return [(p, g) for p, g in out if g.combinations]
 
 
-def prepare(config: Config, part: DatasetSpec, grid: Grid, registry: Registry, console: Console) -> Prepared:
+def load_part(config: Config, part: DatasetSpec, registry: Registry, console: Console) -> tuple[list[Material], list[bytes]]:
+    """One dataset of the config, loaded, with the content hash of each structure."""
     dataset = registry.create("dataset", part.name, part.params, where=f"{config.source}: ")
+    t0 = time.perf_counter()
     materials, load_skips = load_dataset(dataset, console)
-    console.print(f"dataset [bold]{part.label}[/] = {dataset.title}: {len(materials)} materials" + _skips(load_skips))
+    console.print(f"dataset [bold]{part.label}[/] = {dataset.title}: {len(materials)} materials "
+                  f"in {time.perf_counter() - t0:.1f} s" + _skips(load_skips))
     if not materials:
         raise UserError(f"dataset {dataset.title!r} yielded no materials; check its path and parameters")
+    return materials, [structure_hash(m.structure) for m in materials]
 
-    hashes = [structure_hash(m.structure) for m in materials]
+
+def featurize_grid(config: Config, grid: Grid, materials: list[Material], hashes: list[bytes],
+                   console: Console) -> dict[str, FeatureSet]:
+    """Every representation of the grid, from the cache or computed, with progress and speed."""
     features: dict[str, FeatureSet] = {}
     cache = FeatureCache(cache_dir())
-    t0 = time.perf_counter()
     with progress_bar(console) as bar:
         for rep in grid.representations():
+            t0 = time.perf_counter()
             handle = bar.add_task(f"featurising {rep.title}", total=len(materials))
-            features[rep.title] = featurize(
+            fs = features[rep.title] = featurize(
                 materials, rep, cache, workers=config.run.workers,
                 progress=lambda done, total, h=handle: bar.update(h, completed=done), hashes=hashes,
             )
-    for title, fs in features.items():
-        if fs.skipped:
-            console.print(f"  {title}: {fs.n_ok} featurised" + _skips(fs.skipped))
-    console.print(f"features ready in {time.perf_counter() - t0:.1f} s (cache: {cache.root})")
+            dt = time.perf_counter() - t0
+            bar.console.print(f"  {rep.title}: {fs.n_ok} featurised in {dt:.1f} s "
+                              f"({len(materials) / max(dt, 1e-9):.0f} crystals/s)" + _skips(fs.skipped))
+    return features
+
+
+def prepare(config: Config, part: DatasetSpec, grid: Grid, registry: Registry, console: Console) -> Prepared:
+    materials, hashes = load_part(config, part, registry, console)
+    t0 = time.perf_counter()
+    features = featurize_grid(config, grid, materials, hashes, console)
+    console.print(f"features ready in {time.perf_counter() - t0:.1f} s (cache: {cache_dir() / 'features'})")
 
     labels: dict[str, Labels] = {}
     splits: dict[tuple[str, int], Split] = {}
