@@ -121,8 +121,18 @@ class FeatureCache:
         return n
 
 
+# Set by the parent before it forks the pool: workers read their chunk's structures from
+# it instead of receiving them pickled (pickling pymatgen structures costs as much as a
+# fast featurisation).
+_MATERIALS: Sequence[Material] = ()
+
+
 def _featurize_chunk(rep: Representation, structures: list) -> list[np.ndarray | Skip]:
     return rep.featurize_many(structures)
+
+
+def _featurize_inherited(rep: Representation, start: int, stop: int) -> list[np.ndarray | Skip]:
+    return rep.featurize_many([m.structure for m in _MATERIALS[start:stop]])
 
 
 def featurize(
@@ -159,18 +169,24 @@ def featurize(
 
     if workers > 1 and len(todo) > 1:
         import multiprocessing
+        from concurrent.futures import as_completed
 
-        ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {
-                pool.submit(_featurize_chunk, rep, [m.structure for m in materials[s : s + CHUNK]]): (s, p)
-                for s, p in todo
-            }
-            from concurrent.futures import as_completed
-
-            for fut in as_completed(futures):
-                s, p = futures[fut]
-                finish(s, p, fut.result())
+        global _MATERIALS
+        fork = os.name == "posix"
+        ctx = multiprocessing.get_context("fork" if fork else "spawn")
+        _MATERIALS = materials
+        try:
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+                futures = {
+                    (pool.submit(_featurize_inherited, rep, s, s + CHUNK) if fork else
+                     pool.submit(_featurize_chunk, rep, [m.structure for m in materials[s : s + CHUNK]])): (s, p)
+                    for s, p in todo
+                }
+                for fut in as_completed(futures):
+                    s, p = futures[fut]
+                    finish(s, p, fut.result())
+        finally:
+            _MATERIALS = ()
     else:
         for s, p in todo:
             finish(s, p, _featurize_chunk(rep, [m.structure for m in materials[s : s + CHUNK]]))

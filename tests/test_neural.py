@@ -289,3 +289,24 @@ def test_rotation_augmentation_turns_each_cloud_rigidly_and_reproducibly():
     angles = torch.arccos(((rot.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1))
     assert float(angles.max()) <= 0.3 + 1e-5
     assert torch.allclose(torch.linalg.det(rot), torch.ones(100), atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [PointNet, AttentionPool, E3NN])
+def test_normalize_scale_makes_predictions_independent_of_cell_size(cls, mixed):
+    params = SMALL if cls is not E3NN else {}
+    model = cls(max_epochs=1, normalize_scale=True).fit(*mixed, params, ctx())
+    clouds = mixed[1].X
+    scaled = [np.hstack([x[:, :3] * s, x[:, 3:]]) for x, s in zip(clouds, np.linspace(0.2, 5.0, len(clouds)))]
+    np.testing.assert_allclose(model.predict_proba(scaled), model.predict_proba(clouds), atol=1e-5)
+    plain = cls(max_epochs=1).fit(*mixed, params, ctx())  # without it, size is information
+    assert not np.allclose(plain.predict_proba(scaled), plain.predict_proba(clouds), atol=1e-3)
+
+
+def test_normalize_scale_puts_each_cloud_in_the_unit_sphere():
+    from harness_plugins.models.neural.data import to_data
+
+    cloud = np.array([[3.0, 0, 0, 7.0], [0, 4.0, 0, 1.0], [0, 0, -6.0, 2.0]], np.float32)
+    x = to_data([cloud], normalize_scale=True)[0].x.numpy()
+    np.testing.assert_allclose(np.linalg.norm(x[:, :3], axis=1), [0.5, 2 / 3, 1.0], rtol=1e-6)
+    np.testing.assert_array_equal(x[:, 3], cloud[:, 3])  # intensities untouched
+    np.testing.assert_array_equal(to_data([cloud])[0].x.numpy(), cloud)  # off by default

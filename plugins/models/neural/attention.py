@@ -4,34 +4,13 @@ crystal and attention-based pooling (a Set Transformer read-out) instead of MAX.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import Tensor
-from torch_geometric.data import Batch
-from torch_geometric.nn.aggr import SetTransformerAggregation
+from typing import TYPE_CHECKING, Any
 
 from .base import TorchModel
-from .mlp import PAPER_DEFAULTS, head, head_widths, mlp_space, point_encoder, point_widths
+from .mlp import PAPER_DEFAULTS, head_widths, mlp_space, point_widths
 
-
-class AttentionPoolNet(torch.nn.Module):
-    def __init__(
-        self, in_dim: int, point: list[int], hidden: list[int], n_classes: int,
-        dropout: float, attention_layers: int, heads: int,
-    ):
-        super().__init__()
-        self.encoder = point_encoder(in_dim, point, dropout)
-        # Set Attention Blocks among the points, then pooling by attention to one learnt seed.
-        self.pool = SetTransformerAggregation(
-            point[-1], num_seed_points=1, num_encoder_blocks=attention_layers,
-            num_decoder_blocks=0, heads=heads, layer_norm=True, dropout=dropout,
-        )
-        self.head = head(point[-1], hidden, n_classes, dropout)
-
-    def forward(self, batch: Batch) -> Tensor:
-        h = self.encoder(batch.x)
-        return self.head(self.pool(h, batch.batch, dim_size=batch.num_graphs))
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 
 @dataclass
@@ -51,7 +30,9 @@ class AttentionPool(TorchModel):
             "heads": self.choose(trial, "heads", [1, 4]),
         }
 
-    def build(self, params: dict[str, Any], in_dim: int, n_classes: int) -> torch.nn.Module:
+    def build(self, params: dict[str, Any], in_dim: int, n_classes: int) -> "torch.nn.Module":
+        from .nets.attention import AttentionPoolNet
+
         return AttentionPoolNet(
             in_dim, point_widths(params, self.max_width), head_widths(params, self.max_width),
             n_classes, float(params["dropout"]), int(params["attention_layers"]), int(params["heads"]),

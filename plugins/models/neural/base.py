@@ -2,27 +2,30 @@
 
 Subclasses say how to build their network from a parameter dict (`build`), which
 parameters the search explores (`search_space`) and which they use when none are given
-(`default_params`). Fitting, seeding, prediction and pickling live here once.
+(`default_params`). Fitting, seeding, prediction and pickling live here once. torch is
+imported where it is used, so that loading the plugin costs no torch import.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 import numpy as np
-import torch
 
 from harness.api import CLOUD, FitContext, Model, Samples
 
-from . import loop
-from .data import to_data
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch_geometric.data import Data
 
 
 @contextlib.contextmanager
 def seeded(seed: int, device: str) -> Iterator[None]:
     """Seed torch for the block without disturbing the caller's global RNG state."""
+    import torch
+
     devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
@@ -32,6 +35,8 @@ def seeded(seed: int, device: str) -> Iterator[None]:
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
     """Use `n` intra-op threads for the block (the core decides how many a unit gets)."""
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, int(n)))
     try:
@@ -55,6 +60,9 @@ class TorchModel(Model):
     # Halve the learning rate after this many epochs without a better validation metric
     # (0 = constant learning rate).
     plateau_patience: int = 0
+    # Scale each cloud into the unit sphere (x, y, z over the largest point norm) before the
+    # network sees it: for labels that do not depend on cell size, such as crystal systems.
+    normalize_scale: bool = False
 
     # ---- what a subclass provides
 
@@ -62,19 +70,23 @@ class TorchModel(Model):
         """Parameters used for any the caller leaves out (the paper's choices)."""
         raise NotImplementedError
 
-    def build(self, params: dict[str, Any], in_dim: int, n_classes: int) -> torch.nn.Module:
+    def build(self, params: dict[str, Any], in_dim: int, n_classes: int) -> "torch.nn.Module":
         """A fresh network mapping a `Batch` to logits (num_graphs, n_classes)."""
         raise NotImplementedError
 
     # ---- the Model contract
 
     def fit(self, train: Samples, valid: Samples, params: dict[str, Any], ctx: FitContext) -> "TorchModel":
+        import torch
+
+        from . import loop
+
         params = {**self.default_params(), **params}
         in_dim = int(np.asarray(train.X[0]).shape[1])
         device = ctx.device
         with threads(ctx.threads), seeded(ctx.seed, device):
-            train_data = to_data(train.X, train.y, device)
-            valid_data = to_data(valid.X, None, device)
+            train_data = self.as_data(train.X, train.y, device)
+            valid_data = self.as_data(valid.X, None, device)
             net = self.build(params, in_dim, ctx.n_classes).to(device)
             optimizer = loop.make_optimizer(net, params["optimizer"], float(params["lr"]))
             generator = torch.Generator().manual_seed(ctx.seed)
@@ -90,12 +102,20 @@ class TorchModel(Model):
         return self
 
     def predict_proba(self, X: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        from . import loop
+
         net = self.network
         device = next(net.parameters()).device
-        return loop.predict(net, to_data(list(X), None, str(device)))
+        return loop.predict(net, self.as_data(list(X), None, str(device)))
+
+    def as_data(self, X: Sequence[np.ndarray], y: np.ndarray | None = None, device: str = "cpu") -> list["Data"]:
+        """The clouds as the network sees them (the same in training and prediction)."""
+        from .data import to_data
+
+        return to_data(X, y, device, normalize_scale=self.normalize_scale)
 
     @property
-    def network(self) -> torch.nn.Module:
+    def network(self) -> "torch.nn.Module":
         """The fitted torch module (raises before `fit`)."""
         net = getattr(self, "_net", None)
         if net is None:

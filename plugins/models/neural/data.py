@@ -14,11 +14,20 @@ import torch
 from torch_geometric.data import Batch, Data
 
 
-def to_data(X: Sequence[np.ndarray], y: np.ndarray | None = None, device: str = "cpu") -> list[Data]:
-    """One `Data` per cloud (labels in `y` when given), already on `device`."""
+def to_data(
+    X: Sequence[np.ndarray], y: np.ndarray | None = None, device: str = "cpu", normalize_scale: bool = False
+) -> list[Data]:
+    """One `Data` per cloud (labels in `y` when given), already on `device`.
+
+    `normalize_scale` divides each cloud's x, y, z by its largest point norm, as PointNet
+    scales every cloud into the unit sphere: the right input for scale-free labels (crystal
+    systems), the wrong one where cell size matters (it hides the density)."""
     out = []
     for i, x in enumerate(X):
-        d = Data(x=torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)))
+        x = np.array(x, dtype=np.float32)
+        if normalize_scale:
+            x[:, :3] /= max(float(np.linalg.norm(x[:, :3], axis=1).max(initial=0.0)), 1e-12)
+        d = Data(x=torch.as_tensor(x))
         if y is not None:
             d.y = torch.tensor([int(y[i])], dtype=torch.long)
         out.append(d.to(device))

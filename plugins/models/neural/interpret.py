@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch
 
-from .data import to_data
-from .pointnet import PointNet, PointNetNet
+from .nets.pointnet import PointNetNet
+from .pointnet import PointNet
 
 
 @torch.no_grad()
@@ -23,7 +23,7 @@ def critical_points(model: PointNet, x: np.ndarray) -> np.ndarray:
         raise TypeError(f"critical points need a fitted pointnet, not {type(net).__name__}")
     net.eval()
     device = next(net.parameters()).device
-    batch = Batch.from_data_list(to_data([x], None, str(device)))
+    batch = Batch.from_data_list(model.as_data([x], None, str(device)))
     features = net.point_features(batch)  # (n, feature_dim)
     winners = features.argmax(dim=0).cpu()
     return torch.bincount(winners, minlength=features.shape[0]).numpy()

@@ -1,16 +1,15 @@
-"""Point-wise encoder and classifier head shared by `pointnet` and `attention_pool`,
-and the search dimensions that size them (the paper's Table III)."""
+"""The sizes of the point-wise encoder and head shared by `pointnet` and `attention_pool`,
+and the search dimensions that set them (the paper's Table III). No torch here: the
+layers themselves are in `nets.layers`."""
 
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING, Any
 
-import torch
-from torch_geometric.nn import MLP
-
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
+    import torch
 
     from harness.api import Model
 
@@ -38,14 +37,6 @@ def head_widths(params: dict[str, Any], cap: int) -> list[int]:
     return ladder(first, min(first, HEAD_LAST), params["head_depth"] - 1, cap)
 
 
-def point_encoder(in_dim: int, widths: list[int], dropout: float) -> MLP:
-    """Shared point-wise Linear + BatchNorm + ReLU + dropout layers."""
-    return MLP([in_dim, *widths], norm="batch_norm", act="relu", dropout=dropout, plain_last=False)
-
-
-def head(in_dim: int, widths: list[int], n_classes: int, dropout: float) -> MLP:
-    """Fully connected classifier on the pooled feature vector; the last layer is plain."""
-    return MLP([in_dim, *widths, n_classes], norm="batch_norm", act="relu", dropout=dropout, plain_last=True)
 
 
 PAPER_DEFAULTS: dict[str, Any] = {
@@ -70,5 +61,5 @@ def mlp_space(model: "Model", trial: "optuna.Trial") -> dict[str, Any]:
     }
 
 
-def count_parameters(net: torch.nn.Module) -> int:
+def count_parameters(net: "torch.nn.Module") -> int:
     return sum(p.numel() for p in net.parameters())

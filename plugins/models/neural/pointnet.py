@@ -4,31 +4,15 @@ points of each crystal (order does not matter), a fully connected head."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor
-from torch_geometric.data import Batch
-from torch_geometric.nn import global_max_pool
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 from .base import TorchModel
-from .mlp import PAPER_DEFAULTS, head, head_widths, mlp_space, point_encoder, point_widths
-
-
-class PointNetNet(torch.nn.Module):
-    def __init__(self, in_dim: int, point: list[int], hidden: list[int], n_classes: int, dropout: float):
-        super().__init__()
-        self.encoder = point_encoder(in_dim, point, dropout)
-        self.head = head(point[-1], hidden, n_classes, dropout)
-
-    def point_features(self, batch: Batch) -> Tensor:
-        """Per-point feature vectors (num_points, feature_dim), before pooling."""
-        return self.encoder(batch.x)
-
-    def forward(self, batch: Batch) -> Tensor:
-        pooled = global_max_pool(self.point_features(batch), batch.batch, size=batch.num_graphs)
-        return self.head(pooled)
+from .mlp import PAPER_DEFAULTS, head_widths, mlp_space, point_widths
 
 
 @dataclass
@@ -51,7 +35,9 @@ class PointNet(TorchModel):
 
         return critical_points(self, x)
 
-    def build(self, params: dict[str, Any], in_dim: int, n_classes: int) -> torch.nn.Module:
+    def build(self, params: dict[str, Any], in_dim: int, n_classes: int) -> "torch.nn.Module":
+        from .nets.pointnet import PointNetNet
+
         return PointNetNet(
             in_dim, point_widths(params, self.max_width), head_widths(params, self.max_width),
             n_classes, float(params["dropout"]),
