@@ -37,6 +37,32 @@ class Material:
     props: Mapping[str, Any] = field(default_factory=dict)
     # Materials sharing a group (near-copies of one parent) stay on one side of a split.
     group: str | None = None
+    # `harness.features.structure_hash(structure)`, when the dataset already knows it
+    # (e.g. from its compact cache); the core computes it otherwise.
+    content_hash: bytes | None = field(default=None, repr=False, compare=False)
+
+    @staticmethod
+    def lazy(id: str, build: Callable[[], "Structure"], props: Mapping[str, Any] | None = None,
+             group: str | None = None, content_hash: bytes | None = None) -> "Material":
+        """A material whose structure is built by `build()` on first use.
+
+        A warm run that finds every feature in the cache never builds the structures
+        (a million pymatgen site objects for 36k crystals)."""
+        return _LazyMaterial(id, build, dict(props or {}), group, content_hash)
+
+
+class _LazyMaterial(Material):
+    def __init__(self, id: str, build: Callable[[], "Structure"], props: Mapping[str, Any],
+                 group: str | None, content_hash: bytes | None):
+        for name, value in (("id", id), ("props", props), ("group", group),
+                            ("content_hash", content_hash), ("_build", build), ("_structure", None)):
+            object.__setattr__(self, name, value)
+
+    @property
+    def structure(self) -> "Structure":  # type: ignore[override]
+        if self._structure is None:
+            object.__setattr__(self, "_structure", self._build())
+        return self._structure
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -42,14 +42,26 @@ class FeatureSet:
 
 def structure_hash(structure) -> bytes:
     """Content hash of a structure: lattice, fractional coordinates, species and occupancies."""
+    return content_hash(structure.lattice.matrix, structure.frac_coords,
+                        [site_label(site.species.items()) for site in structure])
+
+
+def site_label(species_occupancies: Iterable[tuple[Any, float]]) -> str:
+    """How a site's species and occupancies enter the content hash: "Fe:1" or "Fe2+:0.5,Ni2+:0.5"."""
+    return ",".join(f"{sp}:{occ:.6g}" for sp, occ in species_occupancies)
+
+
+def material_hash(material: Material) -> bytes:
+    """The material's content hash: the dataset's own when it gave one, else computed."""
+    return material.content_hash or structure_hash(material.structure)
+
+
+def content_hash(lattice: np.ndarray, frac_coords: np.ndarray, site_labels: Sequence[str]) -> bytes:
+    """`structure_hash` from plain arrays, for datasets that keep structures as arrays."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(np.ascontiguousarray(structure.lattice.matrix, dtype=np.float64).tobytes())
-    h.update(np.ascontiguousarray(structure.frac_coords, dtype=np.float64).tobytes())
-    h.update(
-        "|".join(
-            ",".join(f"{sp}:{occ:.6g}" for sp, occ in site.species.items()) for site in structure
-        ).encode()
-    )
+    h.update(np.ascontiguousarray(lattice, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(frac_coords, dtype=np.float64).tobytes())
+    h.update("|".join(site_labels).encode())
     return h.digest()
 
 
@@ -144,7 +156,7 @@ def featurize(
     hashes: Sequence[bytes] | None = None,
 ) -> FeatureSet:
     """Features for every material, from the cache where present, computed otherwise."""
-    hashes = hashes if hashes is not None else [structure_hash(m.structure) for m in materials]
+    hashes = hashes if hashes is not None else [material_hash(m) for m in materials]
     starts = list(range(0, len(materials), CHUNK))
     results: dict[int, list[np.ndarray | Skip]] = {}
     todo = []

@@ -17,7 +17,7 @@ from harness.api import Dataset, LoadContext, Material, Skip, Task
 from harness.config import Config, DatasetSpec
 from harness.errors import UserError
 from harness.executors import LocalExecutor
-from harness.features import FeatureCache, FeatureSet, featurize, structure_hash
+from harness.features import FeatureCache, FeatureSet, featurize, material_hash
 from harness.grid import Grid, expand
 from harness.paths import cache_dir
 from harness.registry import Registry
@@ -154,7 +154,7 @@ def load_part(config: Config, part: DatasetSpec, registry: Registry, console: Co
                   f"in {time.perf_counter() - t0:.1f} s" + _skips(load_skips))
     if not materials:
         raise UserError(f"dataset {dataset.title!r} yielded no materials; check its path and parameters")
-    return materials, [structure_hash(m.structure) for m in materials]
+    return materials, [material_hash(m) for m in materials]
 
 
 def featurize_grid(config: Config, grid: Grid, materials: list[Material], hashes: list[bytes],

@@ -10,6 +10,7 @@ import logging
 import re
 import warnings
 
+import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
@@ -184,8 +185,10 @@ def test_bad_format_parameter_is_a_user_error():
 
 
 def test_parser_warnings_are_summarised_not_printed(tmp_path, ctx, caplog):
-    # Coordinates written as 0.3333 make pymatgen's CIF parser warn that it rounded them.
+    # Coordinates written as 0.3333 make pymatgen's CIF parser warn that it rounded them
+    # (oxidation states keep these CIFs off the gemmi fast path, which does not warn).
     hcp = Structure(Lattice.hexagonal(3.2, 5.2), ["Mg", "Mg"], [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
+    hcp.add_oxidation_state_by_element({"Mg": 2})
     cif = hcp.to(fmt="cif").replace("0.33333333", "0.3333").replace("0.66666667", "0.6667")
     path = write_csv(tmp_path / "w.csv", [[f"m{i}", cif] for i in range(3)], ["id", "cif"])
     with warnings.catch_warnings(record=True) as leaked, caplog.at_level(logging.INFO):
@@ -215,6 +218,45 @@ def test_second_load_reads_the_cache_without_parsing(small_csv, tmp_path, monkey
     assert second_ctx.skipped == first_ctx.skipped  # skips are reported on cache hits too
     # a different `columns` mapping reuses the same cache
     assert FileDataset(path=str(small_csv), columns={"gap": "band_gap"}).load(LoadContext(tmp_path / "cache"))
+
+
+def test_loaded_materials_carry_their_content_hash_and_build_structures_on_demand(tmp_path, ctx, monkeypatch):
+    from harness.features import material_hash, structure_hash
+
+    oxidised = nacl()
+    oxidised.add_oxidation_state_by_element({"Na": 1, "Cl": -1})
+    rows = [["a", nacl().to(fmt="cif")], ["b", disordered().to(fmt="cif")], ["c", oxidised.to(fmt="cif")]]
+    path = write_csv(tmp_path / "h.csv", rows, ["id", "cif"])
+    FileDataset(path=str(path)).load(ctx)  # parse and cache
+    built = []
+    original = files._LazyBuilder.build
+    monkeypatch.setattr(files._LazyBuilder, "build", lambda self, i: built.append(i) or original(self, i))
+    materials = FileDataset(path=str(path)).load(LoadContext(tmp_path / "cache"))
+    hashes = [material_hash(m) for m in materials]
+    assert built == []  # hashing needs no structure
+    assert hashes == [structure_hash(m.structure) for m in materials]  # the same as computed from one
+    assert sorted(built) == [0, 1, 2]
+    assert len(set(hashes)) == 3
+    assert materials[1].structure[0].species.as_dict() == {"Fe": 0.5, "Ni": 0.5}
+    assert materials[2].structure is materials[2].structure  # built once
+
+
+def test_p1_fast_path_reads_what_pymatgen_reads_and_leaves_the_rest_to_it():
+    from pymatgen.io.cif import CifWriter
+
+    from harness_plugins.datasets.p1cif import read_p1_cif
+
+    salt = nacl()
+    lattice, frac, species = read_p1_cif(salt.to(fmt="cif"))
+    np.testing.assert_array_equal(lattice, files.compact_structure(files.parse_structure(salt.to(fmt="cif")))[0])
+    assert Structure(lattice, [s[0][0] for s in species], frac) == salt
+    oxidised = nacl()
+    oxidised.add_oxidation_state_by_element({"Na": 1, "Cl": -1})
+    symmetrised = str(CifWriter(nacl(), symprec=0.1))  # Fm-3m with its 192 operations
+    for cif in (disordered().to(fmt="cif"), oxidised.to(fmt="cif"), symmetrised, "not a CIF"):
+        assert read_p1_cif(cif) is None
+    parsed = files.parse_chunk([("s", symmetrised)])[0][0][1]  # pymatgen expands the symmetry
+    assert len(parsed[1]) == 8
 
 
 def test_changed_file_content_misses_the_cache(tmp_path, ctx):

@@ -32,17 +32,20 @@ import warnings
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from harness.api import Dataset, LoadContext, Material, iter_chunks
 from harness.errors import UserError
 
+from .p1cif import read_p1_cif
+
 log = logging.getLogger(__name__)
 
-CODE_VERSION = "1"  # bump when parsing or the cache layout changes
+CODE_VERSION = "2"  # bump when parsing or the cache layout changes
 FORMATS = ("auto", "csv", "json", "cif_folder")
 ID_CANDIDATES = ("material_id", "mp_id", "id")
 DEFAULT_STRUCTURE_COLUMN = {"csv": "cif", "json": "structure"}
@@ -99,7 +102,7 @@ class FileDataset(Dataset):
         if summary:
             log.log(level, summary)
         self._check_columns(cached["records"]["props"], path)
-        return [Material(i, s, self._alias(props)) for i, s, props in unpack(cached["records"])]
+        return unpack(cached["records"], self._alias)
 
     def _cache_key(self, path: Path, fmt: str) -> str:
         params = {
@@ -408,10 +411,13 @@ def parse_chunk(items: Sequence[tuple[str, Any]]) -> tuple[list[tuple[str, Any, 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                structure = parse_structure(raw)
-                if len(structure) == 0:
-                    raise ValueError("structure has no sites")
-                out.append((material_id, compact_structure(structure), None))
+                compact = read_p1_cif(raw) if isinstance(raw, str) and not raw.lstrip().startswith("{") else None
+                if compact is None:
+                    structure = parse_structure(raw)
+                    if len(structure) == 0:
+                        raise ValueError("structure has no sites")
+                    compact = compact_structure(structure)
+                out.append((material_id, compact, None))
             except Exception as exc:  # one bad row never stops the load
                 reason = f"unparseable structure ({type(exc).__name__}: {_normalise(str(exc))[:80]})"
                 out.append((material_id, None, reason))
@@ -485,21 +491,48 @@ def pack(records: list[tuple[str, tuple, dict]]) -> dict[str, Any]:
     }
 
 
-def unpack(packed: dict[str, Any]) -> Iterator[tuple[str, Any, dict]]:
-    """Rebuild (id, Structure, props) from `pack`'s arrays."""
-    from pymatgen.core import Composition, Lattice
+def unpack(packed: dict[str, Any], props: Callable[[dict], dict] = dict) -> list[Material]:
+    """Materials from `pack`'s arrays, with their content hashes. Structures are built
+    on first use (`Material.lazy`): a warm run whose features are all cached needs none."""
+    from pymatgen.core import Composition
+
+    from harness.features import content_hash, site_label
 
     # One Composition per distinct site occupancy, shared by the sites (as pymatgen's own
-    # supercells do): building them is much of the cost of a warm load.
+    # supercells do); labels come from the very objects the structures will hold.
     table = [Composition(dict(sp)) for sp in packed["species_table"]]
-    offsets, coords, site_species = packed["offsets"], packed["coords"], packed["site_species"]
-    build = None
+    labels = [site_label(c.items()) for c in table]
+    offsets, coords, site_species, lattices = (
+        packed["offsets"], packed["coords"], packed["site_species"], packed["lattices"]
+    )
+    builder = _LazyBuilder(lattices, coords, offsets, site_species, table)
+    out = []
     for i, material_id in enumerate(packed["ids"]):
         start, stop = offsets[i], offsets[i + 1]
-        args = (Lattice(packed["lattices"][i]), [table[j] for j in site_species[start:stop]], coords[start:stop].copy())
-        if build is None:
-            build = _structure_builder(*args)
-        yield material_id, build(*args), dict(packed["props"][i])
+        digest = content_hash(lattices[i], coords[start:stop], [labels[j] for j in site_species[start:stop]])
+        out.append(Material.lazy(material_id, partial(builder.build, i), props(dict(packed["props"][i])),
+                                 content_hash=digest))
+    return out
+
+
+class _LazyBuilder:
+    """Builds material i's Structure from the shared arrays when it is first asked for."""
+
+    def __init__(self, lattices, coords, offsets, site_species, table):
+        self.lattices, self.coords, self.offsets, self.site_species, self.table = (
+            lattices, coords, offsets, site_species, table
+        )
+        self._build = None
+
+    def build(self, i: int):
+        from pymatgen.core import Lattice
+
+        start, stop = self.offsets[i], self.offsets[i + 1]
+        args = (Lattice(self.lattices[i]), [self.table[j] for j in self.site_species[start:stop]],
+                self.coords[start:stop].copy())
+        if self._build is None:
+            self._build = _structure_builder(*args)
+        return self._build(*args)
 
 
 def _structure_builder(lattice, species, frac) -> Any:

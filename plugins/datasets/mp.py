@@ -111,7 +111,7 @@ class MPDataset(Dataset):
                 log.info(summary)
         for material_id, reason in cached["skipped"]:
             ctx.skip(material_id, reason)
-        return [Material(i, s, p) for i, s, p in files.unpack(cached["records"])]
+        return files.unpack(cached["records"])
 
 
 # --------------------------------------------------------------------------- download
