@@ -166,14 +166,30 @@ def batch_patterns(
 
     f_elem = _element_factors(elements, g_norm, radiation)  # (E, M)
     weight = occ[:, None] * f_elem[elem]  # (S, M)
-    theta = (2 * math.pi) * (frac @ hkl_f.T)  # (S, M)
-    starts_a = np.array(starts)
-    f_re = np.add.reduceat(weight * np.cos(theta), starts_a, axis=0)  # (C, M)
-    f_im = np.add.reduceat(weight * np.sin(theta), starts_a, axis=0)
-    intensity = (f_re**2 + f_im**2) / volumes[:, None] ** 2
+    f_hkl = np.add.reduceat(weight * _phases(frac, hkl_f), np.array(starts), axis=0)  # (C, M)
+    intensity = (f_hkl.real**2 + f_hkl.imag**2) / volumes[:, None] ** 2
     if limiting_sphere:
         intensity[g_norm > 2 / wavelength] = 0.0
     return [Pattern(g[i], intensity[i]) for i in range(len(cells))]
+
+
+def _phases(frac: np.ndarray, hkl: np.ndarray) -> np.ndarray:
+    """exp(2 pi i hkl . x) for every site and reflection: (S, M) complex.
+
+    For integer hkl, exp(2 pi i (h x + k y + l z)) is a product of three per-axis factors
+    exp(2 pi i h x), and each axis has only a few distinct h: a handful of exponentials per
+    site instead of one per (site, reflection)."""
+    idx = np.rint(hkl).astype(np.int64)
+    if not np.array_equal(idx, hkl):
+        return np.exp(2j * math.pi * (frac @ hkl.T))
+    out = None
+    for axis in range(3):
+        lo = int(idx[:, axis].min())
+        orders = np.arange(lo, int(idx[:, axis].max()) + 1)
+        table = np.exp((2j * math.pi) * frac[:, axis, None] * orders[None, :])  # (S, span)
+        factor = table[:, idx[:, axis] - lo]  # (S, M)
+        out = factor if out is None else out * factor
+    return out
 
 
 def _element_factors(elements: list[tuple[int, str, int]], g_norm: np.ndarray, radiation: Radiation) -> np.ndarray:
