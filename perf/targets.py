@@ -46,13 +46,15 @@ workers = {workers}
 
 
 class TreeRss:
-    """Peak memory of a process and its children, summed, sampled every 100 ms. PSS
-    (proportional set size) counts a page shared by forked workers once, not per process."""
+    """Peak memory of a process and its children, summed, sampled every `interval` s. PSS
+    (proportional set size) counts a page shared by forked workers once, not per process.
+    Reading PSS walks each process's page map: sampling sparsely keeps it off the timings."""
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, interval: float = 1.0):
         import psutil
 
         self.proc, self.peak, self._stop = psutil.Process(pid), 0, threading.Event()
+        self.interval = interval
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -66,7 +68,7 @@ class TreeRss:
                 self.peak = max(self.peak, pss)
             except psutil.Error:
                 pass
-            time.sleep(0.1)
+            self._stop.wait(self.interval)
 
     def stop(self) -> float:
         self._stop.set()

@@ -51,7 +51,7 @@ def read_p1_cif(text: str) -> tuple[np.ndarray, np.ndarray, tuple] | None:
 
 
 def _sites(block: Any, gemmi: Any) -> tuple[np.ndarray, np.ndarray, tuple] | None:
-    from pymatgen.core import Element, Lattice
+    from pymatgen.core import Lattice
 
     cell = [block.find_value(tag) for tag in _CELL_TAGS]
     if any(v is None for v in cell):
@@ -62,7 +62,7 @@ def _sites(block: Any, gemmi: Any) -> tuple[np.ndarray, np.ndarray, tuple] | Non
     symbols, frac = [], []
     for row in table:
         symbol = gemmi.cif.as_string(row[0])
-        if not Element.is_valid_symbol(symbol):  # oxidation states, labels, dummies
+        if symbol not in _element_symbols():  # oxidation states, labels, dummies
             return None
         if row.has(4) and abs(gemmi.cif.as_number(row[4]) - 1.0) > 1e-9:
             return None
@@ -100,6 +100,18 @@ def _pymatgen_frac_tolerance() -> float:
 
 
 _FRAC_TOLERANCE: float | None = None
+
+
+def _element_symbols() -> frozenset[str]:
+    global _SYMBOLS
+    if _SYMBOLS is None:
+        from pymatgen.core import Element
+
+        _SYMBOLS = frozenset(e.symbol for e in Element)
+    return _SYMBOLS
+
+
+_SYMBOLS: frozenset[str] | None = None
 
 
 def _has_coincident_sites(matrix: np.ndarray, frac: np.ndarray) -> bool:
