@@ -9,6 +9,8 @@ crystal system) live here too, so that tasks and datasets label symmetry the sam
 
 from __future__ import annotations
 
+import warnings
+
 from collections import defaultdict
 from typing import TYPE_CHECKING, Sequence
 
@@ -92,7 +94,11 @@ def group_keys(materials: Sequence["Material"], how: str) -> list[str]:
 
 def _formula_spacegroup(material: "Material") -> str:
     props = material.props
-    formula = props.get("formula") or material.structure.composition.reduced_formula
+    with warnings.catch_warnings():
+        # Noble gases have no Pauling electronegativity; pymatgen says so while it orders
+        # the formula, which is the same either way.
+        warnings.filterwarnings("ignore", message="No Pauling electronegativity")
+        formula = props.get("formula") or material.structure.composition.reduced_formula
     number = props.get("spacegroup") or spacegroup_number(material.structure)
     return f"{formula}|{int(number)}"
 

@@ -99,3 +99,14 @@ def test_spacegroup_number_matches_pymatgen():
 
     for s in (rocksalt(5.64), cesium_chloride(), zincblende()):
         assert spacegroup_number(s) == SpacegroupAnalyzer(s, symprec=0.1).get_space_group_number()
+
+
+def test_noble_gas_formulas_group_without_pymatgen_warnings():
+    import warnings
+
+    from pymatgen.core import Lattice, Structure
+
+    helium = Structure(Lattice.cubic(3.0), ["He", "Ne"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert group_keys([Material("he", helium)], "formula_spacegroup") == ["HeNe|221"]
