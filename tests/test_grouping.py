@@ -108,5 +108,5 @@ def test_noble_gas_formulas_group_without_pymatgen_warnings():
 
     helium = Structure(Lattice.cubic(3.0), ["He", "Ne"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.filterwarnings("error", message="No Pauling electronegativity")
         assert group_keys([Material("he", helium)], "formula_spacegroup") == ["HeNe|221"]
