@@ -40,6 +40,8 @@ def encode_intensity(intensity: np.ndarray) -> np.ndarray:
 class _Diffraction(Representation):
     """Shared parameters and the featurisation pipeline; subclasses pick radiation and layout."""
 
+    version: ClassVar[str] = "2"  # 2: systematic absences exactly zero
+
     n: int = 125
     cell: Literal["primitive", "conventional"] = "primitive"
     limiting_sphere: bool = True

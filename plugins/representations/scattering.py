@@ -28,6 +28,17 @@ if TYPE_CHECKING:  # pragma: no cover
 Radiation = Literal["xray", "neutron"]
 VALID_N = (3, 4, 27, 125, 343)
 _XRAY_PREFACTOR = 41.78214  # pymatgen's constant in f(s)
+# Below this fraction of a crystal's strongest reflection an intensity is rounding noise
+# of a cancelled sum (a systematic absence, ~1e-30 relative): it is set to exactly 0, so
+# that absences encode identically whatever the summation order.
+ABSENT = 1e-12
+
+
+def _zero_absences(intensity: np.ndarray) -> np.ndarray:
+    """`intensity` (..., M) with values below ABSENT x the row's maximum set to 0."""
+    intensity = np.array(intensity, dtype=float)
+    intensity[intensity < ABSENT * intensity.max(axis=-1, keepdims=True)] = 0.0
+    return intensity
 
 
 @dataclass(frozen=True)
@@ -121,7 +132,7 @@ def reference_pattern(
             intensity = 0.0
         g_out.append(g)
         i_out.append(intensity)
-    return Pattern(np.array(g_out), np.array(i_out))
+    return Pattern(np.array(g_out), _zero_absences(np.array(i_out)))
 
 
 # ----------------------------------------------------------------------------- fast kernel
@@ -170,6 +181,7 @@ def batch_patterns(
     intensity = (f_hkl.real**2 + f_hkl.imag**2) / volumes[:, None] ** 2
     if limiting_sphere:
         intensity[g_norm > 2 / wavelength] = 0.0
+    intensity = _zero_absences(intensity)
     return [Pattern(g[i], intensity[i]) for i in range(len(cells))]
 
 
