@@ -13,7 +13,11 @@ cache folder, so nothing is reused from an earlier run.
 from __future__ import annotations
 
 import argparse
+import csv
+import gzip
+import io
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -119,67 +123,50 @@ def reference_rows(cifs: list[str], n: int) -> tuple[float, float, float]:
 
 
 def epoch_breakdown(n_points: int, samples: int, epochs: int, threads: int) -> tuple[float, float]:
-    """Seconds per epoch of `pointnet` at the paper's size, and the share of it spent
-    outside the network: collating mini-batches, rotating them, moving them to the device."""
-    import torch
-
-    from harness.api import FitContext
+    """Seconds per epoch of `pointnet` at the paper's size, and the share of its fit spent
+    outside the network: converting clouds to tensors, collating and rotating batches."""
+    from harness.api import FitContext, Samples
     from harness_plugins.models.neural import PointNet, loop
-    from harness_plugins.models.neural.base import seeded
 
     sys.path.insert(0, str(Path(__file__).parent))
     from neural_epoch import clouds
 
     spent = [0.0]
 
-    def timed_iter(gen):
-        it = iter(gen)
-        while True:
+    def timed(fn):
+        def wrapper(*args, **kwargs):
             start = time.perf_counter()
             try:
-                item = next(it)
-            except StopIteration:
+                return fn(*args, **kwargs)
+            finally:
                 spent[0] += time.perf_counter() - start
+        return wrapper
+
+    def timed_batches(*args, **kwargs):
+        it = original_batches(*args, **kwargs)
+        while True:
+            try:
+                batch = timed(next)(it)
+            except StopIteration:
                 return
-            spent[0] += time.perf_counter() - start
-            yield item
-
-    batches, rotate = loop.batches, loop.rotate_batch
-
-    def timed_rotate(*args, **kwargs):
-        start = time.perf_counter()
-        out = rotate(*args, **kwargs)
-        spent[0] += time.perf_counter() - start
-        return out
+            yield batch
 
     rng = np.random.default_rng(0)
     X, Xv = clouds(samples, n_points, rng), clouds(max(2, samples * 15 // 70), n_points, rng)
     y, yv = rng.integers(0, 2, len(X)), rng.integers(0, 2, len(Xv))
     model = PointNet(max_width=1024, max_epochs=epochs, patience=epochs, augment_rotation=0.785)
-    stamps: list[float] = []
-    ctx = FitContext("cpu", 0, 2, lambda t, p: float((p.argmax(1) == t).mean()),
-                     report=lambda step, value: stamps.append(time.perf_counter()), threads=threads)
-    loop.batches = lambda *a, **k: timed_iter(batches(*a, **k))
-    loop.rotate_batch = timed_rotate
+    model.as_data = timed(model.as_data)  # type: ignore[method-assign]
+    ctx = FitContext("cpu", 0, 2, lambda t, p: float((p.argmax(1) == t).mean()), threads=threads)
+    cols = ["x", "y", "z", "intensity"]
+    original_batches, original_rotate = loop.batches, loop.rotate_batch
+    loop.batches, loop.rotate_batch = timed_batches, timed(original_rotate)
     try:
-        with seeded(0, "cpu"):
-            start = time.perf_counter()
-            train, valid = model.as_data(X, y), model.as_data(Xv)
-            t_data = time.perf_counter() - start
-            from harness.api import Samples
-
-            cols = ["x", "y", "z", "intensity"]
-            spent[0] = 0.0
-            stamps.clear()
-            start = time.perf_counter()
-            model.fit(Samples(X, y, [""] * len(X), cols, "cloud"), Samples(Xv, yv, [""] * len(Xv), cols, "cloud"), {}, ctx)
-            total = time.perf_counter() - start
+        start = time.perf_counter()
+        model.fit(Samples(X, y, [""] * len(X), cols, "cloud"), Samples(Xv, yv, [""] * len(Xv), cols, "cloud"), {}, ctx)
+        total = time.perf_counter() - start
     finally:
-        loop.batches, loop.rotate_batch = batches, rotate
-    del torch, train, valid
-    # fit() converts the arrays to tensors once (t_data, counted as outside the model)
-    # before the first epoch; the epochs follow.
-    return total / epochs, (spent[0] + t_data) / total
+        loop.batches, loop.rotate_batch = original_batches, original_rotate
+    return total / epochs, spent[0] / total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,16 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     xrd, nd = "metallicity/xrd_cloud*/none/*", "metallicity/nd_cloud*/none/*"
     console.print(f"cache {cache}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     t_cold, m_cold, out = featurize_cli(config, xrd, cache)
-    import re
-
     found = re.search(r"(\d+) materials in", out)
     n_crystals = int(found.group(1)) if found else 0
     t_second, m_second, _ = featurize_cli(config, nd, cache)
     t_warm, m_warm, _ = featurize_cli(config, xrd, cache)
-
-    import csv
-    import gzip
-    import io
 
     with gzip.open(args.data, "rt") as fh:
         reader = csv.DictReader(io.StringIO(fh.read()))
