@@ -77,6 +77,9 @@ class Entry:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    # Bump when the entry's output changes for the same parameters: results and caches
+    # key on it, so older numbers are superseded instead of mixed in.
+    version: ClassVar[str] = "1"
 
     @classmethod
     def parameters(cls) -> list[Parameter]:
@@ -148,6 +151,12 @@ class Dataset(Entry):
         """Return the materials; call `ctx.skip(id, reason)` for each one left out."""
         raise NotImplementedError
 
+    def content_id(self) -> str | None:
+        """A cheap identity of what `load` would return (e.g. a hash of the files and
+        parameters), so a rerun can tell what is done without loading. None: the core
+        loads the dataset and hashes its materials."""
+        return None
+
     def fetch(self, ctx: LoadContext) -> str | None:
         """Download into the cache ahead of a run (`harness fetch`); returns a summary line.
 
@@ -190,7 +199,6 @@ class Task(Entry):
 @dataclass
 class Representation(Entry):
     kind: ClassVar[str] = CLOUD
-    version: ClassVar[str] = "1"  # bump when the output changes: the feature cache keys on it
 
     def columns(self) -> list[str]:
         """Names of the feature columns (cloud: per point, first three x, y, z)."""

@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=["auto", "cpu", "cuda"])
     r.add_argument("--workers", type=int, help="studies in parallel")
     r.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], help="comma-separated seeds")
+    r.add_argument("--storage", help="results database URL shared by many runs (default: SQLite in the results folder)")
+    r.add_argument("--executor", help="where studies run: local (default)")
     r.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
     ls = sub.add_parser("list", help="list registered entries")
@@ -39,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
     lb = sub.add_parser("leaderboard", help="show the leaderboard of a results folder")
-    lb.add_argument("results")
+    lb.add_argument("results", nargs="?", help="results folder of a run")
+    lb.add_argument("--storage", help="results database URL (instead of a results folder)")
+    lb.add_argument("--superseded", action="store_true", help="also list results of older settings or code")
     lb.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
 
     f = sub.add_parser("featurize", help="show what a model sees for one structure, or fill the feature cache for a config")
@@ -68,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("cache", help="inspect or clear the feature cache")
     c.add_argument("action", choices=["info", "clear"])
+    c.add_argument("what", nargs="?", help="one cache folder (e.g. features); default: all")
     return p
 
 
@@ -86,7 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, console)
     except UserError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from rich.text import Text
+
+        # Literal text: a "[dataset]" in a hint or a "[/x]" in a path is not markup.
+        Console(stderr=True).print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted: finished studies are saved; run the same command again to resume")
@@ -126,26 +134,24 @@ def _load_config(path: str, args):
     from harness import config as cfg
 
     conf = cfg.load(path)
-    run = conf.run
-    if getattr(args, "trials", None):
-        run.trials = args.trials
-    if getattr(args, "results", None):
-        run.results = str(Path(args.results).resolve())
-    if getattr(args, "device", None):
-        run.device = args.device
-    if getattr(args, "workers", None):
-        run.workers = args.workers
-    if getattr(args, "seeds", None):
-        run.seeds = args.seeds
-    _add_config_dir_to_path(conf.source)
+    results = getattr(args, "results", None)
+    cfg.override_run(
+        conf, trials=getattr(args, "trials", None), device=getattr(args, "device", None),
+        workers=getattr(args, "workers", None), seeds=getattr(args, "seeds", None),
+        results=str(Path(results).resolve()) if results else None,
+        storage=getattr(args, "storage", None), executor=getattr(args, "executor", None),
+    )
+    if conf.plugins:
+        _add_config_dir_to_path(conf.source)
     return conf
 
 
 def _add_config_dir_to_path(source: str) -> None:
-    """`plugins = ["my_plugin"]` finds a module lying next to the config."""
+    """`plugins = ["my_plugin"]` finds a module lying next to the config. Appended, so an
+    installed package always wins over a file of the same name beside a config."""
     folder = str(Path(source).resolve().parent)
     if folder not in sys.path:
-        sys.path.insert(0, folder)
+        sys.path.append(folder)
 
 
 def _run(args, console: Console) -> int:
@@ -183,12 +189,19 @@ def _list(args, console: Console) -> int:
 
 def _leaderboard(args, console: Console) -> int:
     from harness import leaderboard
-    from harness.store import ResultStore
+    from harness.store import Store, location_of
 
-    path = Path(args.results)
-    if not (path / "results.sqlite").exists():
-        raise UserError(f"no results in {path} (no results.sqlite); give the results folder of a run")
-    rows = leaderboard.build(ResultStore(path).all())
+    if args.storage:
+        url = args.storage
+    else:
+        if not args.results:
+            raise UserError("leaderboard needs a results folder or --storage URL")
+        path = Path(args.results)
+        if not (path / "results.sqlite").is_file():
+            raise UserError(f"no results in {path} (no results.sqlite); give the results folder of a run")
+        url = location_of(None, path)
+    results = list(Store(url).results(include_superseded=args.superseded))
+    rows = leaderboard.build(results)
     if args.format == "table":
         leaderboard.render(rows, console)
     elif args.format == "markdown":
@@ -265,30 +278,32 @@ def _featurize(args, console: Console) -> int:
 def _featurize_config(args, console: Console) -> int:
     import time
 
-    from harness import runner
+    from harness import plan, prepare
+    from harness.features import FeatureCache
     from harness.paths import cache_dir
 
     conf = _load_config(args.config, args)
     registry = _registry(args, conf.plugins)
     t0 = time.perf_counter()
-    for part, grid in runner.grids(conf, registry, args.only):
-        materials, hashes = runner.load_part(conf, part, registry, console)
-        runner.featurize_grid(conf, grid, materials, hashes, console)
-    console.print(f"total {time.perf_counter() - t0:.1f} s; cache {cache_dir() / 'features'}")
+    for spec, grid in plan.grids(conf, registry, args.only):
+        dataset = registry.create("dataset", spec.name, spec.params, where=f"{conf.source}: ")
+        loaded = plan.load(dataset, spec, console)
+        prepare.featurize_all(conf, loaded, grid.representations(), console)
+    console.print(f"total {time.perf_counter() - t0:.1f} s; cache {FeatureCache(cache_dir()).root}")
     return 0
 
 
 def _fetch(args, console: Console) -> int:
-    from harness import runner
     from harness.api import LoadContext
     from harness.paths import cache_dir
+    from harness.progress import progress_bar, tracker
 
     params = _parse_sets(args.set)
     if args.fields:
         params["fields"] = [f.strip() for f in args.fields.split(",") if f.strip()]
     dataset = _registry(args).create("dataset", args.dataset, params)
-    with runner.progress_bar(console) as bar:
-        summary = dataset.fetch(LoadContext(cache_dir(), progress=runner.tracker(bar, f"fetching {args.dataset}")))
+    with progress_bar(console) as bar:
+        summary = dataset.fetch(LoadContext(cache_dir(), progress=tracker(bar, f"fetching {args.dataset}")))
     if summary is None:
         raise UserError(f"dataset {args.dataset!r} has nothing to fetch (it reads local or embedded data)")
     console.print(summary)
@@ -304,17 +319,30 @@ def _explain(args, console: Console) -> int:
 
 
 def _cache(args, console: Console) -> int:
-    from harness.features import FeatureCache
+    """Every cache the harness writes lives in one folder, one subfolder per kind."""
+    import shutil
+
+    from rich.markup import escape
+
     from harness.paths import cache_dir
 
-    cache = FeatureCache(cache_dir())
-    if args.action == "clear":
-        n = cache.clear()
-        console.print(f"removed {n} feature chunks from {cache.root}")
-    else:
-        files = list(cache.root.rglob("*.npz")) if cache.root.exists() else []
+    root = cache_dir()
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    if args.what:
+        folders = [p for p in folders if p.name == args.what]
+        if not folders:
+            names = ", ".join(p.name for p in sorted(root.iterdir()) if p.is_dir()) or "none"
+            raise UserError(f"no cache folder {args.what!r} in {root}; choose one of: {names}")
+    for folder in folders:
+        files = [f for f in folder.rglob("*") if f.is_file()]
         size = sum(f.stat().st_size for f in files)
-        console.print(f"{cache.root}: {len(files)} chunks, {size / 1e6:.1f} MB")
+        if args.action == "clear":
+            shutil.rmtree(folder, ignore_errors=True)
+            console.print(f"removed {escape(folder.name)}: {len(files)} files, {size / 1e6:.1f} MB")
+        else:
+            console.print(f"{escape(folder.name)}: {len(files)} files, {size / 1e6:.1f} MB")
+    if args.action == "info":
+        console.print(f"cache folder {escape(str(root))} (set HARNESS_CACHE_DIR to move it)")
     return 0
 
 

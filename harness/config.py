@@ -45,6 +45,10 @@ class RunConfig(Strict):
     timeout: float | None = Field(None, gt=0, description="seconds per Optuna study")
     results: str = ""  # default: results/<config file stem>, relative to the config file
     workers: int = Field(2, ge=1, description="(combination, seed) studies run in parallel")
+    # Where results, claims and Optuna's trials live: "" = SQLite in the results folder,
+    # or a database URL (postgresql://user@host/db) shared by many runs and machines.
+    storage: str = ""
+    executor: Literal["local"] = "local"
 
 
 class EntrySpec(Strict):
@@ -147,6 +151,20 @@ class Config(Strict):
         base = Path(self.source).parent if self.source else Path.cwd()
         name = self.run.results or f"results/{Path(self.source).stem or 'run'}"
         return (base / name).resolve() if not Path(name).is_absolute() else Path(name)
+
+
+def override_run(config: Config, **values: Any) -> Config:
+    """Command-line overrides of `[run]`, validated exactly like the TOML."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        return config
+    try:
+        config.run = RunConfig(**{**config.run.model_dump(exclude_unset=True), **given})
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"])
+        raise UserError(f"--{name.replace('_', '-')} {given.get(name)!r}: {err['msg'].removeprefix('Value error, ')}") from None
+    return config
 
 
 def load(path: str | Path) -> Config:

@@ -1,23 +1,26 @@
 """`harness explain`: which points a trained model relies on (paper Sec. III D).
 
 Works for any model that offers `point_importance(x) -> (n,)` (e.g. `pointnet`: how many
-global features each point wins in the MAX pool). The unit's model was saved by the run;
-its test split and perturbed inputs are rebuilt exactly as the run built them.
+global features each point wins in the MAX pool). The study's model is read from the
+store (as data, never unpickled); its test split and perturbed inputs are rebuilt exactly
+as the run built them.
 """
 
 from __future__ import annotations
-
-import pickle
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from harness import persist
 from harness.config import Config
 from harness.errors import UserError
+from harness.inputs import read_inputs
+from harness.plan import make_plan
+from harness.prepare import prepare
 from harness.registry import Registry
-from harness.runner import grids, prepare
-from harness.study import Unit, _samples, model_path
+from harness.runner import open_store
+from harness.study import samples
 
 
 def explain(
@@ -30,27 +33,28 @@ def explain(
     limit: int = 5,
 ) -> int:
     seeds = [seed] if seed is not None else config.run.seeds[:1]
-    models_dir = config.results_dir() / "models"
-    shown = 0
     pattern = unit_glob.split("#")[0].split(":", 1)[-1]
-    for part, grid in grids(config, registry, only=[pattern]):
-        prep = prepare(config, part, grid, registry, console)
-        for combo in grid.combinations:
-            for s in seeds:
-                unit = Unit(combo, s, "", 0, None, "cpu", 1, "", str(models_dir), part.label)
-                path = model_path(models_dir, unit.id)
-                if not path.exists():
-                    raise UserError(f"no trained model for {unit.id} in {models_dir}; "
-                                    f"run `harness run {config.source}` first")
-                with open(path, "rb") as f:
-                    model = pickle.load(f)["model"]
-                if not hasattr(model, "point_importance"):
-                    raise UserError(f"model {combo.model.name!r} offers no point_importance(); "
-                                    "explain works for e.g. pointnet")
-                data = prep.unit_data(combo.task.title, combo.representation.title, s)
-                test = _samples(unit, data, data.split.test, training=False)
-                _table(console, unit.id, combo, model, test, material_ids, limit)
-                shown += 1
+    store = open_store(config)
+    plan = make_plan(config, registry, store, console, only=[pattern])
+    shown = 0
+    for part in plan.parts:
+        for study in part.studies:
+            if study.seed not in seeds:
+                continue
+            combo = study.combination
+            stored = store.model(study.key)
+            if stored is None:
+                raise UserError(f"no stored model for {study.unit} in {store.url}; run `harness run {config.source}` "
+                                "first (with the same settings)")
+            model = persist.restore(combo.model, stored)
+            if not hasattr(model, "point_importance"):
+                raise UserError(f"model {combo.model.name!r} offers no point_importance(); "
+                                "explain works for e.g. pointnet")
+            prepare(config, part, [study], console)
+            data = read_inputs(study.inputs)
+            test = samples(combo, study.seed, data, data.splits[study.seed].test, training=False)
+            _table(console, study.unit, combo, model, test, material_ids, limit)
+            shown += 1
     if not shown:
         raise UserError(f"no unit matches {unit_glob!r}; ids look like task/representation/perturbation/model")
     return 0

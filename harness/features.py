@@ -20,8 +20,9 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from harness.api import Material, Representation, Skip
+from harness.cache import read_arrays, write_arrays
 
-FEATURE_CODE_VERSION = "1"
+FEATURE_CODE_VERSION = "2"  # 2: checksummed chunks (harness.cache)
 CHUNK = 256
 
 
@@ -86,12 +87,12 @@ class FeatureCache:
         return self.root / rep.name / f"{h.hexdigest()}.npz"
 
     def read(self, path: Path) -> list[np.ndarray | Skip] | None:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data, offsets, shapes = z["data"], z["offsets"], z["shapes"]
-                reasons = json.loads(str(z["reasons"]))
-        except (OSError, KeyError, ValueError):
+        """A chunk, or None when absent or damaged (then recomputed)."""
+        got = read_arrays(path)
+        if got is None:
             return None
+        arrays, meta = got
+        data, offsets, shapes, reasons = arrays["data"], arrays["offsets"], arrays["shapes"], meta["reasons"]
         out: list[np.ndarray | Skip] = []
         for i, reason in enumerate(reasons):
             if reason is not None:
@@ -102,7 +103,6 @@ class FeatureCache:
         return out
 
     def write(self, path: Path, results: list[np.ndarray | Skip]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         flat, offsets, shapes, reasons = [], [0], [], []
         for r in results:
             if isinstance(r, Skip):
@@ -115,15 +115,11 @@ class FeatureCache:
                 shapes.append(a.shape if a.ndim == 2 else (a.shape[0], -1))
                 flat.append(a.ravel())
                 offsets.append(offsets[-1] + a.size)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(
-            tmp,
-            data=np.concatenate(flat) if flat else np.zeros(0, np.float32),
-            offsets=np.asarray(offsets, dtype=np.int64),
-            shapes=np.asarray(shapes, dtype=np.int64),
-            reasons=np.asarray(json.dumps(reasons)),
-        )
-        os.replace(tmp, path)  # atomic: an interrupted write leaves no half chunk
+        write_arrays(path, {
+            "data": np.concatenate(flat) if flat else np.zeros(0, np.float32),
+            "offsets": np.asarray(offsets, dtype=np.int64),
+            "shapes": np.asarray(shapes, dtype=np.int64),
+        }, {"reasons": reasons})
 
     def clear(self) -> int:
         import shutil
@@ -162,7 +158,7 @@ def featurize(
     todo = []
     for start in starts:
         path = cache._path(rep, hashes[start : start + CHUNK])
-        cached = cache.read(path) if path.exists() else None
+        cached = cache.read(path)
         if cached is not None and len(cached) == len(materials[start : start + CHUNK]):
             results[start] = cached
         else:

@@ -1,9 +1,12 @@
-"""Where the harness keeps its caches."""
+"""Where the harness keeps its caches, checked to be usable before anything is computed."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+
+from harness.errors import UserError
 
 
 def cache_dir() -> Path:
@@ -15,5 +18,23 @@ def cache_dir() -> Path:
         import platformdirs
 
         path = Path(platformdirs.user_cache_dir("harness"))
-    path.mkdir(parents=True, exist_ok=True)
+    return writable_folder(path, "cache folder", "set HARNESS_CACHE_DIR to a writable folder")
+
+
+_CHECKED: set[Path] = set()
+
+
+def writable_folder(path: Path, what: str, fix: str) -> Path:
+    """The folder, created if needed; a file in its place or no write permission is a user error."""
+    if path in _CHECKED and path.is_dir():
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe"):
+            pass
+    except FileExistsError:
+        raise UserError(f"{what} {path} is a file, not a folder; {fix}") from None
+    except OSError as exc:
+        raise UserError(f"cannot write {what} {path}: {exc.strerror or exc}; {fix}") from None
+    _CHECKED.add(path)
     return path

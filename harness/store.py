@@ -1,44 +1,66 @@
-"""Results of finished (combination, seed) studies, in SQLite inside the results folder.
+"""The results store: finished studies, claims on running ones, and Optuna's trials.
 
-Each unit is written as soon as it finishes, so an interrupted run loses nothing and a
-rerun skips what is done. A unit counts as done only under the same fingerprint (the
-config parts that shape its result), so changing trials or settings reruns it.
+One SQL database holds everything, through SQLAlchemy: SQLite inside the results folder
+by default, or any URL SQLAlchemy and Optuna's RDB storage understand (PostgreSQL for many
+machines). At most one result exists per study key (insert-if-absent); a study is claimed
+before it runs (a row with a heartbeat, never a file lock), and a claim whose heartbeat is
+older than its time-to-live is taken over.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+import os
+import socket
 import time
-from dataclasses import asdict, dataclass, field
+import uuid
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS results (
-    unit TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    dataset TEXT,
-    task TEXT, representation TEXT, perturbation TEXT, model TEXT,
-    seed INTEGER,
-    metric TEXT, value REAL,
-    extra TEXT,            -- JSON {metric: value} of the task's other metrics
-    valid_value REAL,
-    n_train INTEGER, n_valid INTEGER, n_test INTEGER,
-    n_trials INTEGER,
-    params TEXT,           -- JSON of the best trial's parameters
-    fit_seconds REAL,
-    device TEXT,
-    finished REAL,
-    PRIMARY KEY (unit, fingerprint)
-);
-"""
+import sqlalchemy as sa
+
+from harness.errors import UserError
+
+CLAIM_TTL = float(os.environ.get("HARNESS_CLAIM_TTL", "60"))  # seconds without a heartbeat
+
+_meta = sa.MetaData()
+RESULTS = sa.Table(
+    "harness_results", _meta,
+    sa.Column("key", sa.String(64), primary_key=True),  # the study's identity
+    sa.Column("unit", sa.Text, nullable=False),  # dataset:combination#seed, for people
+    sa.Column("dataset", sa.Text), sa.Column("task", sa.Text), sa.Column("representation", sa.Text),
+    sa.Column("perturbation", sa.Text), sa.Column("model", sa.Text), sa.Column("seed", sa.Integer),
+    sa.Column("metric", sa.Text), sa.Column("value", sa.Float), sa.Column("valid_value", sa.Float),
+    sa.Column("n_train", sa.Integer), sa.Column("n_valid", sa.Integer), sa.Column("n_test", sa.Integer),
+    sa.Column("n_trials", sa.Integer), sa.Column("fit_seconds", sa.Float), sa.Column("device", sa.Text),
+    sa.Column("finished", sa.Float),
+    sa.Column("superseded", sa.Boolean, nullable=False, default=False),
+    sa.Column("body", sa.Text),  # JSON: extra metrics, params, identity, versions, predictions
+)
+MODELS = sa.Table(
+    "harness_models", _meta,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("format", sa.Text, nullable=False),  # how the bytes were written; never a pickle
+    sa.Column("blob", sa.LargeBinary, nullable=False),
+)
+CLAIMS = sa.Table(
+    "harness_claims", _meta,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("heartbeat", sa.Float, nullable=False),
+)
+
+# Stored in columns; everything else of a UnitResult travels in `body`.
+_COLUMNS = {c.name for c in RESULTS.columns} - {"body"}
 
 
 @dataclass
 class UnitResult:
-    unit: str  # combination id + "#seed"
-    fingerprint: str
+    """One finished study: the test score of its best trial, and how it was obtained."""
+
+    unit: str  # dataset:task/representation/perturbation/model#seed
+    key: str  # the study's identity (harness.identity)
     dataset: str
     task: str
     representation: str
@@ -57,43 +79,229 @@ class UnitResult:
     fit_seconds: float = 0.0
     device: str = "cpu"
     finished: float = field(default_factory=time.time)
+    superseded: bool = False
+    identity: dict[str, Any] = field(default_factory=dict)  # what the key hashes
+    versions: dict[str, str] = field(default_factory=dict)  # libraries, device, commit
+    # Test predictions: {"ids": [...], "y": [...], "proba": [[...], ...]} (one column per class)
+    predictions: dict[str, Any] | None = None
 
 
-class ResultStore:
-    def __init__(self, results_dir: Path):
-        self.dir = Path(results_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.dir / "results.sqlite"
+def new_owner() -> str:
+    """A claim owner: unique per process and run, readable in a table."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def location_of(storage: str | None, results_dir: Path) -> str:
+    """The database URL: the one given, or SQLite inside the results folder."""
+    if storage:
+        return storage
+    return f"sqlite:///{Path(results_dir) / 'results.sqlite'}"
+
+
+def describe(url: str) -> str:
+    """A URL for messages: no password."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL; say what was given
+        return url
+
+
+class Store:
+    """Results, models and claims in one database; Optuna's trials beside them."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = _engine(url)
+        self._guard(lambda: _meta.create_all(self.engine))
+
+    # ------------------------------------------------------------------ optuna
+    def optuna_storage(self):
+        """Optuna's RDB storage on the same database (its own tables)."""
+        import optuna
+
+        kwargs = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
+        return self._guard(lambda: optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs))
+
+    # ------------------------------------------------------------------ results
+    def done_keys(self, keys: list[str] | None = None) -> set[str]:
         with self._connect() as db:
-            db.executescript(SCHEMA)
+            q = sa.select(RESULTS.c.key)
+            if keys is not None:
+                q = q.where(RESULTS.c.key.in_(keys))
+            return {row[0] for row in db.execute(q)}
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=60)
-
-    def done(self, unit: str, fingerprint: str) -> bool:
+    def add(self, result: UnitResult, model: tuple[str, bytes] | None = None) -> bool:
+        """Write a finished study once; False if its key was already there (the first stays)."""
+        row = asdict(result)
+        body = {k: row.pop(k) for k in list(row) if k not in _COLUMNS}
+        row["body"] = json.dumps(body, default=_json_default, allow_nan=True)
         with self._connect() as db:
-            row = db.execute(
-                "SELECT 1 FROM results WHERE unit = ? AND fingerprint = ?", (unit, fingerprint)
-            ).fetchone()
-        return row is not None
+            inserted = db.execute(_insert_ignore(self.engine, RESULTS, row)).rowcount == 1
+            if inserted and model is not None:
+                db.execute(_insert_ignore(self.engine, MODELS, {"key": result.key, "format": model[0], "blob": model[1]}))
+            db.execute(CLAIMS.delete().where(CLAIMS.c.key == result.key))
+        return inserted
 
-    def add(self, r: UnitResult) -> None:
-        row = asdict(r)
-        row["extra"] = json.dumps(r.extra)
-        row["params"] = json.dumps(r.params, default=str)
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
+    def results(self, keys: set[str] | None = None, include_superseded: bool = False) -> Iterator[UnitResult]:
         with self._connect() as db:
-            db.execute(f"INSERT OR REPLACE INTO results ({cols}) VALUES ({marks})", tuple(row.values()))
-
-    def all(self, fingerprints: set[str] | None = None) -> Iterator[UnitResult]:
-        with self._connect() as db:
-            db.row_factory = sqlite3.Row
-            rows = db.execute("SELECT * FROM results ORDER BY finished").fetchall()
+            q = sa.select(RESULTS).order_by(RESULTS.c.finished, RESULTS.c.key)
+            if not include_superseded:
+                q = q.where(RESULTS.c.superseded == sa.false())
+            rows = [dict(r._mapping) for r in db.execute(q)]
         for row in rows:
-            d = dict(row)
-            if fingerprints is not None and d["fingerprint"] not in fingerprints:
+            if keys is not None and row["key"] not in keys:
                 continue
-            d["extra"] = json.loads(d["extra"] or "{}")
-            d["params"] = json.loads(d["params"] or "{}")
-            yield UnitResult(**d)
+            body = json.loads(row.pop("body") or "{}")
+            known = {f.name for f in fields(UnitResult)}
+            yield UnitResult(**{k: v for k, v in {**row, **body}.items() if k in known})
+
+    def supersede(self, units: dict[str, str]) -> int:
+        """Mark results of these units (unit -> current key) whose key differs as superseded."""
+        n = 0
+        with self._connect() as db:
+            for unit, key in units.items():
+                n += db.execute(
+                    RESULTS.update()
+                    .where(RESULTS.c.unit == unit, RESULTS.c.key != key, RESULTS.c.superseded == sa.false())
+                    .values(superseded=True)
+                ).rowcount
+        return n
+
+    def model(self, key: str) -> tuple[str, bytes] | None:
+        with self._connect() as db:
+            row = db.execute(sa.select(MODELS.c.format, MODELS.c.blob).where(MODELS.c.key == key)).first()
+        return (row[0], bytes(row[1])) if row else None
+
+    # ------------------------------------------------------------------ claims
+    def claim(self, key: str, owner: str, ttl: float = CLAIM_TTL) -> bool:
+        """Claim a study for `owner`; take it over when its owner's heartbeat expired.
+
+        False when it is done or held by a live owner. Compare-and-swap on the old
+        heartbeat, so two drivers taking over the same dead claim cannot both win."""
+        now = time.time()
+        with self._connect() as db:
+            if db.execute(sa.select(RESULTS.c.key).where(RESULTS.c.key == key)).first():
+                return False
+            if db.execute(_insert_ignore(self.engine, CLAIMS, {"key": key, "owner": owner, "heartbeat": now})).rowcount == 1:
+                return True
+            row = db.execute(sa.select(CLAIMS.c.owner, CLAIMS.c.heartbeat).where(CLAIMS.c.key == key)).first()
+            if row is None:
+                return False
+            if row[0] == owner:
+                return True
+            if now - row[1] <= ttl:
+                return False
+            return db.execute(
+                CLAIMS.update()
+                .where(CLAIMS.c.key == key, CLAIMS.c.owner == row[0], CLAIMS.c.heartbeat == row[1])
+                .values(owner=owner, heartbeat=now)
+            ).rowcount == 1
+
+    def heartbeat(self, owner: str) -> None:
+        with self._connect() as db:
+            db.execute(CLAIMS.update().where(CLAIMS.c.owner == owner).values(heartbeat=time.time()))
+
+    def release(self, key: str, owner: str) -> None:
+        with self._connect() as db:
+            db.execute(CLAIMS.delete().where(CLAIMS.c.key == key, CLAIMS.c.owner == owner))
+
+    def claims(self) -> dict[str, tuple[str, float]]:
+        with self._connect() as db:
+            return {r[0]: (r[1], r[2]) for r in db.execute(sa.select(CLAIMS))}
+
+    # ------------------------------------------------------------------ plumbing
+    def _connect(self):
+        return _Guarded(self)
+
+    def _guard(self, fn):
+        try:
+            return fn()
+        except sa.exc.OperationalError as exc:
+            raise UserError(_connection_message(self.url, exc)) from None
+        except sa.exc.DatabaseError as exc:
+            raise UserError(_damage_message(self.url, exc)) from None
+
+
+class _Guarded:
+    """`with store._connect() as db:` a transaction whose database errors are user errors."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def __enter__(self):
+        try:
+            self._ctx = self.store.engine.begin()
+            return self._ctx.__enter__()
+        except sa.exc.OperationalError as exc:
+            raise UserError(_connection_message(self.store.url, exc)) from None
+        except sa.exc.DatabaseError as exc:
+            raise UserError(_damage_message(self.store.url, exc)) from None
+
+    def __exit__(self, *exc_info):
+        try:
+            return self._ctx.__exit__(*exc_info)
+        except sa.exc.OperationalError as exc:
+            raise UserError(_connection_message(self.store.url, exc)) from None
+        except sa.exc.DatabaseError as exc:
+            raise UserError(_damage_message(self.store.url, exc)) from None
+
+
+def _engine(url: str) -> sa.Engine:
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise UserError(f"storage {url!r} is not a database URL; give e.g. postgresql://user@host:5432/db "
+                        "or leave it out for SQLite in the results folder") from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _wal(dbapi_conn, _record):  # readers and one writer at a time, across processes
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA busy_timeout=60000")
+
+        return engine
+    try:
+        return sa.create_engine(url, pool_pre_ping=True)
+    except (ImportError, sa.exc.NoSuchModuleError) as exc:
+        raise UserError(f"storage {describe(url)}: driver missing ({exc}); install it, e.g. pip install psycopg2-binary") from None
+
+
+def _insert_ignore(engine: sa.Engine, table: sa.Table, row: dict[str, Any]):
+    """INSERT that leaves an existing row alone: the first writer of a key wins."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).values(**row).on_conflict_do_nothing(index_elements=["key"])
+
+
+def _connection_message(url: str, exc: Exception) -> str:
+    u = sa.engine.make_url(url)
+    cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(getattr(exc, "orig", exc)).strip() else type(exc).__name__
+    if u.get_backend_name() == "sqlite":
+        if "not a database" in cause or "malformed" in cause:
+            return _damage_message(url, exc)
+        return (f"cannot open results store {u.database}: {cause}; check that the results folder is "
+                "writable, or choose another with --results")
+    return (f"cannot reach the results database {u.get_backend_name()} at host {u.host or 'localhost'}, "
+            f"port {u.port or 'default'}, database {u.database!r} ({cause}); check that the server runs "
+            "and the URL, user and password are right")
+
+
+def _damage_message(url: str, exc: Exception) -> str:
+    u = sa.engine.make_url(url)
+    where = u.database if u.get_backend_name() == "sqlite" else describe(url)
+    cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    return (f"results store {where} is damaged ({cause}); move it aside (e.g. mv {where} {where}.damaged) "
+            "and rerun: finished studies in it cannot be read, the rest is recomputed")
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

@@ -1,63 +1,63 @@
-"""What one unit of work does: an Optuna study for one (combination, seed).
+"""What one study does: tune one (combination, seed) with Optuna, refit the best trial,
+score it once on the test split, and return the result with its test predictions.
 
-Units are independent; `harness.executors` decides where they run.
+A study is identified by its key (`harness.identity`); its trials live in the store's
+Optuna storage under that key, so a study cut anywhere resumes where it stopped and,
+with `ReplayableTPESampler`, tunes exactly as an uncut one. Executors decide where a study
+runs; this module only needs the spec, the store URL and the inputs file.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
-import pickle
 import time
 import zlib
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from harness import metrics
+from harness import metrics, persist
 from harness.api import FitContext, Perturbation, Samples
-from harness.features import FeatureSet
 from harness.grid import Combination
-from harness.splits import Split
+from harness.inputs import StudyInputs, read_inputs
 from harness.store import UnitResult
 
 
 @dataclass
-class Unit:
+class StudySpec:
+    """Identity and whereabouts of one study: everything a worker needs, no data."""
+
+    key: str
+    unit: str  # dataset:task/representation/perturbation/model#seed
+    dataset: str
     combination: Combination
     seed: int
-    fingerprint: str
     trials: int
     timeout: float | None
-    device: str
-    threads: int
-    storage: str  # Optuna journal file shared by all units of a results folder
-    models_dir: str
-    dataset: str = ""  # the dataset's label in the config
+    identity: dict[str, Any] = field(default_factory=dict)
+    inputs: str = ""  # path of the StudyInputs file, set by prepare
 
     @property
     def id(self) -> str:
-        return f"{self.dataset}:{self.combination.id}#{self.seed}"
-
-    @property
-    def data_key(self) -> str:
-        """Units sharing this key see the same features, labels and split."""
-        c = self.combination
-        return f"{self.dataset}|{c.task.title}|{c.representation.title}|{self.seed}"
+        return self.unit
 
 
 @dataclass
-class UnitData:
-    """The labelled materials of the unit's task, split for its seed, with features."""
+class Environment:
+    """Where a study runs: the store it writes trials to, the device, its thread budget."""
 
-    features: FeatureSet
-    index: np.ndarray  # positions in the feature set of the task's labelled materials
-    y: np.ndarray  # labels of those materials
-    ids: list[str]
-    split: Split  # positions into `index`
+    store_url: str
+    device: str = "cpu"
+    threads: int = 1
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StudyOutcome:
+    result: UnitResult
+    model: tuple[str, bytes] | None  # (format, bytes) in a format that carries no code
 
 
 def stable_seed(*parts: Any) -> int:
@@ -65,9 +65,8 @@ def stable_seed(*parts: Any) -> int:
     return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
-def _perturb(
-    xs: list[np.ndarray], positions: np.ndarray, perts: list[Perturbation], seed: int, columns: list[str]
-) -> list[np.ndarray]:
+def perturb(xs: list[np.ndarray], positions: np.ndarray, perts: list[Perturbation], seed: int,
+            columns: list[str]) -> list[np.ndarray]:
     """Each sample gets its own generator from (seed, perturbation, sample): reproducible and
     independent of which split the sample falls in."""
     out = []
@@ -79,41 +78,43 @@ def _perturb(
     return out
 
 
-def _samples(unit: Unit, data: UnitData, part: np.ndarray, training: bool) -> Samples:
-    combo = unit.combination
-    feats = data.features
-    positions = data.index[part]
-    keep = np.array([feats.features[p] is not None for p in positions], dtype=bool)
-    part, positions = part[keep], positions[keep]
+def samples(combo: Combination, seed: int, data: StudyInputs, part: np.ndarray, training: bool) -> Samples:
+    """One split as the model sees it: perturbed, training-only augmentations on training only."""
     perts = [p for p in (*combo.transforms, combo.perturbation) if training or not p.training_only]
-    xs = _perturb([feats.features[p] for p in positions], positions, perts, unit.seed, feats.columns)
-    X: list[np.ndarray] | np.ndarray = np.stack(xs) if feats.kind == "vector" and xs else xs
-    return Samples(X, data.y[part], [data.ids[i] for i in part], feats.columns, feats.kind)
+    xs = perturb([data.X[i] for i in part], data.positions[part], perts, seed, data.columns)
+    X: list[np.ndarray] | np.ndarray = np.stack(xs) if data.kind == "vector" and xs else xs
+    return Samples(X, data.y[part], [data.ids[i] for i in part], data.columns, data.kind)
 
 
-def run_unit(unit: Unit, data: UnitData) -> UnitResult:
+def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
     import optuna
+
+    from harness.sampling import FINISHED, ReplayableTPESampler, fail_orphaned_trials
+    from harness.store import Store
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna").setLevel(logging.WARNING)
-    combo = unit.combination
-    task = combo.task
+    if env.threads:
+        _limit_threads(env.threads)
+    combo, task = spec.combination, spec.combination.task
     score = metrics.get(task.metric)
-    train = _samples(unit, data, data.split.train, training=True)
-    valid = _samples(unit, data, data.split.valid, training=False)
-    test = _samples(unit, data, data.split.test, training=False)
+    data = read_inputs(spec.inputs)
+    split = data.splits[spec.seed]
+    train = samples(combo, spec.seed, data, split.train, training=True)
+    valid = samples(combo, spec.seed, data, split.valid, training=False)
+    test = samples(combo, spec.seed, data, split.test, training=False)
     n_classes = len(task.classes)
 
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(unit.storage))
     study = optuna.create_study(
-        study_name=f"{unit.id}@{unit.fingerprint}",
-        storage=storage,
+        study_name=spec.key,
+        storage=Store(env.store_url).optuna_storage(),
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=stable_seed(unit.id)),
+        sampler=ReplayableTPESampler(seed=stable_seed(spec.key)),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
         load_if_exists=True,
     )
-    best: dict[str, Any] = {}
+    fail_orphaned_trials(study)  # we hold the claim: RUNNING trials belong to a dead process
+    fitted: dict[int, tuple[float, Any]] = {}  # best trial this process fitted: number -> (value, model)
     fit_seconds: list[float] = []
 
     def objective(trial: optuna.Trial) -> float:
@@ -123,7 +124,7 @@ def run_unit(unit: Unit, data: UnitData) -> UnitResult:
             if earlier.params == trial.params and earlier.number != trial.number:
                 # A small or narrowed space repeats itself: same params, same seed, same
                 # model, so the earlier value stands and nothing is refitted.
-                trial.set_user_attr("repeat_of", earlier.number)
+                trial.set_user_attr("repeat_of", earlier.user_attrs.get("repeat_of", earlier.number))
                 return float(earlier.value)
 
         def report(step: int, value: float) -> None:
@@ -131,62 +132,49 @@ def run_unit(unit: Unit, data: UnitData) -> UnitResult:
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        ctx = FitContext(unit.device, unit.seed, n_classes, score, report, unit.threads)
+        ctx = FitContext(env.device, spec.seed, n_classes, score, report, env.threads)
         t0 = time.perf_counter()
         model.fit(train, valid, params, ctx)
         fit_seconds.append(time.perf_counter() - t0)
         value = score(valid.y, model.predict_proba(valid.X))
-        if not best or value > best["value"]:
-            best.update(value=value, number=trial.number, model=model)
+        if not fitted or value > next(iter(fitted.values()))[0]:  # keep only the best in memory
+            fitted.clear()
+            fitted[trial.number] = (value, model)
         return value
 
-    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    remaining = max(0, (unit.trials if combo.model.tune else 1) - len(finished))
-    if remaining:
-        study.optimize(objective, n_trials=remaining, timeout=unit.timeout, catch=())
-    trial = study.best_trial
-    if best.get("number") in (trial.number, trial.user_attrs.get("repeat_of")):
-        model = best["model"]
-    else:  # the best trial ran in an earlier, interrupted run: refit it (same seed, same model)
+    wanted = spec.trials if combo.model.tune else 1
+    remaining = wanted - len(study.get_trials(deepcopy=False, states=FINISHED))
+    if remaining > 0:
+        study.optimize(objective, n_trials=remaining, timeout=spec.timeout, catch=())
+    best = study.best_trial
+    number = best.user_attrs.get("repeat_of", best.number)
+    if number in fitted:
+        model = fitted[number][1]
+    else:  # fitted by an earlier, interrupted process (or a later trial replaced it): refit
         model = copy.deepcopy(combo.model)
-        ctx = FitContext(unit.device, unit.seed, n_classes, score, lambda s, v: None, unit.threads)
-        model.fit(train, valid, dict(trial.params), ctx)
-    proba = model.predict_proba(test.X)
+        ctx = FitContext(env.device, spec.seed, n_classes, score, lambda s, v: None, env.threads)
+        model.fit(train, valid, dict(best.params), ctx)
+    proba = np.asarray(model.predict_proba(test.X), dtype=float)
     value = score(test.y, proba)
     extra = {name: metrics.get(name)(test.y, proba) for name in task.extra_metrics}
-    _save_model(unit, model)
-    return UnitResult(
-        unit=unit.id,
-        fingerprint=unit.fingerprint,
-        dataset=unit.dataset,
-        task=task.title,
-        representation=combo.representation.title,
-        perturbation=combo.perturbation.title,
-        model=combo.model.title,
-        seed=unit.seed,
-        metric=task.metric,
-        value=value,
-        extra=extra,
-        valid_value=float(trial.value),
-        n_train=len(train),
-        n_valid=len(valid),
-        n_test=len(test),
-        n_trials=len(study.trials),
-        params=dict(trial.params),
-        fit_seconds=float(np.mean(fit_seconds)) if fit_seconds else 0.0,
-        device=unit.device,
+    finished = study.get_trials(deepcopy=False, states=FINISHED)
+    result = UnitResult(
+        unit=spec.unit, key=spec.key, dataset=spec.dataset, task=task.title,
+        representation=combo.representation.title, perturbation=combo.perturbation.title,
+        model=combo.model.title, seed=spec.seed, metric=task.metric, value=float(value), extra=extra,
+        valid_value=float(best.value), n_train=len(train), n_valid=len(valid), n_test=len(test),
+        n_trials=len(finished), params=dict(best.params),
+        fit_seconds=float(np.mean(fit_seconds)) if fit_seconds else 0.0, device=env.device,
+        identity=spec.identity, versions=env.versions,
+        predictions={"ids": list(test.ids), "y": test.y.tolist(), "proba": proba.tolist()},
     )
+    return StudyOutcome(result, persist.dump(model))
 
 
-def model_path(models_dir: str | Path, unit_id: str) -> Path:
-    digest = hashlib.blake2b(unit_id.encode(), digest_size=8).hexdigest()
-    return Path(models_dir) / f"{digest}.pkl"
+def _limit_threads(threads: int) -> None:
+    try:
+        import torch
 
-
-def _save_model(unit: Unit, model: Any) -> None:
-    path = model_path(unit.models_dir, unit.id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump({"unit": unit.id, "model": model}, f)
-    tmp.replace(path)
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass

@@ -58,11 +58,11 @@ def test_run_writes_a_leaderboard_per_task_and_resumes_without_new_trials(tmp_pa
         assert (tmp_path / "out" / name).exists()
 
     db = tmp_path / "out" / "results.sqlite"
-    before = sqlite3.connect(db).execute("SELECT unit, finished FROM results ORDER BY unit").fetchall()
+    before = sqlite3.connect(db).execute("SELECT unit, finished FROM harness_results ORDER BY unit").fetchall()
     assert len(before) == 4 * 2
     assert main(["run", str(cfg)]) == 0
     assert "8 already done, 0 to run" in capsys.readouterr().out
-    after = sqlite3.connect(db).execute("SELECT unit, finished FROM results ORDER BY unit").fetchall()
+    after = sqlite3.connect(db).execute("SELECT unit, finished FROM harness_results ORDER BY unit").fetchall()
     assert before == after
 
 
@@ -78,20 +78,20 @@ def test_an_interrupted_run_keeps_finished_studies(tmp_path, monkeypatch):
     from harness import study
 
     calls = {"n": 0}
-    real = study.run_unit
+    real = study.run_study
 
-    def flaky(unit, data):
+    def flaky(spec, env):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real(unit, data)
+        return real(spec, env)
 
-    monkeypatch.setattr("harness.executors.run_unit", flaky)
+    monkeypatch.setattr("harness.executors.local.run_study", flaky)
     cfg = _config(tmp_path)
     assert main(["run", str(cfg)]) == 130
-    done = sqlite3.connect(tmp_path / "out" / "results.sqlite").execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    done = sqlite3.connect(tmp_path / "out" / "results.sqlite").execute("SELECT COUNT(*) FROM harness_results").fetchone()[0]
     assert done == 2
-    monkeypatch.setattr("harness.executors.run_unit", real)
+    monkeypatch.setattr("harness.executors.local.run_study", real)
     assert main(["run", str(cfg)]) == 0
     assert len(_rows(tmp_path / "out")) == 4
 

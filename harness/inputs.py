@@ -1,0 +1,57 @@
+"""What a study reads: the labelled, featurised materials of one (dataset, task,
+representation) and the split of every seed, as one checksummed file in the cache.
+
+`prepare` writes it once; every study of that task and representation, in any process or
+on any machine that sees the cache, reads it. Nothing reaches a worker through globals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness.cache import read_arrays, write_arrays
+from harness.splits import Split
+
+
+@dataclass
+class StudyInputs:
+    X: list[np.ndarray]  # one array per material: (n_points, d) cloud or (d,) vector
+    y: np.ndarray
+    ids: list[str]
+    positions: np.ndarray  # each material's place in its dataset: seeds its perturbations
+    columns: list[str]
+    kind: str
+    splits: dict[int, Split]  # seed -> positions into the arrays above
+
+
+def write_inputs(path: Path, inputs: StudyInputs) -> None:
+    xs = inputs.X
+    shapes = np.asarray([x.shape if x.ndim == 2 else (x.shape[0], -1) for x in xs], dtype=np.int64).reshape(-1, 2)
+    sizes = np.asarray([x.size for x in xs], dtype=np.int64)
+    arrays = {
+        "data": np.concatenate([np.asarray(x, np.float32).ravel() for x in xs]) if xs else np.zeros(0, np.float32),
+        "offsets": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+        "shapes": shapes,
+        "y": np.asarray(inputs.y, dtype=np.int64),
+        "ids": np.asarray(inputs.ids, dtype=str),
+        "positions": np.asarray(inputs.positions, dtype=np.int64),
+    }
+    for seed, split in inputs.splits.items():
+        for part in ("train", "valid", "test"):
+            arrays[f"split_{seed}_{part}"] = np.asarray(getattr(split, part), dtype=np.int64)
+    write_arrays(path, arrays, {"columns": inputs.columns, "kind": inputs.kind, "seeds": sorted(inputs.splits)})
+
+
+def read_inputs(path: Path) -> StudyInputs:
+    got = read_arrays(path)
+    if got is None:
+        raise FileNotFoundError(f"study inputs {path} are missing or damaged; rerun to prepare them again")
+    a, meta = got
+    data, offsets, shapes = a["data"], a["offsets"], a["shapes"]
+    xs = [data[offsets[i]:offsets[i + 1]].reshape(tuple(int(s) for s in shapes[i] if s >= 0)) for i in range(len(shapes))]
+    splits = {int(seed): Split(a[f"split_{seed}_train"], a[f"split_{seed}_valid"], a[f"split_{seed}_test"])
+              for seed in meta["seeds"]}
+    return StudyInputs(xs, a["y"], [str(i) for i in a["ids"]], a["positions"], list(meta["columns"]), meta["kind"], splits)

@@ -1,0 +1,137 @@
+"""Plan: config + registry -> every study with its key, and which of them are done.
+
+Nothing is featurised here, and a dataset is loaded only when it cannot name its content
+cheaply (`Dataset.content_id`): a rerun whose studies are all done stops after the plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.markup import escape
+
+from harness import identity
+from harness.api import Dataset, LoadContext, Material
+from harness.config import Config, DatasetSpec
+from harness.errors import UserError
+from harness.features import material_hash
+from harness.grid import Grid, expand
+from harness.paths import cache_dir
+from harness.progress import progress_bar, skip_summary, tracker
+from harness.registry import Registry
+from harness.store import Store
+from harness.study import StudySpec
+
+
+@dataclass
+class Loaded:
+    """A dataset's materials, their content hashes and what the dataset left out."""
+
+    materials: list[Material]
+    hashes: list[bytes]
+    skipped: Counter
+
+
+@dataclass
+class PartPlan:
+    """One dataset of the config: its grid, its content identity, and its studies."""
+
+    spec: DatasetSpec
+    dataset: Dataset
+    grid: Grid
+    content: str
+    studies: list[StudySpec] = field(default_factory=list)
+    loaded: Loaded | None = None  # set when the content could only be known by loading
+
+
+@dataclass
+class Plan:
+    parts: list[PartPlan]
+    done: set[str]
+    skipped: list[tuple[str, str]]  # (combination id, why its kinds do not fit)
+
+    @property
+    def studies(self) -> list[StudySpec]:
+        return [s for p in self.parts for s in p.studies]
+
+    @property
+    def pending(self) -> list[StudySpec]:
+        return [s for s in self.studies if s.key not in self.done]
+
+    @property
+    def keys(self) -> set[str]:
+        return {s.key for s in self.studies}
+
+
+def grids(config: Config, registry: Registry, only: list[str] | None = None) -> list[tuple[DatasetSpec, Grid]]:
+    """The grid of each dataset of the config; an empty selection is a user error."""
+    out = [(part, expand(config, registry, only, part)) for part in config.datasets]
+    if not any(g.combinations for _, g in out):
+        raise UserError(
+            f"{config.source or 'config'}: no combination to run"
+            + (f" matches --only {' '.join(only)}" if only else "")
+            + "; check the names and --only patterns (`harness list`)"
+        )
+    return [(p, g) for p, g in out if g.combinations]
+
+
+def make_plan(config: Config, registry: Registry, store: Store, console: Console,
+              only: list[str] | None = None) -> Plan:
+    parts, skipped = [], []
+    split = config.run.split.model_dump()
+    for spec, grid in grids(config, registry, only):
+        dataset = registry.create("dataset", spec.name, spec.params, where=f"{config.source}: ")
+        part = PartPlan(spec, dataset, grid, content="")
+        content = dataset.content_id()
+        if content is None:
+            part.loaded = load(dataset, spec, console)
+            content = materials_digest(part.loaded)
+        part.content = content
+        skipped += [(f"{spec.label}:{cid}", why) for cid, why in grid.skipped]
+        for combo in grid.combinations:
+            for seed in config.run.seeds:
+                ident = identity.study_identity(
+                    dataset=identity.entry_identity(dataset), dataset_content=content, combination=combo,
+                    split=split, seed=seed, trials=config.run.trials, timeout=config.run.timeout)
+                part.studies.append(StudySpec(
+                    key=identity.key_of(ident), unit=f"{spec.label}:{combo.id}#{seed}", dataset=spec.label,
+                    combination=combo, seed=seed, trials=config.run.trials, timeout=config.run.timeout,
+                    identity=ident))
+        parts.append(part)
+    plan = Plan(parts, set(), skipped)
+    plan.done = store.done_keys(sorted(plan.keys))
+    store.supersede({s.unit: s.key for s in plan.studies})
+    return plan
+
+
+def load(dataset: Dataset, spec: DatasetSpec, console: Console) -> Loaded:
+    """Load a dataset with a progress bar; duplicate ids and an empty dataset are user errors."""
+    t0 = time.perf_counter()
+    with progress_bar(console) as bar:
+        ctx = LoadContext(cache_dir(), progress=tracker(bar, f"loading {dataset.title}"))
+        materials = list(dataset.load(ctx))
+    ids = Counter(m.id for m in materials)
+    dupes = [i for i, c in ids.items() if c > 1]
+    if dupes:
+        raise UserError(f"dataset {dataset.title!r} has duplicate ids (e.g. {dupes[0]!r}); fix the id column")
+    if not materials:
+        raise UserError(f"dataset {dataset.title!r} yielded no materials; check its path and parameters")
+    console.print(f"dataset [bold]{escape(spec.label)}[/] = {escape(dataset.title)}: {len(materials)} materials "
+                  f"in {time.perf_counter() - t0:.1f} s" + skip_summary(ctx.skipped))
+    return Loaded(materials, [material_hash(m) for m in materials], ctx.skipped)
+
+
+def materials_digest(loaded: Loaded) -> str:
+    """Content of a loaded dataset: each material's id, structure hash and properties."""
+    h = hashlib.blake2b(digest_size=16)
+    for m, sh in zip(loaded.materials, loaded.hashes):
+        h.update(m.id.encode())
+        h.update(sh)
+        h.update(json.dumps(dict(m.props), sort_keys=True, default=str).encode())
+        h.update((m.group or "").encode())
+    return h.hexdigest()
