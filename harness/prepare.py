@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from harness import grouping, identity
 from harness.api import Material, Representation, Skip, Task
-from harness.cache import read_json, write_json
+from harness.cache import read_arrays, read_json, write_json
 from harness.config import Config
 from harness.errors import UserError
 from harness.features import FeatureCache, FeatureSet, featurize
@@ -72,7 +72,7 @@ def prepare(config: Config, part: PartPlan, studies: list[StudySpec], console: C
     for s in studies:
         s.inputs = inputs_path(config, part, s)
         needed.setdefault(s.inputs, (s.combination.task, s.combination.representation))
-    missing = {path: pair for path, pair in needed.items() if not Path(path).exists()}
+    missing = {path: pair for path, pair in needed.items() if not _intact(Path(path))}
     if not missing:
         return
     loaded = part.loaded or load(part.dataset, part.spec, console)
@@ -84,6 +84,11 @@ def prepare(config: Config, part: PartPlan, studies: list[StudySpec], console: C
     features = featurize_all(config, loaded, list(reps.values()), console)
     for path, (task, rep) in missing.items():
         write_inputs(Path(path), _inputs(labels[task.title], splits[task.title], features[rep.title], loaded))
+
+
+def _intact(path: Path) -> bool:
+    """Present and matching its checksum (a damaged file is removed and rebuilt)."""
+    return path.exists() and read_arrays(path) is not None
 
 
 def _label_task(task: Task, loaded: Loaded, dataset: str, console: Console) -> Labels:
