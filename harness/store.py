@@ -112,7 +112,7 @@ class Store:
     def __init__(self, url: str):
         self.url = url
         self.engine = _engine(url)
-        self._guard(lambda: _meta.create_all(self.engine))
+        self._guard(lambda: _retry_once(lambda: _meta.create_all(self.engine)))
 
     # ------------------------------------------------------------------ optuna
     def optuna_storage(self):
@@ -120,7 +120,7 @@ class Store:
         import optuna
 
         kwargs = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
-        return self._guard(lambda: optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs))
+        return self._guard(lambda: _retry_once(lambda: optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)))
 
     # ------------------------------------------------------------------ results
     def done_keys(self, keys: list[str] | None = None) -> set[str]:
@@ -244,6 +244,17 @@ class _Guarded:
             raise UserError(_connection_message(self.store.url, exc)) from None
         except sa.exc.DatabaseError as exc:
             raise UserError(_damage_message(self.store.url, exc)) from None
+
+
+def _retry_once(fn):
+    """Two runs creating the same tables at once: the loser finds them made and goes on."""
+    try:
+        return fn()
+    except sa.exc.OperationalError as exc:
+        if "already exists" not in str(exc):
+            raise
+        time.sleep(0.5)
+        return fn()
 
 
 def _engine(url: str) -> sa.Engine:

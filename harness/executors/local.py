@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator
 
 from harness.executors import Finished
@@ -59,16 +60,22 @@ class LocalExecutor:
         pool = ProcessPoolExecutor(max_workers=self.slots, mp_context=ctx,
                                    initializer=_die_with_parent, initargs=(os.getpid(),))
         running: dict[Future, StudySpec] = {}
+        broken = False
         try:
             while True:
-                while len(running) < self.slots and (spec := next_study()) is not None:
-                    running[pool.submit(_run, spec, env)] = spec
+                while not broken and len(running) < self.slots and (spec := next_study()) is not None:
+                    try:
+                        running[pool.submit(_run, spec, env)] = spec
+                    except BrokenProcessPool as exc:  # a worker died: take no more work
+                        broken = True
+                        yield spec, exc
                 if not running:
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     spec = running.pop(fut)
                     exc = fut.exception()
+                    broken = broken or isinstance(exc, BrokenProcessPool)
                     yield spec, (exc if exc is not None else fut.result())
         finally:
             for fut in running:
