@@ -48,4 +48,9 @@ def test_featurize_config_fills_the_cache_and_reports_speed(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "60 featurised" in out and "crystals/s" in out
     assert main(["cache", "info"]) == 0
-    assert "chunks" in capsys.readouterr().out
+    info = capsys.readouterr().out
+    assert "features: " in info and "cells: " in info and "demo: " in info
+    assert main(["cache", "clear"]) == 0  # every cache the harness writes
+    capsys.readouterr()
+    assert main(["cache", "info"]) == 0
+    assert "features" not in capsys.readouterr().out.split("cache folder")[0]

@@ -139,15 +139,15 @@ def test_second_load_comes_from_the_cache(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Demo, "_build", refuse)
     assert same_crystals(first, Demo(size=9).load(LoadContext(tmp_path)))
-    assert list((tmp_path / "demo").glob("*.pkl"))
+    assert list((tmp_path / "demo").glob("*.npz"))
     with pytest.raises(Rebuilt):  # other parameters miss the cache
         Demo(size=9, seed=3).load(LoadContext(tmp_path))
 
 
 def test_a_corrupt_cache_is_rebuilt(tmp_path):
     first = Demo(size=3).load(LoadContext(tmp_path))
-    (cached,) = (tmp_path / "demo").glob("*.pkl")
-    cached.write_bytes(b"not a pickle")
+    (cached,) = (tmp_path / "demo").glob("*.npz")
+    cached.write_bytes(b"not an archive")
     assert same_crystals(first, Demo(size=3).load(LoadContext(tmp_path)))
 
 

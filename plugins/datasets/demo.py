@@ -21,7 +21,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from harness import Dataset, LoadContext, Material
+from harness.cache import read_json, write_json
 from harness.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, symmetry_dataset
 
 # Bump when the generated crystals change: the cache keys on it.
@@ -80,19 +80,20 @@ class Demo(Dataset):
         if self.size < 1 or self.variants < 0:
             raise ValueError("demo: size must be >= 1 and variants >= 0")
         path = self._cache_path(ctx.cache_dir)
-        if path.exists():
-            try:
-                with path.open("rb") as fh:
-                    return pickle.load(fh)
-            except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
-                pass  # unreadable or from an incompatible library version: rebuild it
+        from pymatgen.core import Structure
+
+        cached = read_json(path)  # checksummed JSON: a damaged file is rebuilt, never unpickled
+        if cached is not None:
+            return [Material(r["id"], Structure.from_dict(r["structure"]), r["props"], group=r["group"])
+                    for r in cached]
         materials = self._build(ctx)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        with tmp.open("wb") as fh:
-            pickle.dump(materials, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(path)  # atomic: a reader never sees half a file
+        write_json(path, [{"id": m.id, "structure": m.structure.as_dict(), "props": dict(m.props), "group": m.group}
+                          for m in materials])
         return materials
+
+    def content_id(self) -> str:
+        """The demo is a pure function of its parameters and the generating libraries."""
+        return self._cache_path(Path(".")).stem
 
     def _cache_path(self, cache_dir: Path) -> Path:
         import pyxtal
@@ -102,7 +103,7 @@ class Demo(Dataset):
         key = {"size": self.size, "seed": self.seed, "variants": self.variants, "code": CODE_VERSION,
                "pyxtal": pyxtal.__version__, "spglib": spglib.__version__}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        return Path(cache_dir) / "demo" / f"demo-{digest}.pkl"
+        return Path(cache_dir) / "demo" / f"demo-{digest}.npz"
 
     def _build(self, ctx: LoadContext) -> list[Material]:
         per_family = self.variants + 1

@@ -103,7 +103,7 @@ def fast_standard_cell(structure: "Structure", cell: CellChoice, symprec: float)
     return Cell(lattice, frac, types, raw.species)
 
 
-CELL_CACHE_VERSION = "1"  # bump when the standard cells change
+CELL_CACHE_VERSION = "2"  # 2: arrays + JSON, no pickles  # bump when the standard cells change
 
 
 def standard_cells(structures: Sequence["Structure"], cell: CellChoice, symprec: float) -> list[Cell | Skip]:
@@ -125,29 +125,50 @@ def cached_standard_cells(structures: Sequence["Structure"], cell: CellChoice, s
     The symmetry search is ~95 % of a featurisation: a second representation or parameter
     (n, radiation, wavelength, ...) on the same crystals then costs only the kernel."""
     import hashlib
-    import os
-    import pickle
 
+    from harness.cache import read_arrays
     from harness.features import structure_hash
     from harness.paths import cache_dir
 
     key = hashlib.blake2b(f"{cell}|{symprec!r}|{CELL_CACHE_VERSION}".encode(), digest_size=16)
     for structure in structures:
         key.update(structure_hash(structure))
-    path = cache_dir() / "cells" / f"{key.hexdigest()}.pkl"
-    try:
-        with open(path, "rb") as f:
-            cached = pickle.load(f)
-        return [Skip(c) if isinstance(c, str) else c for c in cached]
-    except (OSError, EOFError, pickle.UnpicklingError):
-        pass
+    path = cache_dir() / "cells" / f"{key.hexdigest()}.npz"
+    got = read_arrays(path)
+    if got is not None:
+        return _cells_from_arrays(*got)
     cells = standard_cells(structures, cell, symprec)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        pickle.dump([str(c) if isinstance(c, Skip) else c for c in cells], f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
+    _write_cells(path, cells)
     return cells
+
+
+def _write_cells(path, cells: list[Cell | Skip]) -> None:
+    """Cells as arrays and JSON (checksummed, no pickles): lattices, coordinates, types."""
+    from harness.cache import write_arrays
+
+    ok = [c for c in cells if isinstance(c, Cell)]
+    sizes = [len(c.frac) for c in ok]
+    write_arrays(path, {
+        "lattice": np.asarray([c.lattice for c in ok], dtype=float).reshape(-1, 3, 3),
+        "frac": np.concatenate([c.frac for c in ok]) if ok else np.zeros((0, 3)),
+        "types": np.concatenate([c.types for c in ok]) if ok else np.zeros(0, np.int64),
+        "offsets": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+    }, {"entries": [str(c) if isinstance(c, Skip) else [list(map(list, sp)) for sp in c.species] for c in cells]})
+
+
+def _cells_from_arrays(arrays: dict, meta: dict) -> list[Cell | Skip]:
+    out: list[Cell | Skip] = []
+    k = 0
+    off = arrays["offsets"]
+    for entry in meta["entries"]:
+        if isinstance(entry, str):
+            out.append(Skip(entry))
+            continue
+        a, b = off[k], off[k + 1]
+        species = tuple(tuple((str(sym), int(z), float(occ)) for sym, z, occ in site) for site in entry)
+        out.append(Cell(arrays["lattice"][k], arrays["frac"][a:b], arrays["types"][a:b], species))
+        k += 1
+    return out
 
 
 def _standardize(raw: Cell, cell: CellChoice, symprec: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
