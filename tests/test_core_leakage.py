@@ -10,7 +10,10 @@ from conftest import SHARED_DATA
 from harness import config, grouping, registry
 from harness.api import Material
 from harness.errors import UserError
-from harness.runner import grids, prepare
+from harness.inputs import read_inputs
+from harness.plan import make_plan
+from harness.prepare import prepare
+from harness.store import Store
 from harness.splits import stratified_split
 
 
@@ -37,20 +40,26 @@ def test_polymorph_copies_stay_on_one_side():
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "mp20_subset_ehull_2485.csv.gz").exists(), reason="needs ../shared/data")
-def test_runner_splits_of_real_mp20_data_do_not_leak():
+def test_runner_splits_of_real_mp20_data_do_not_leak(tmp_path):
     conf = config.parse({
         "dataset": {"name": "file", "path": str(SHARED_DATA / "mp20_subset_ehull_2485.csv.gz")},
         "tasks": ["stability"], "representations": [{"name": "barcode", "n": 3}], "models": ["random_forest"],
         "run": {"split": {"group_by": "formula_spacegroup"}, "workers": 1},
     })
-    reg = registry.load()
-    ((part, grid),) = grids(conf, reg)
-    prep = prepare(conf, part, grid, reg, Console(quiet=True))
-    labelled = [prep.materials[i] for i in prep.labels["stability"].index]
-    keys = grouping.group_keys(labelled, "formula_spacegroup")
-    assert len(set(keys)) < len(keys)  # the data do hold duplicates, so the test can fail
-    for seed in conf.run.seeds:
-        _assert_no_leak(keys, prep.splits[("stability", seed)])
+    console = Console(quiet=True)
+    plan = make_plan(conf, registry.load(), Store(f"sqlite:///{tmp_path}/r.sqlite"), console)
+    (part,) = plan.parts
+    prepare(conf, part, part.studies, console)
+    if part.loaded is None:
+        from harness.plan import load
+
+        part.loaded = load(part.dataset, part.spec, console)
+    by_id = {m.id: m for m in part.loaded.materials}
+    for study in part.studies:
+        data = read_inputs(study.inputs)
+        keys = grouping.group_keys([by_id[i] for i in data.ids], "formula_spacegroup")
+        assert len(set(keys)) < len(keys)  # the data do hold duplicates, so the test can fail
+        _assert_no_leak(keys, data.splits[study.seed])
 
 
 def test_too_few_groups_is_a_user_error():
