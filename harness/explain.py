@@ -13,6 +13,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from harness import tuning
 from harness.config import Config
 from harness.errors import UserError
 from harness.registry import Registry
@@ -66,7 +67,7 @@ def _table(console: Console, unit_id: str, combo, model, test, material_ids, lim
         picks = [test.ids.index(m) for m in material_ids]
     else:
         picks = list(range(min(limit, len(test))))
-    proba = model.predict_proba([test.X[i] for i in picks])
+    proba = tuning.class_probabilities(model, [test.X[i] for i in picks], len(classes))
     table = Table(title=f"critical points of {unit_id} (test materials)", title_justify="left")
     for col in ("material", "true", "predicted", "critical points: hkl (features won)"):
         table.add_column(col, overflow="fold")

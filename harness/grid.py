@@ -6,7 +6,8 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.api import Model, Perturbation, Representation, Task
+from harness import tuning
+from harness.api import Metric, Model, Perturbation, Representation, Task
 from harness.config import Config, DatasetSpec, EntrySpec
 from harness.registry import Registry
 
@@ -18,6 +19,7 @@ class Combination:
     perturbation: Perturbation
     model: Model
     transforms: tuple[Perturbation, ...] = ()  # the task's own, applied first
+    metrics: tuple[Metric, ...] = ()  # the task's metric, then its extra metrics
 
     @property
     def id(self) -> str:
@@ -58,8 +60,11 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
     for name in config.settings:
         if name not in {m.name for m in models}:
             registry.get("model", name)  # unknown names fail here with the choices
+    for model in models:
+        tuning.search_space(model)  # unknown or ill-typed `space` keys fail here
     grid = Grid()
     for task in tasks:
+        scores = task_metrics(registry, task, src)
         transforms = tuple(
             registry.create("perturbation", name, params, where=f"{src}task {task.name!r} transform: ")
             for name, params in task.transforms()
@@ -68,7 +73,8 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
             rep = _resolve_representation(registry, spec, task, src)
             for pert in perts:
                 for model in models:
-                    combo = Combination(task, rep, pert, model, tuple(t for t in transforms if rep.kind in t.accepts))
+                    combo = Combination(task, rep, pert, model, tuple(t for t in transforms if rep.kind in t.accepts),
+                                        scores)
                     if not _selected(combo.id, config, only):
                         continue
                     why = _misfit(rep, pert, model)
@@ -77,6 +83,12 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
                     else:
                         grid.combinations.append(combo)
     return grid
+
+
+def task_metrics(registry: Registry, task: Task, src: str = "") -> tuple[Metric, ...]:
+    """The task's metric and extra metrics, looked up among every plugin's metrics."""
+    where = f"{src}task {task.name!r}: "
+    return tuple(registry.metric(name, where) for name in (task.metric, *task.extra_metrics))
 
 
 def _selected(cid: str, config: Config, only: list[str] | None) -> bool:

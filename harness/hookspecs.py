@@ -40,3 +40,8 @@ def harness_perturbations() -> list[type]:
 @hookspec
 def harness_models() -> list[type]:
     """Model classes (subclasses of `harness.api.Model`)."""
+
+
+@hookspec
+def harness_metrics() -> list:
+    """Metrics (`harness.Metric` instances) that tasks may name."""

@@ -5,7 +5,6 @@ Units are independent; `harness.executors` decides where they run.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 import pickle
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import metrics
+from harness import tuning
 from harness.api import FitContext, Perturbation, Samples
 from harness.features import FeatureSet
 from harness.grid import Combination
@@ -98,7 +97,8 @@ def run_unit(unit: Unit, data: UnitData) -> UnitResult:
     logging.getLogger("optuna").setLevel(logging.WARNING)
     combo = unit.combination
     task = combo.task
-    score = metrics.get(task.metric)
+    metric = combo.metrics[0]
+    score = metric.objective  # signed: higher is better for Optuna and early stopping
     train = _samples(unit, data, data.split.train, training=True)
     valid = _samples(unit, data, data.split.valid, training=False)
     test = _samples(unit, data, data.split.test, training=False)
@@ -117,8 +117,7 @@ def run_unit(unit: Unit, data: UnitData) -> UnitResult:
     fit_seconds: list[float] = []
 
     def objective(trial: optuna.Trial) -> float:
-        model = copy.deepcopy(combo.model)
-        params = model.search_space(trial) if model.tune else {}
+        model = tuning.trial_model(combo.model, trial)
         for earlier in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             if earlier.params == trial.params and earlier.number != trial.number:
                 # A small or narrowed space repeats itself: same params, same seed, same
@@ -133,9 +132,9 @@ def run_unit(unit: Unit, data: UnitData) -> UnitResult:
 
         ctx = FitContext(unit.device, unit.seed, n_classes, score, report, unit.threads)
         t0 = time.perf_counter()
-        model.fit(train, valid, params, ctx)
+        model.fit(train, valid, ctx)
         fit_seconds.append(time.perf_counter() - t0)
-        value = score(valid.y, model.predict_proba(valid.X))
+        value = score(valid.y, tuning.class_probabilities(model, valid.X, n_classes))
         if not best or value > best["value"]:
             best.update(value=value, number=trial.number, model=model)
         return value
@@ -148,12 +147,12 @@ def run_unit(unit: Unit, data: UnitData) -> UnitResult:
     if best.get("number") in (trial.number, trial.user_attrs.get("repeat_of")):
         model = best["model"]
     else:  # the best trial ran in an earlier, interrupted run: refit it (same seed, same model)
-        model = copy.deepcopy(combo.model)
+        model = tuning.build(combo.model, trial.params if combo.model.tune else {})
         ctx = FitContext(unit.device, unit.seed, n_classes, score, lambda s, v: None, unit.threads)
-        model.fit(train, valid, dict(trial.params), ctx)
-    proba = model.predict_proba(test.X)
-    value = score(test.y, proba)
-    extra = {name: metrics.get(name)(test.y, proba) for name in task.extra_metrics}
+        model.fit(train, valid, ctx)
+    proba = tuning.class_probabilities(model, test.X, n_classes)
+    value = metric(test.y, proba)
+    extra = {m.name: m(test.y, proba) for m in combo.metrics[1:]}
     _save_model(unit, model)
     return UnitResult(
         unit=unit.id,
@@ -167,7 +166,7 @@ def run_unit(unit: Unit, data: UnitData) -> UnitResult:
         metric=task.metric,
         value=value,
         extra=extra,
-        valid_value=float(trial.value),
+        valid_value=float(trial.value) * (1 if metric.higher_is_better else -1),
         n_train=len(train),
         n_valid=len(valid),
         n_test=len(test),

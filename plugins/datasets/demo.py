@@ -28,8 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import Dataset, LoadContext, Material
-from harness.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, symmetry_dataset
+from harness import CRYSTAL_SYSTEMS, SYMPREC, Dataset, LoadContext, Material, crystal_system, symmetry_dataset
 
 # Bump when the generated crystals change: the cache keys on it.
 CODE_VERSION = "demo-1"

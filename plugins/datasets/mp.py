@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.api import Dataset, LoadContext, Material
-from harness.errors import UserError
+from harness import Dataset, LoadContext, Material, UserError
 from harness_plugins.datasets import files
 
 log = logging.getLogger(__name__)

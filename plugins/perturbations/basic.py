@@ -12,12 +12,11 @@ from typing import ClassVar, Sequence
 import numpy as np
 
 from harness import CLOUD, Perturbation
-from harness.api import intensity_index
 
 
 def _intensity(x: np.ndarray, columns: Sequence[str]) -> tuple[slice | int, ...]:
     """Index of the intensity channel: its column in a cloud, the whole of a bar code."""
-    index = intensity_index(columns)
+    index = list(columns).index("intensity") if "intensity" in columns else slice(None)
     if x.ndim == 2:
         if isinstance(index, slice):
             raise ValueError(f"a cloud needs an 'intensity' column to perturb; columns are {list(columns)}")

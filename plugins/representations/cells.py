@@ -128,8 +128,7 @@ def cached_standard_cells(structures: Sequence["Structure"], cell: CellChoice, s
     import os
     import pickle
 
-    from harness.features import structure_hash
-    from harness.paths import cache_dir
+    from harness import cache_dir, structure_hash
 
     key = hashlib.blake2b(f"{cell}|{symprec!r}|{CELL_CACHE_VERSION}".encode(), digest_size=16)
     for structure in structures:

@@ -10,8 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from harness import Material, Skip, Task
-from harness.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, spacegroup_number
+from harness import CRYSTAL_SYSTEMS, SYMPREC, Material, Skip, Task, crystal_system, spacegroup_number
 
 
 def material_crystal_system(material: Material, symprec: float = SYMPREC) -> str:
