@@ -24,6 +24,7 @@ from harness.api import (
     Skip,
     Task,
     iter_chunks,
+    secret,
 )
 from harness.errors import UserError
 from harness.features import content_hash, site_label, structure_hash
@@ -52,6 +53,7 @@ __all__ = [
     "LoadContext",
     "Choice",
     "Range",
+    "secret",
     # errors: Skip for one bad material, UserError for a mistake the user can fix
     "Skip",
     "UserError",

@@ -71,6 +71,13 @@ class Parameter:
     name: str
     type: str
     default: Any
+    # `field(metadata={"secret": True})`: never shown in titles, identities or messages
+    secret: bool = False
+
+
+def secret(default: Any = "") -> Any:
+    """A parameter that never appears in titles, result identities or messages (an API key)."""
+    return field(default=default, repr=False, metadata={"secret": True})
 
 
 class Entry:
@@ -78,6 +85,8 @@ class Entry:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    # True: the entry used when a config names none of this kind (one per kind, at most)
+    default: ClassVar[bool] = False
 
     @classmethod
     def parameters(cls) -> list[Parameter]:
@@ -92,11 +101,16 @@ class Entry:
             else:
                 default = None
             type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-            out.append(Parameter(f.name, type_name, default))
+            out.append(Parameter(f.name, type_name, default, bool(f.metadata.get("secret", False))))
         return out
 
+    @classmethod
+    def secrets(cls) -> tuple[str, ...]:
+        return tuple(p.name for p in cls.parameters() if p.secret)
+
     def params(self) -> dict[str, Any]:
-        return {p.name: getattr(self, p.name) for p in self.parameters()}
+        """The parameters that identify this entry (secrets left out)."""
+        return {p.name: getattr(self, p.name) for p in self.parameters() if not p.secret}
 
     @property
     def title(self) -> str:
@@ -104,7 +118,7 @@ class Entry:
         changed = [
             f"{p.name}={_short(getattr(self, p.name))}"
             for p in self.parameters()
-            if getattr(self, p.name) != p.default and p.name not in self._title_ignores()
+            if getattr(self, p.name) != p.default and not p.secret and p.name not in self._title_ignores()
         ]
         return f"{self.name}({','.join(changed)})" if changed else self.name
 
@@ -176,9 +190,11 @@ class Task(Entry):
         Raise `Skip(reason)` for a value that is present but unphysical."""
         raise NotImplementedError
 
-    def representation_defaults(self) -> dict[str, Any]:
-        """Representation parameters this task prefers where the config sets none
-        (e.g. the paper's conventional cell and n = 3 for crystal systems)."""
+    def representation_defaults(self) -> dict[str, dict[str, Any]]:
+        """Parameters this task prefers for named representations, where the config sets
+        none: {representation name: {parameter: value}} (e.g. the paper's conventional
+        cell and n = 3 for crystal systems). Other representations are left alone; a
+        parameter the named representation lacks is an error when the grid is built."""
         return {}
 
     def transforms(self) -> list[tuple[str, dict[str, Any]]]:
@@ -229,6 +245,18 @@ class Perturbation(Entry):
     accepts: ClassVar[frozenset[str]] = frozenset(KINDS)
     # True for augmentations that only serve training (applied to the training split only).
     training_only: ClassVar[bool] = False
+    # Feature columns the perturbation reads, by kind: {CLOUD: ("intensity",)}. A
+    # representation without them is skipped for this perturbation, with the reason.
+    needs_columns: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    def misfit(self, kind: str, columns: Sequence[str]) -> str:
+        """Why this perturbation cannot apply to features of `kind` with `columns` ('' if it can)."""
+        if kind not in self.accepts:
+            return f"{self.name} applies to {'/'.join(sorted(self.accepts))}, not {kind}"
+        missing = [c for c in self.needs_columns.get(kind, ()) if c not in columns]
+        if missing:
+            return f"{self.name} needs column {', '.join(map(repr, missing))}, which the {kind} lacks"
+        return ""
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, columns: Sequence[str]) -> np.ndarray:
         """Return a perturbed copy of one sample; pure, driven only by `rng`."""

@@ -9,6 +9,7 @@ from typing import Any
 from harness import tuning
 from harness.api import Metric, Model, Perturbation, Representation, Task
 from harness.config import Config, DatasetSpec, EntrySpec
+from harness.errors import UserError
 from harness.registry import Registry
 
 
@@ -32,6 +33,8 @@ class Combination:
 class Grid:
     combinations: list[Combination] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (id, why)
+    # The dataset's parameters that identify its content (its secrets left out).
+    dataset_params: dict[str, Any] = field(default_factory=dict)
 
     def representations(self) -> list[Representation]:
         """The distinct representations to featurise."""
@@ -49,7 +52,9 @@ def _create(registry: Registry, kind: str, spec: EntrySpec, where: str, extra: d
 def expand(config: Config, registry: Registry, only: list[str] | None = None, part: DatasetSpec | None = None) -> Grid:
     """The grid of one dataset of the config (by default its first)."""
     src = f"{config.source}: " if config.source else ""
+    fill_defaults(config, registry)
     part = part or config.datasets[0]
+    secrets = registry.get("dataset", part.name).cls.secrets()
     tasks = [_create(registry, "task", s, src) for spec in part.tasks for s in spec.expand()]
     rep_specs = [s for spec in config.representations for s in spec.expand()]
     perts = [_create(registry, "perturbation", s, src) for spec in config.perturbations for s in spec.expand()]
@@ -62,7 +67,7 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
             registry.get("model", name)  # unknown names fail here with the choices
     for model in models:
         tuning.search_space(model)  # unknown or ill-typed `space` keys fail here
-    grid = Grid()
+    grid = Grid(dataset_params={k: v for k, v in part.params.items() if k not in secrets})
     for task in tasks:
         scores = task_metrics(registry, task, src)
         transforms = tuple(
@@ -71,13 +76,14 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
         )
         for spec in rep_specs:
             rep = _resolve_representation(registry, spec, task, src)
+            columns = rep.columns()
+            fitting = tuple(t for t in transforms if not t.misfit(rep.kind, columns))
             for pert in perts:
                 for model in models:
-                    combo = Combination(task, rep, pert, model, tuple(t for t in transforms if rep.kind in t.accepts),
-                                        scores)
+                    combo = Combination(task, rep, pert, model, fitting, scores)
                     if not _selected(combo.id, config, only):
                         continue
-                    why = _misfit(rep, pert, model)
+                    why = _misfit(rep, columns, pert, model)
                     if why:
                         grid.skipped.append((combo.id, why))
                     else:
@@ -98,17 +104,35 @@ def _selected(cid: str, config: Config, only: list[str] | None) -> bool:
     return (not config.only or hit(config.only)) and (not only or hit(only)) and not hit(config.exclude)
 
 
+def fill_defaults(config: Config, registry: Registry) -> None:
+    """A config that names no dataset or no perturbation gets the entry a plugin declares
+    as the default of that kind (`default = True`): the core names no plugin."""
+    for part in config.datasets:
+        if not part.name:
+            part.name = registry.default("dataset", f"{config.source or 'config'}: no [dataset] given")
+            part.label = part.label or part.name
+    if not config.perturbations:
+        name = registry.default("perturbation", f"{config.source or 'config'}: no perturbations given")
+        config.perturbations = [EntrySpec(name=name)]
+
+
 def _resolve_representation(registry: Registry, spec: EntrySpec, task: Task, src: str) -> Representation:
-    """The task's preferred parameters fill in what the config leaves unset."""
+    """The task's preferred parameters for this representation fill in what the config
+    leaves unset; a preference for a parameter the representation lacks is an error."""
     cls = registry.get("representation", spec.name).cls
+    preferred = dict(task.representation_defaults().get(spec.name, {}))
     known = {p.name for p in cls.parameters()}
-    defaults = {k: v for k, v in task.representation_defaults().items() if k in known}
-    return _create(registry, "representation", spec, src, extra=defaults)
+    unknown = sorted(set(preferred) - known)
+    if unknown:
+        raise UserError(
+            f"task {task.name!r} prefers {', '.join(map(repr, unknown))} for representation {spec.name!r}, "
+            f"which has no such parameter (it has: {', '.join(sorted(known)) or 'none'}); fix the task's "
+            "representation_defaults()"
+        )
+    return _create(registry, "representation", spec, src, extra=preferred)
 
 
-def _misfit(rep: Representation, pert: Perturbation, model: Model) -> str:
+def _misfit(rep: Representation, columns: list[str], pert: Perturbation, model: Model) -> str:
     if rep.kind not in model.accepts:
         return f"{model.name} takes {'/'.join(sorted(model.accepts))}, not {rep.kind}"
-    if rep.kind not in pert.accepts:
-        return f"{pert.name} applies to {'/'.join(sorted(pert.accepts))}, not {rep.kind}"
-    return ""
+    return pert.misfit(rep.kind, columns)

@@ -103,6 +103,17 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         return sorted(self.entries[kind])
 
+    def default(self, kind: str, why: str) -> str:
+        """The name of the entry of `kind` that declares itself the default."""
+        names = [n for n, r in self.entries[kind].items() if r.cls.default]
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise UserError(f"{why}, and no plugin offers a default {kind}; name one "
+                            f"({', '.join(self.names(kind)) or 'none registered'})")
+        raise UserError(f"{why}, and several {kind}s declare themselves the default "
+                        f"({', '.join(sorted(names))}); name one")
+
 
 def _check_search_space(cls: type[Model], plugin: str) -> None:
     valid = cls.hyperparameters()
@@ -127,6 +138,8 @@ def _coerce(cls: type, params: dict[str, Any]) -> dict[str, Any]:
             out[key] = pydantic.TypeAdapter(annotation).validate_python(value)
         except pydantic.ValidationError as exc:
             msg = exc.errors()[0]["msg"]
+            if fields[key].metadata.get("secret"):
+                raise ValueError(f"parameter {key!r} (secret, not shown): {msg}") from None
             raise ValueError(f"parameter {key!r} = {value!r}: {msg} (default {fields[key].default!r})") from None
     return out
 

@@ -101,10 +101,10 @@ def label(task: Task, materials: list[Material]) -> Labels:
     return Labels(np.asarray(index, dtype=int), np.asarray(y, dtype=int), skipped)
 
 
-def fingerprint(config: Config, part: DatasetSpec, unit_parts: dict) -> str:
+def fingerprint(config: Config, part: DatasetSpec, unit_parts: dict, dataset_params: dict) -> str:
     blob = json.dumps(
         {
-            "dataset": {"name": part.name, **{k: v for k, v in part.params.items() if k != "api_key"}},
+            "dataset": {"name": part.name, **dataset_params},
             "split": config.run.split.model_dump(),
             "trials": config.run.trials,
             "timeout": config.run.timeout,
@@ -252,7 +252,7 @@ def run(config: Config, registry: Registry, console: Console, only: list[str] | 
                 "representation": combo.representation.params(),
                 "model": combo.model.params(),
                 "transforms": [t.title for t in combo.transforms],
-            })
+            }, grid.dataset_params)
             fingerprints.add(fp)
             for seed in config.run.seeds:
                 total += 1

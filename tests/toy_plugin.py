@@ -49,7 +49,7 @@ class ToySystem(Task):
         return self.classes.index(m.props["system"])
 
     def representation_defaults(self):
-        return {"scale": 2.0}
+        return {"ratios": {"scale": 2.0}}
 
 
 @dataclass

@@ -69,6 +69,7 @@ class Demo(Dataset):
     """Random crystals over all 230 space groups (pyxtal), labelled by spglib; offline."""
 
     name = "demo"
+    default = True  # the dataset of a config that names none
     description = "offline random crystals over all 230 space groups (pyxtal), families of near-copies"
 
     size: int = 2400  # materials in all
