@@ -249,13 +249,14 @@ class Perturbation(Entry):
     # representation without them is skipped for this perturbation, with the reason.
     needs_columns: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
-    def misfit(self, kind: str, columns: Sequence[str]) -> str:
-        """Why this perturbation cannot apply to features of `kind` with `columns` ('' if it can)."""
-        if kind not in self.accepts:
-            return f"{self.name} applies to {'/'.join(sorted(self.accepts))}, not {kind}"
-        missing = [c for c in self.needs_columns.get(kind, ()) if c not in columns]
+    def misfit(self, rep: "Representation") -> str:
+        """Why this perturbation cannot apply to the features of `rep` ('' if it can)."""
+        if rep.kind not in self.accepts:
+            return f"{self.name} applies to {'/'.join(sorted(self.accepts))}, not {rep.kind}"
+        columns = rep.columns()
+        missing = [c for c in self.needs_columns.get(rep.kind, ()) if c not in columns]
         if missing:
-            return f"{self.name} needs column {', '.join(map(repr, missing))}, which the {kind} lacks"
+            return f"{self.name} needs column {', '.join(map(repr, missing))}, which {rep.title} lacks"
         return ""
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, columns: Sequence[str]) -> np.ndarray:

@@ -76,14 +76,13 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
         )
         for spec in rep_specs:
             rep = _resolve_representation(registry, spec, task, src)
-            columns = rep.columns()
-            fitting = tuple(t for t in transforms if not t.misfit(rep.kind, columns))
+            fitting = tuple(t for t in transforms if not t.misfit(rep))
             for pert in perts:
                 for model in models:
                     combo = Combination(task, rep, pert, model, fitting, scores)
                     if not _selected(combo.id, config, only):
                         continue
-                    why = _misfit(rep, columns, pert, model)
+                    why = _misfit(rep, pert, model)
                     if why:
                         grid.skipped.append((combo.id, why))
                     else:
@@ -132,7 +131,7 @@ def _resolve_representation(registry: Registry, spec: EntrySpec, task: Task, src
     return _create(registry, "representation", spec, src, extra=preferred)
 
 
-def _misfit(rep: Representation, columns: list[str], pert: Perturbation, model: Model) -> str:
+def _misfit(rep: Representation, pert: Perturbation, model: Model) -> str:
     if rep.kind not in model.accepts:
         return f"{model.name} takes {'/'.join(sorted(model.accepts))}, not {rep.kind}"
-    return pert.misfit(rep.kind, columns)
+    return pert.misfit(rep)

@@ -194,12 +194,12 @@ def load(plugins: Iterable[str | object] = (), *, entry_points: bool = True) -> 
     except pluggy.PluginValidationError as exc:
         raise UserError(f"plugin error: {exc}") from None
     registry = Registry()
-    for impl in reversed(pm.hook.harness_metrics.get_hookimpls()):
+    for impl in pm.hook.harness_metrics.get_hookimpls():  # registration order
         for metric in impl.function() or []:
             registry.add_metric(metric, impl.plugin_name)
     for kind, hook_name in HOOKS.items():
         hook = getattr(pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # registration order
             for cls in impl.function() or []:
                 registry.add(kind, cls, impl.plugin_name)
     return registry

@@ -18,6 +18,7 @@ from harness import (
 class ToyDataset(Dataset):
     name: ClassVar[str] = "toy"
     description: ClassVar[str] = "cubic and tetragonal one-atom cells"
+    default: ClassVar[bool] = True
     size: int = 120
     seed: int = 0
     bad: int = 0  # structures that cannot be featurised
@@ -87,6 +88,7 @@ class Corners(Representation):
 class Identity(Perturbation):
     name: ClassVar[str] = "identity"
     description: ClassVar[str] = "leaves the input alone"
+    default: ClassVar[bool] = True
 
     def apply(self, x, rng, columns):
         return x.copy()
@@ -155,6 +157,13 @@ class Centroids(Model):
         return self
 
 
+@dataclass
+class VectorCentroids(Centroids):
+    name: ClassVar[str] = "vector_centroids"
+    description: ClassVar[str] = "centroids that take vectors only (a mock for kinds that do not fit)"
+    accepts: ClassVar[frozenset[str]] = frozenset({VECTOR})
+
+
 @hookimpl
 def harness_datasets():
     return [ToyDataset]
@@ -177,4 +186,4 @@ def harness_perturbations():
 
 @hookimpl
 def harness_models():
-    return [Centroids]
+    return [Centroids, VectorCentroids]
