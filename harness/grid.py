@@ -108,10 +108,10 @@ def fill_defaults(config: Config, registry: Registry) -> None:
     as the default of that kind (`default = True`): the core names no plugin."""
     for part in config.datasets:
         if not part.name:
-            part.name = registry.default("dataset", f"{config.source or 'config'}: no [dataset] given")
+            part.name = registry.default("dataset", f"{config.source or 'config'} names no dataset")
             part.label = part.label or part.name
     if not config.perturbations:
-        name = registry.default("perturbation", f"{config.source or 'config'}: no perturbations given")
+        name = registry.default("perturbation", f"{config.source or 'config'} names no perturbation")
         config.perturbations = [EntrySpec(name=name)]
 
 

@@ -235,10 +235,10 @@ def test_without_a_declared_default_the_message_says_what_to_name():
         default: ClassVar[bool] = True
 
     conf = config.parse({k: v for k, v in BASE.items() if k != "perturbations"})
-    with pytest.raises(UserError, match="no perturbations given, and several perturbations declare.*identity, other"):
+    with pytest.raises(UserError, match="names no perturbation, and several perturbations declare.*identity, other"):
         expand(conf, toy_registry(Hooks(harness_perturbations=lambda: [Other])))
     conf = config.parse({k: v for k, v in BASE.items() if k != "dataset"})
-    with pytest.raises(UserError, match=r"no \[dataset\] given, and no plugin offers a default dataset; name one"):
+    with pytest.raises(UserError, match="names no dataset, and no plugin offers a default dataset; name one"):
         expand(conf, registry.load(entry_points=False, plugins=[Hooks(harness_tasks=lambda: [toy_plugin.ToySystem])]))
 
 

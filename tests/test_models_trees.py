@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harness import UserError, tuning
-from harness.api import FitContext, Samples
+from harness import FitContext, Samples
 from harness_plugins.models.trees import RandomForest, XGBoost
 
 
