@@ -1,4 +1,5 @@
-"""The model contract's core side: search spaces as data, trial models, class columns.
+"""The model contract's core side: search spaces as data, trial models, class columns,
+fitted models stored as data.
 
 A model declares `search_space` (field -> `Choice` or `Range`); the TOML may override
 dimensions through `space`. The core validates the result when the grid is expanded,
@@ -18,7 +19,11 @@ from harness.api import Choice, Dimension, Model, Range
 from harness.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     import optuna
+
+    from harness.registry import Registry
 
 
 def search_space(model: Model) -> dict[str, Dimension]:
@@ -112,3 +117,39 @@ def class_probabilities(model: Model, X: Any, n_classes: int) -> np.ndarray:
     out = np.zeros((proba.shape[0], n_classes))
     out[:, classes] = proba
     return out
+
+
+# --------------------------------------------------------------------------- fitted models as data
+
+MODEL_FILE = "model.json"
+
+
+def save_fitted(model: Model, folder: "Path") -> None:
+    """A fitted model as data: its name and hyperparameters (JSON) beside the state its
+    `save` writes into `folder/state`. Nothing in the folder is code."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    (folder / "state").mkdir(parents=True, exist_ok=True)
+    model.save(folder / "state")
+    secrets = set(model.secrets())
+    params = {k: getattr(model, k) for k in model.hyperparameters() if k not in secrets}
+    (folder / MODEL_FILE).write_text(json.dumps({"name": model.name, "params": params}, sort_keys=True))
+
+
+def load_fitted(registry: "Registry", folder: "Path") -> Model:
+    """The model `save_fitted` wrote, rebuilt from the registry (the plugin's own class)
+    and its `load`; a folder it did not write is a `UserError`."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    try:
+        entry = json.loads((folder / MODEL_FILE).read_text())
+        name, params = entry["name"], entry["params"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{folder} holds no saved model ({exc}); rerun the study to write it") from None
+    model = registry.create("model", name, params, where=f"{folder / MODEL_FILE}: ")
+    assert isinstance(model, Model)
+    return model.load(folder / "state")

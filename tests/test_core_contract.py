@@ -251,3 +251,21 @@ def test_the_dataset_identity_leaves_secrets_out():
 
     grid = grid_of(Hooks(harness_datasets=lambda: [Locked]), dataset={"name": "locked", "key": "hunter2", "size": 40})
     assert grid.dataset_params == {"size": 40}
+
+
+# ------------------------------------------------------------------ fitted models as data
+
+
+def test_a_fitted_model_is_stored_as_json_and_arrays_and_rebuilt_from_the_registry(tmp_path):
+    rng = np.random.default_rng(2)
+    X = np.vstack([rng.normal(0, 1, (20, 2)), rng.normal(3, 1, (20, 2))])
+    s = Samples(X, np.repeat([0, 1], 20), [str(i) for i in range(40)], ["a", "b"], VECTOR)
+    model = centroids(temperature=0.25, standardize=False).fit(s, s, FitContext("cpu", 0, 2, lambda t, p: 0.0))
+    tuning.save_fitted(model, tmp_path / "unit")
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "unit").rglob("*") if p.is_file())
+    assert files == ["unit/model.json", "unit/state/centroids.npz"]
+    restored = tuning.load_fitted(toy_registry(), tmp_path / "unit")
+    assert (restored.temperature, restored.standardize) == (0.25, False)
+    np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+    with pytest.raises(UserError, match="holds no saved model"):
+        tuning.load_fitted(toy_registry(), tmp_path / "elsewhere")
