@@ -1,39 +1,78 @@
-"""harness: benchmark structure-only crystal property classifiers, extended by plugins."""
+"""harness: benchmark structure-only crystal property classifiers, extended by plugins.
+
+This module is the whole public API: a plugin imports `harness` and nothing under it
+(`harness.torch`, the optional torch base, is the one public submodule). Every other
+module of the package is the core's own and may change without notice.
+"""
 
 import pluggy
 
 from harness.api import (
     CLOUD,
     VECTOR,
+    Choice,
     Dataset,
     FitContext,
     LoadContext,
     Material,
+    Metric,
     Model,
     Perturbation,
+    Range,
     Representation,
     Samples,
     Skip,
     Task,
+    iter_chunks,
+    secret,
 )
+from harness.cache import read_arrays, read_json, write_arrays, write_json
+from harness.errors import UserError
+from harness.features import content_hash, site_label, structure_hash
+from harness.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, spacegroup_number, symmetry_dataset
+from harness.paths import cache_dir
 
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("harness")
 
 __all__ = [
+    # the five kinds of entry, and metrics
+    "Dataset",
+    "Task",
+    "Representation",
+    "Perturbation",
+    "Model",
+    "Metric",
+    "hookimpl",
+    # the data they exchange
     "CLOUD",
     "VECTOR",
-    "Dataset",
+    "Material",
+    "Samples",
     "FitContext",
     "LoadContext",
-    "Material",
-    "Model",
-    "Perturbation",
-    "Representation",
-    "Samples",
+    "Choice",
+    "Range",
+    "secret",
+    # errors: Skip for one bad material, UserError for a mistake the user can fix
     "Skip",
-    "Task",
-    "hookimpl",
+    "UserError",
+    # services lent to plugins
+    "cache_dir",
+    "read_arrays",
+    "write_arrays",
+    "read_json",
+    "write_json",
+    "structure_hash",
+    "content_hash",
+    "site_label",
+    "iter_chunks",
+    # symmetry helpers (spglib), shared so that tasks and datasets label alike
+    "SYMPREC",
+    "CRYSTAL_SYSTEMS",
+    "symmetry_dataset",
+    "spacegroup_number",
+    "crystal_system",
     "__version__",
 ]

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, M
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    import optuna
+    from pathlib import Path
+
     from pymatgen.core import Structure
 
 CLOUD = "cloud"  # features are an (n_points, d) array; columns 0-2 are Cartesian x, y, z
@@ -70,6 +71,13 @@ class Parameter:
     name: str
     type: str
     default: Any
+    # `field(metadata={"secret": True})`: never shown in titles, identities or messages
+    secret: bool = False
+
+
+def secret(default: Any = "") -> Any:
+    """A parameter that never appears in titles, result identities or messages (an API key)."""
+    return field(default=default, repr=False, metadata={"secret": True})
 
 
 class Entry:
@@ -80,6 +88,8 @@ class Entry:
     # Bump when the entry's output changes for the same parameters: results and caches
     # key on it, so older numbers are superseded instead of mixed in.
     version: ClassVar[str] = "1"
+    # True: the entry used when a config names none of this kind (one per kind, at most)
+    default: ClassVar[bool] = False
 
     @classmethod
     def parameters(cls) -> list[Parameter]:
@@ -94,11 +104,16 @@ class Entry:
             else:
                 default = None
             type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-            out.append(Parameter(f.name, type_name, default))
+            out.append(Parameter(f.name, type_name, default, bool(f.metadata.get("secret", False))))
         return out
 
+    @classmethod
+    def secrets(cls) -> tuple[str, ...]:
+        return tuple(p.name for p in cls.parameters() if p.secret)
+
     def params(self) -> dict[str, Any]:
-        return {p.name: getattr(self, p.name) for p in self.parameters()}
+        """The parameters that identify this entry (secrets left out)."""
+        return {p.name: getattr(self, p.name) for p in self.parameters() if not p.secret}
 
     @property
     def title(self) -> str:
@@ -106,7 +121,7 @@ class Entry:
         changed = [
             f"{p.name}={_short(getattr(self, p.name))}"
             for p in self.parameters()
-            if getattr(self, p.name) != p.default and p.name not in self._title_ignores()
+            if getattr(self, p.name) != p.default and not p.secret and p.name not in self._title_ignores()
         ]
         return f"{self.name}({','.join(changed)})" if changed else self.name
 
@@ -169,7 +184,9 @@ class Dataset(Entry):
 
 @dataclass
 class Task(Entry):
-    metric: ClassVar[str] = "roc_auc"  # the one Optuna optimises and the leaderboard sorts by
+    # Names of metrics (from any plugin's `harness_metrics`): the one Optuna optimises and
+    # the leaderboard sorts by, and others reported beside it. Checked when the grid is built.
+    metric: ClassVar[str] = "roc_auc"
     extra_metrics: ClassVar[tuple[str, ...]] = ()
 
     @property
@@ -182,9 +199,11 @@ class Task(Entry):
         Raise `Skip(reason)` for a value that is present but unphysical."""
         raise NotImplementedError
 
-    def representation_defaults(self) -> dict[str, Any]:
-        """Representation parameters this task prefers where the config sets none
-        (e.g. the paper's conventional cell and n = 3 for crystal systems)."""
+    def representation_defaults(self) -> dict[str, dict[str, Any]]:
+        """Parameters this task prefers for named representations, where the config sets
+        none: {representation name: {parameter: value}} (e.g. the paper's conventional
+        cell and n = 3 for crystal systems). Other representations are left alone; a
+        parameter the named representation lacks is an error when the grid is built."""
         return {}
 
     def transforms(self) -> list[tuple[str, dict[str, Any]]]:
@@ -234,15 +253,23 @@ class Perturbation(Entry):
     accepts: ClassVar[frozenset[str]] = frozenset(KINDS)
     # True for augmentations that only serve training (applied to the training split only).
     training_only: ClassVar[bool] = False
+    # Feature columns the perturbation reads, by kind: {CLOUD: ("intensity",)}. A
+    # representation without them is skipped for this perturbation, with the reason.
+    needs_columns: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    def misfit(self, rep: "Representation") -> str:
+        """Why this perturbation cannot apply to the features of `rep` ('' if it can)."""
+        if rep.kind not in self.accepts:
+            return f"{self.name} applies to {'/'.join(sorted(self.accepts))}, not {rep.kind}"
+        columns = rep.columns()
+        missing = [c for c in self.needs_columns.get(rep.kind, ()) if c not in columns]
+        if missing:
+            return f"{self.name} needs column {', '.join(map(repr, missing))}, which {rep.title} lacks"
+        return ""
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, columns: Sequence[str]) -> np.ndarray:
         """Return a perturbed copy of one sample; pure, driven only by `rng`."""
         raise NotImplementedError
-
-
-def intensity_index(columns: Sequence[str]) -> int | slice:
-    """Where the intensity channel lives: its column in a cloud, the whole of a bar code."""
-    return list(columns).index("intensity") if "intensity" in columns else slice(None)
 
 
 # --------------------------------------------------------------------------- models
@@ -270,36 +297,121 @@ class Samples:
 class FitContext:
     device: str  # "cpu" or "cuda"
     seed: int
-    n_classes: int
-    score: Callable[[np.ndarray, np.ndarray], float]  # (y_true, proba) -> task metric, higher is better
+    n_classes: int  # the task's classes; a network needs one output per class
+    # (y_true, proba) -> the task's metric, signed so that higher is always better
+    score: Callable[[np.ndarray, np.ndarray], float]
     report: Callable[[int, float], None] = lambda step, value: None  # may raise optuna.TrialPruned
-    threads: int = 1
+    threads: int = 1  # CPU threads this fit may use (the core divides the cores among studies)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A categorical search dimension: one of `values`."""
+
+    values: tuple[Any, ...]
+
+    def __init__(self, *values: Any):
+        if len(values) == 1 and isinstance(values[0], (list, tuple)):
+            values = tuple(values[0])
+        if not values:
+            raise ValueError("a Choice needs at least one value")
+        object.__setattr__(self, "values", tuple(values))
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric search dimension from `low` to `high` (both included); `log` samples
+    uniformly in log space. Integer bounds give integers."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low <= self.high:
+            raise ValueError(f"a Range needs low <= high (got {self.low}, {self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log Range needs low > 0 (got {self.low})")
+
+    @property
+    def integer(self) -> bool:
+        return isinstance(self.low, int) and isinstance(self.high, int) and not isinstance(self.low, bool)
+
+
+Dimension = Choice | Range
 
 
 @dataclass
 class Model(Entry):
+    """A classifier in scikit-learn style.
+
+    Every hyperparameter is a dataclass field with a default (the setting used when the
+    model is not tuned). `search_space` names the fields the core tunes and their
+    domains; the core samples them with Optuna and builds each trial's model with
+    `dataclasses.replace`, so a model never sees Optuna. `fit` learns, `predict_proba`
+    returns one column per entry of `self.classes_` (the labels seen in training, sorted),
+    or one per class of the task when the model sets no `classes_`: the core pads
+    columns for classes absent from training. `save`/`load` persist the fitted state as
+    data (JSON, arrays), never as pickled code.
+    """
+
     accepts: ClassVar[frozenset[str]] = frozenset({VECTOR})
-    # Search-space overrides from the TOML: {"n_estimators": [100, 200]}
-    space: dict[str, list[Any]] = field(default_factory=dict)
-    # False: no search; one fit with the model's own defaults (e.g. the paper's settings).
+    # Field name -> domain, e.g. {"n_estimators": Choice(50, 100), "lr": Range(1e-4, 1e-1, log=True)}
+    search_space: ClassVar[Mapping[str, Dimension]] = {}
+    # Search-space overrides from the TOML: {"n_estimators": [100, 200]} or {"lr": {low, high, log}};
+    # any hyperparameter field may be named, anything else is an error.
+    space: dict[str, Any] = field(default_factory=dict)
+    # False: no search; one fit with the fields as set (e.g. the paper's settings).
     tune: bool = True
 
-    def search_space(self, trial: "optuna.Trial") -> dict[str, Any]:
-        raise NotImplementedError
-
-    def fit(self, train: Samples, valid: Samples, params: dict[str, Any], ctx: FitContext) -> "Model":
+    def fit(self, train: Samples, valid: Samples, ctx: FitContext) -> "Model":
+        """Learn from `train` (`valid`: early stopping, if the model wants it); return self."""
         raise NotImplementedError
 
     def predict_proba(self, X: list[np.ndarray] | np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def choose(self, trial: "optuna.Trial", name: str, choices: Sequence[Any]) -> Any:
-        """A categorical search dimension that the TOML may narrow or replace via `space`."""
-        options = list(self.space.get(name, choices))
-        return trial.suggest_categorical(name, options)
+    def save(self, path: "Path") -> None:
+        """Write the fitted state into the folder `path` (it exists) as JSON/arrays."""
+        raise NotImplementedError(f"model {self.name!r} does not implement save()")
+
+    def load(self, path: "Path") -> "Model":
+        """Restore the fitted state written by `save` into this unfitted model; return self.
+
+        The core constructs the model with the same fields before calling it."""
+        raise NotImplementedError(f"model {self.name!r} does not implement load()")
+
+    @classmethod
+    def hyperparameters(cls) -> list[str]:
+        """The fields a search may set: every parameter but `space` and `tune`."""
+        return [p.name for p in cls.parameters() if p.name not in ("space", "tune")]
 
     def _title_ignores(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.parameters())  # settings do not rename a model
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A score of test predictions: `compute(y_true, proba)` with proba (n, n_classes).
+
+    Returned by the `harness_metrics` hook; tasks name metrics by `name`. Its function
+    must be importable (a module-level function), as studies run in other processes."""
+
+    name: str
+    compute: Callable[[np.ndarray, np.ndarray], float]
+    higher_is_better: bool = True
+    description: str = ""
+
+    def __call__(self, y: np.ndarray, proba: np.ndarray) -> float:
+        return float(self.compute(y, proba))
+
+    def objective(self, y: np.ndarray, proba: np.ndarray) -> float:
+        """The metric signed so that higher is better: what tuning and early stopping use."""
+        value = self(y, proba)
+        return value if self.higher_is_better else -value
 
 
 ENTRY_KINDS: dict[str, type[Entry]] = {

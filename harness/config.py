@@ -101,7 +101,8 @@ class Config(Strict):
     datasets: list[DatasetSpec] = Field(default_factory=list)
     tasks: list[EntrySpec] = Field(default_factory=list)
     representations: list[EntrySpec] = Field(min_length=1)
-    perturbations: list[EntrySpec] = Field(default_factory=lambda: [EntrySpec(name="none")], min_length=1)
+    # empty: the perturbation a plugin declares as the default (harness.grid.fill_defaults)
+    perturbations: list[EntrySpec] = Field(default_factory=list)
     models: list[EntrySpec] = Field(min_length=1)
     settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Globs over combination ids (task/representation/perturbation/model) that shape the
@@ -127,12 +128,13 @@ class Config(Strict):
         if self.dataset is not None and self.datasets:
             raise ValueError("give either [dataset] or [[datasets]], not both")
         if not self.datasets:
-            self.datasets = [self.dataset or DatasetSpec(name="demo")]
+            # no name: the dataset a plugin declares as the default (harness.grid.fill_defaults)
+            self.datasets = [self.dataset or DatasetSpec(name="")]
         for d in self.datasets:
             if not d.tasks:
                 d.tasks = list(self.tasks)
             if not d.tasks:
-                raise ValueError(f"no tasks for dataset {d.label or d.name!r}: add tasks = [...]")
+                raise ValueError(f"no tasks for dataset {d.label or d.name or 'default'!r}: add tasks = [...]")
             d.label = d.label or d.name
         labels = [d.label for d in self.datasets]
         dupes = sorted({x for x in labels if labels.count(x) > 1})

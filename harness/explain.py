@@ -12,7 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from harness import persist
+from harness import persist, tuning
 from harness.config import Config
 from harness.errors import UserError
 from harness.inputs import read_inputs
@@ -46,7 +46,7 @@ def explain(
             if stored is None:
                 raise UserError(f"no stored model for {study.unit} in {store.url}; run `harness run {config.source}` "
                                 "first (with the same settings)")
-            model = persist.restore(combo.model, stored)
+            model = persist.restore(registry, stored)
             if not hasattr(model, "point_importance"):
                 raise UserError(f"model {combo.model.name!r} offers no point_importance(); "
                                 "explain works for e.g. pointnet")
@@ -70,7 +70,7 @@ def _table(console: Console, unit_id: str, combo, model, test, material_ids, lim
         picks = [test.ids.index(m) for m in material_ids]
     else:
         picks = list(range(min(limit, len(test))))
-    proba = model.predict_proba([test.X[i] for i in picks])
+    proba = tuning.class_probabilities(model, [test.X[i] for i in picks], len(classes))
     table = Table(title=f"critical points of {unit_id} (test materials)", title_justify="left")
     for col in ("material", "true", "predicted", "critical points: hkl (features won)"):
         table.add_column(col, overflow="fold")

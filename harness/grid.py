@@ -6,8 +6,10 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.api import Model, Perturbation, Representation, Task
+from harness import tuning
+from harness.api import Metric, Model, Perturbation, Representation, Task
 from harness.config import Config, DatasetSpec, EntrySpec
+from harness.errors import UserError
 from harness.registry import Registry
 
 
@@ -18,6 +20,7 @@ class Combination:
     perturbation: Perturbation
     model: Model
     transforms: tuple[Perturbation, ...] = ()  # the task's own, applied first
+    metrics: tuple[Metric, ...] = ()  # the task's metric, then its extra metrics
 
     @property
     def id(self) -> str:
@@ -30,6 +33,8 @@ class Combination:
 class Grid:
     combinations: list[Combination] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (id, why)
+    # The dataset's parameters that identify its content (its secrets left out).
+    dataset_params: dict[str, Any] = field(default_factory=dict)
 
     def representations(self) -> list[Representation]:
         """The distinct representations to featurise."""
@@ -47,7 +52,9 @@ def _create(registry: Registry, kind: str, spec: EntrySpec, where: str, extra: d
 def expand(config: Config, registry: Registry, only: list[str] | None = None, part: DatasetSpec | None = None) -> Grid:
     """The grid of one dataset of the config (by default its first)."""
     src = f"{config.source}: " if config.source else ""
+    fill_defaults(config, registry)
     part = part or config.datasets[0]
+    secrets = registry.get("dataset", part.name).cls.secrets()
     tasks = [_create(registry, "task", s, src) for spec in part.tasks for s in spec.expand()]
     rep_specs = [s for spec in config.representations for s in spec.expand()]
     perts = [_create(registry, "perturbation", s, src) for spec in config.perturbations for s in spec.expand()]
@@ -58,17 +65,21 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
     for name in config.settings:
         if name not in {m.name for m in models}:
             registry.get("model", name)  # unknown names fail here with the choices
-    grid = Grid()
+    for model in models:
+        tuning.search_space(model)  # unknown or ill-typed `space` keys fail here
+    grid = Grid(dataset_params={k: v for k, v in part.params.items() if k not in secrets})
     for task in tasks:
+        scores = task_metrics(registry, task, src)
         transforms = tuple(
             registry.create("perturbation", name, params, where=f"{src}task {task.name!r} transform: ")
             for name, params in task.transforms()
         )
         for spec in rep_specs:
             rep = _resolve_representation(registry, spec, task, src)
+            fitting = tuple(t for t in transforms if not t.misfit(rep))
             for pert in perts:
                 for model in models:
-                    combo = Combination(task, rep, pert, model, tuple(t for t in transforms if rep.kind in t.accepts))
+                    combo = Combination(task, rep, pert, model, fitting, scores)
                     if not _selected(combo.id, config, only):
                         continue
                     why = _misfit(rep, pert, model)
@@ -79,6 +90,12 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
     return grid
 
 
+def task_metrics(registry: Registry, task: Task, src: str = "") -> tuple[Metric, ...]:
+    """The task's metric and extra metrics, looked up among every plugin's metrics."""
+    where = f"{src}task {task.name!r}: "
+    return tuple(registry.metric(name, where) for name in (task.metric, *task.extra_metrics))
+
+
 def _selected(cid: str, config: Config, only: list[str] | None) -> bool:
     def hit(patterns) -> bool:
         return any(fnmatch.fnmatchcase(cid, p) for p in patterns)
@@ -86,17 +103,35 @@ def _selected(cid: str, config: Config, only: list[str] | None) -> bool:
     return (not config.only or hit(config.only)) and (not only or hit(only)) and not hit(config.exclude)
 
 
+def fill_defaults(config: Config, registry: Registry) -> None:
+    """A config that names no dataset or no perturbation gets the entry a plugin declares
+    as the default of that kind (`default = True`): the core names no plugin."""
+    for part in config.datasets:
+        if not part.name:
+            part.name = registry.default("dataset", f"{config.source or 'config'} names no dataset")
+            part.label = part.label or part.name
+    if not config.perturbations:
+        name = registry.default("perturbation", f"{config.source or 'config'} names no perturbation")
+        config.perturbations = [EntrySpec(name=name)]
+
+
 def _resolve_representation(registry: Registry, spec: EntrySpec, task: Task, src: str) -> Representation:
-    """The task's preferred parameters fill in what the config leaves unset."""
+    """The task's preferred parameters for this representation fill in what the config
+    leaves unset; a preference for a parameter the representation lacks is an error."""
     cls = registry.get("representation", spec.name).cls
+    preferred = dict(task.representation_defaults().get(spec.name, {}))
     known = {p.name for p in cls.parameters()}
-    defaults = {k: v for k, v in task.representation_defaults().items() if k in known}
-    return _create(registry, "representation", spec, src, extra=defaults)
+    unknown = sorted(set(preferred) - known)
+    if unknown:
+        raise UserError(
+            f"task {task.name!r} prefers {', '.join(map(repr, unknown))} for representation {spec.name!r}, "
+            f"which has no such parameter (it has: {', '.join(sorted(known)) or 'none'}); fix the task's "
+            "representation_defaults()"
+        )
+    return _create(registry, "representation", spec, src, extra=preferred)
 
 
 def _misfit(rep: Representation, pert: Perturbation, model: Model) -> str:
     if rep.kind not in model.accepts:
         return f"{model.name} takes {'/'.join(sorted(model.accepts))}, not {rep.kind}"
-    if rep.kind not in pert.accepts:
-        return f"{pert.name} applies to {'/'.join(sorted(pert.accepts))}, not {rep.kind}"
-    return ""
+    return pert.misfit(rep)

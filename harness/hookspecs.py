@@ -19,24 +19,29 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 
 @hookspec
 def harness_datasets() -> list[type]:
-    """Dataset classes (subclasses of `harness.api.Dataset`)."""
+    """Dataset classes (subclasses of `harness.Dataset`)."""
 
 
 @hookspec
 def harness_tasks() -> list[type]:
-    """Task classes (subclasses of `harness.api.Task`)."""
+    """Task classes (subclasses of `harness.Task`)."""
 
 
 @hookspec
 def harness_representations() -> list[type]:
-    """Representation classes (subclasses of `harness.api.Representation`)."""
+    """Representation classes (subclasses of `harness.Representation`)."""
 
 
 @hookspec
 def harness_perturbations() -> list[type]:
-    """Perturbation classes (subclasses of `harness.api.Perturbation`)."""
+    """Perturbation classes (subclasses of `harness.Perturbation`)."""
 
 
 @hookspec
 def harness_models() -> list[type]:
-    """Model classes (subclasses of `harness.api.Model`)."""
+    """Model classes (subclasses of `harness.Model`)."""
+
+
+@hookspec
+def harness_metrics() -> list:
+    """Metrics (`harness.Metric` instances) that tasks may name."""

@@ -28,6 +28,8 @@ def entry_identity(entry: Any) -> dict[str, Any]:
 
 def public_params(entry: Any) -> dict[str, Any]:
     """An entry's parameters without the secret ones (API keys and the like)."""
+    if hasattr(entry, "params"):
+        return entry.params()
     out = {}
     for f in dataclasses.fields(entry):
         if f.name.startswith("_") or not f.init or f.metadata.get("secret"):

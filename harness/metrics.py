@@ -1,10 +1,14 @@
-"""Classification metrics by name (higher is better for all)."""
+"""The built-in classification metrics, registered through the `harness_metrics` hook
+like any plugin's (the core loads this module as a plugin)."""
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
+import pluggy
+
+from harness.api import Metric
+
+hookimpl = pluggy.HookimplMarker("harness")
 
 
 def roc_auc(y: np.ndarray, proba: np.ndarray) -> float:
@@ -25,15 +29,20 @@ def macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
     return float(f1_score(y, np.argmax(proba, axis=1), average="macro", labels=np.unique(y)))
 
 
-METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "roc_auc": roc_auc,
-    "accuracy": accuracy,
-    "macro_f1": macro_f1,
-}
+def log_loss(y: np.ndarray, proba: np.ndarray) -> float:
+    from sklearn.metrics import log_loss as sk_log_loss
+
+    return float(sk_log_loss(y, np.clip(proba, 1e-15, 1), labels=np.arange(proba.shape[1])))
 
 
-def get(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
-    try:
-        return METRICS[name]
-    except KeyError:
-        raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
+BUILTIN = (
+    Metric("roc_auc", roc_auc, True, "area under the ROC curve (one-vs-rest mean for several classes)"),
+    Metric("accuracy", accuracy, True, "fraction of materials whose most probable class is right"),
+    Metric("macro_f1", macro_f1, True, "F1 averaged over the classes present, unweighted"),
+    Metric("log_loss", log_loss, False, "cross-entropy of the predicted probabilities"),
+)
+
+
+@hookimpl
+def harness_metrics() -> list[Metric]:
+    return list(BUILTIN)

@@ -1,28 +1,27 @@
-"""Fitted models as data: a model writes its state into a folder (JSON, arrays, a torch
-state_dict), and the store keeps that folder as a tar archive. Nothing in it is code:
-restoring reads it back with the model's own `load`, never with pickle.
+"""Fitted models as data in the store: the folder `tuning.save_fitted` writes (the
+model's name and hyperparameters as JSON, the state its `save` writes: JSON, arrays, a
+torch state_dict), kept as a tar archive. Nothing in it is code: restoring rebuilds the
+model from the registry and reads the state with the model's own `load`, never pickle.
 """
 
 from __future__ import annotations
 
-import copy
 import io
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness import tuning
+
 FORMAT = "harness-model-folder/1"
 
 
 def dump(model: Any) -> tuple[str, bytes] | None:
     """(format, bytes) of the fitted model, or None when the model cannot save itself."""
-    save = getattr(model, "save", None)
-    if save is None:
-        return None
     with tempfile.TemporaryDirectory(prefix="harness-model-") as tmp:
         try:
-            save(Path(tmp))
+            tuning.save_fitted(model, Path(tmp))
         except NotImplementedError:
             return None
         buf = io.BytesIO()
@@ -38,13 +37,12 @@ def dump(model: Any) -> tuple[str, bytes] | None:
         return FORMAT, buf.getvalue()
 
 
-def restore(template: Any, stored: tuple[str, bytes]) -> Any:
-    """A fitted copy of `template` (the unfitted model with the study's settings)."""
+def restore(registry: Any, stored: tuple[str, bytes]) -> Any:
+    """The fitted model, rebuilt through the registry from what `dump` stored."""
     fmt, blob = stored
     if fmt != FORMAT:
         raise ValueError(f"unknown stored model format {fmt!r}")
-    model = copy.deepcopy(template)
     with tempfile.TemporaryDirectory(prefix="harness-model-") as tmp:
         with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
             tar.extractall(tmp, filter="data")  # plain files only, inside tmp
-        return model.load(Path(tmp)) or model
+        return tuning.load_fitted(registry, Path(tmp))

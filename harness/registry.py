@@ -1,7 +1,8 @@
 """Loading plugins and collecting their entries into one registry per kind.
 
-Order: every entry point in the group `harness` (the built-ins come this way, exactly as a
-third-party package does), then modules named by `--plugin` or `plugins = [...]`.
+Order: the core's own metrics, every entry point in the group `harness` (the built-ins
+come this way, exactly as a third-party package does), then modules named by `--plugin`
+or `plugins = [...]`, or plugin objects handed to `load`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any, Iterable
 
 import pluggy
 
-from harness import hookspecs
-from harness.api import ENTRY_KINDS, Entry
+from harness import hookspecs, metrics
+from harness.api import ENTRY_KINDS, Choice, Entry, Metric, Model, Range
 from harness.errors import UserError
 
 HOOKS = {
@@ -38,6 +39,24 @@ class Registry:
 
     def __init__(self) -> None:
         self.entries: dict[str, dict[str, Registered]] = {kind: {} for kind in HOOKS}
+        self.metrics: dict[str, tuple[Metric, str]] = {}  # name -> (metric, plugin)
+
+    def add_metric(self, metric: Any, plugin: str) -> None:
+        if not (isinstance(metric, Metric) and metric.name and callable(metric.compute)):
+            raise UserError(f"plugin {plugin!r} returned {metric!r} from harness_metrics(); "
+                            "expected harness.Metric(name, compute, higher_is_better): fix the plugin")
+        if metric.name in self.metrics:
+            first = self.metrics[metric.name][1]
+            raise UserError(f"duplicate metric {metric.name!r}: registered by {first!r} and by {plugin!r}; "
+                            "rename one of them")
+        self.metrics[metric.name] = (metric, plugin)
+
+    def metric(self, name: str, where: str = "") -> Metric:
+        try:
+            return self.metrics[name][0]
+        except KeyError:
+            choices = ", ".join(sorted(self.metrics)) or "none registered"
+            raise UserError(f"{where}unknown metric {name!r}; choose one of: {choices}") from None
 
     def add(self, kind: str, cls: Any, plugin: str) -> None:
         base = ENTRY_KINDS[kind]
@@ -49,6 +68,8 @@ class Registry:
         name = getattr(cls, "name", "")
         if not name or not isinstance(name, str):
             raise UserError(f"plugin {plugin!r}: {cls.__name__} has no `name`: give it a unique name")
+        if kind == "model":
+            _check_search_space(cls, plugin)
         if name in self.entries[kind]:
             first = self.entries[kind][name].plugin
             raise UserError(
@@ -82,6 +103,28 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         return sorted(self.entries[kind])
 
+    def default(self, kind: str, why: str) -> str:
+        """The name of the entry of `kind` that declares itself the default."""
+        names = [n for n, r in self.entries[kind].items() if r.cls.default]
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise UserError(f"{why}, and no plugin offers a default {kind}; name one "
+                            f"({', '.join(self.names(kind)) or 'none registered'})")
+        raise UserError(f"{why}, and several {kind}s declare themselves the default "
+                        f"({', '.join(sorted(names))}); name one")
+
+
+def _check_search_space(cls: type[Model], plugin: str) -> None:
+    valid = cls.hyperparameters()
+    for key, dim in cls.search_space.items():
+        if key not in valid:
+            raise UserError(f"plugin {plugin!r}: model {cls.name!r} searches {key!r}, which is not one of its "
+                            f"fields ({', '.join(valid) or 'none'}): declare it as a field")
+        if not isinstance(dim, (Choice, Range)):
+            raise UserError(f"plugin {plugin!r}: model {cls.name!r} search_space[{key!r}] = {dim!r}; "
+                            "use harness.Choice(...) or harness.Range(low, high)")
+
 
 def _coerce(cls: type, params: dict[str, Any]) -> dict[str, Any]:
     """Validate parameter types with pydantic (TOML ints where floats are wanted, etc.)."""
@@ -95,6 +138,8 @@ def _coerce(cls: type, params: dict[str, Any]) -> dict[str, Any]:
             out[key] = pydantic.TypeAdapter(annotation).validate_python(value)
         except pydantic.ValidationError as exc:
             msg = exc.errors()[0]["msg"]
+            if fields[key].metadata.get("secret"):
+                raise ValueError(f"parameter {key!r} (secret, not shown): {msg}") from None
             raise ValueError(f"parameter {key!r} = {value!r}: {msg} (default {fields[key].default!r})") from None
     return out
 
@@ -114,34 +159,47 @@ def plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def load(extra_modules: Iterable[str] = ()) -> Registry:
-    """Load every plugin and build the registry."""
+def load(plugins: Iterable[str | object] = (), *, entry_points: bool = True) -> Registry:
+    """Load every plugin and build the registry.
+
+    `plugins`: module names (`--plugin`, `plugins = [...]`) or plugin objects (a module, or
+    any object with `@hookimpl` methods), as tests register mock plugins.
+    `entry_points=False` leaves out the installed packages, the built-ins included."""
     pm = plugin_manager()
-    for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
-        try:
-            module = ep.load()
-        except Exception as exc:
-            raise UserError(f"plugin entry point {ep.name!r} ({ep.value}) failed to import: {exc}") from None
-        if pm.is_registered(module):
-            continue
-        pm.register(module, name=f"{ep.dist.name if ep.dist else '?'}:{ep.name}")
-    for name in extra_modules:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as exc:
-            raise UserError(
-                f"plugin module {name!r} cannot be imported ({exc}); check the name and that it is on PYTHONPATH"
-            ) from None
-        if not pm.is_registered(module):
-            pm.register(module, name=name)
+    pm.register(metrics, name="harness")
+    if entry_points:
+        for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+            try:
+                module = ep.load()
+            except Exception as exc:
+                raise UserError(f"plugin entry point {ep.name!r} ({ep.value}) failed to import: {exc}") from None
+            if pm.is_registered(module):
+                continue
+            pm.register(module, name=f"{ep.dist.name if ep.dist else '?'}:{ep.name}")
+    for plugin in plugins:
+        if isinstance(plugin, str):
+            name = plugin
+            try:
+                plugin = importlib.import_module(name)
+            except ImportError as exc:
+                raise UserError(
+                    f"plugin module {name!r} cannot be imported ({exc}); check the name and that it is on PYTHONPATH"
+                ) from None
+        else:
+            name = getattr(plugin, "__name__", None) or type(plugin).__name__
+        if not pm.is_registered(plugin):
+            pm.register(plugin, name=name)
     try:
         pm.check_pending()  # a misspelt hook name fails here, naming the plugin
     except pluggy.PluginValidationError as exc:
         raise UserError(f"plugin error: {exc}") from None
     registry = Registry()
+    for impl in pm.hook.harness_metrics.get_hookimpls():  # registration order
+        for metric in impl.function() or []:
+            registry.add_metric(metric, impl.plugin_name)
     for kind, hook_name in HOOKS.items():
         hook = getattr(pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # registration order
             for cls in impl.function() or []:
                 registry.add(kind, cls, impl.plugin_name)
     return registry

@@ -9,7 +9,6 @@ runs; this module only needs the spec, the store URL and the inputs file.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 import zlib
@@ -18,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import metrics, persist
+from harness import persist, tuning
 from harness.api import FitContext, Perturbation, Samples
 from harness.grid import Combination
 from harness.inputs import StudyInputs, read_inputs
@@ -97,7 +96,8 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
     if env.threads:
         _limit_threads(env.threads)
     combo, task = spec.combination, spec.combination.task
-    score = metrics.get(task.metric)
+    metric = combo.metrics[0]
+    score = metric.objective  # signed: higher is better for Optuna and early stopping
     data = read_inputs(spec.inputs)
     split = data.splits[spec.seed]
     train = samples(combo, spec.seed, data, split.train, training=True)
@@ -118,8 +118,7 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
     fit_seconds: list[float] = []
 
     def objective(trial: optuna.Trial) -> float:
-        model = copy.deepcopy(combo.model)
-        params = model.search_space(trial) if model.tune else {}
+        model = tuning.trial_model(combo.model, trial)
         for earlier in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             if earlier.params == trial.params and earlier.number != trial.number:
                 # A small or narrowed space repeats itself: same params, same seed, same
@@ -134,9 +133,9 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
 
         ctx = FitContext(env.device, spec.seed, n_classes, score, report, env.threads)
         t0 = time.perf_counter()
-        model.fit(train, valid, params, ctx)
+        model.fit(train, valid, ctx)
         fit_seconds.append(time.perf_counter() - t0)
-        value = score(valid.y, model.predict_proba(valid.X))
+        value = score(valid.y, tuning.class_probabilities(model, valid.X, n_classes))
         if not fitted or value > next(iter(fitted.values()))[0]:  # keep only the best in memory
             fitted.clear()
             fitted[trial.number] = (value, model)
@@ -151,18 +150,18 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
     if number in fitted:
         model = fitted[number][1]
     else:  # fitted by an earlier, interrupted process (or a later trial replaced it): refit
-        model = copy.deepcopy(combo.model)
+        model = tuning.build(combo.model, best.params if combo.model.tune else {})
         ctx = FitContext(env.device, spec.seed, n_classes, score, lambda s, v: None, env.threads)
-        model.fit(train, valid, dict(best.params), ctx)
-    proba = np.asarray(model.predict_proba(test.X), dtype=float)
-    value = score(test.y, proba)
-    extra = {name: metrics.get(name)(test.y, proba) for name in task.extra_metrics}
+        model.fit(train, valid, ctx)
+    proba = tuning.class_probabilities(model, test.X, n_classes)
+    value = metric(test.y, proba)
+    extra = {m.name: m(test.y, proba) for m in combo.metrics[1:]}
     finished = study.get_trials(deepcopy=False, states=FINISHED)
     result = UnitResult(
         unit=spec.unit, key=spec.key, dataset=spec.dataset, task=task.title,
         representation=combo.representation.title, perturbation=combo.perturbation.title,
         model=combo.model.title, seed=spec.seed, metric=task.metric, value=float(value), extra=extra,
-        valid_value=float(best.value), n_train=len(train), n_valid=len(valid), n_test=len(test),
+        valid_value=float(best.value) * (1 if metric.higher_is_better else -1), n_train=len(train), n_valid=len(valid), n_test=len(test),
         n_trials=len(finished), params=dict(best.params),
         fit_seconds=float(np.mean(fit_seconds)) if fit_seconds else 0.0, device=env.device,
         identity=spec.identity, versions=env.versions,

@@ -162,7 +162,7 @@ def epoch_breakdown(n_points: int, samples: int, epochs: int, threads: int) -> t
     loop.batches, loop.rotate_batch = timed_batches, timed(original_rotate)
     try:
         start = time.perf_counter()
-        model.fit(Samples(X, y, [""] * len(X), cols, "cloud"), Samples(Xv, yv, [""] * len(Xv), cols, "cloud"), {}, ctx)
+        model.fit(Samples(X, y, [""] * len(X), cols, "cloud"), Samples(Xv, yv, [""] * len(Xv), cols, "cloud"), ctx)
         total = time.perf_counter() - start
     finally:
         loop.batches, loop.rotate_batch = original_batches, original_rotate

@@ -1,38 +1,44 @@
 """The TOML config: validation with messages that name the key and the fix."""
 
 import pytest
+import toy_plugin
 
+from harness import UserError
 from harness import config, registry
-from harness.errors import UserError
 from harness.grid import expand
+
+
+def toy_registry():
+    """Only the toy plugin: the core's behaviour, independent of the built-in plugins."""
+    return registry.load([toy_plugin], entry_points=False)
 
 BASE = {
     "plugins": ["toy_plugin"],
     "tasks": ["toy_system"],
     "representations": [{"name": "ratios", "scale": [1.0, 3.0]}, {"name": "corners"}],
     "perturbations": ["identity"],
-    "models": ["random_forest"],
+    "models": ["vector_centroids"],
     "dataset": {"name": "toy"},
 }
 
 
 def test_list_parameters_expand_and_unfitting_kinds_are_skipped_with_a_reason():
     conf = config.parse(BASE)
-    grid = expand(conf, registry.load(["toy_plugin"]))
+    grid = expand(conf, toy_registry())
     ids = [c.id for c in grid.combinations]
-    assert ids == ["toy_system/ratios/identity/random_forest", "toy_system/ratios(scale=3)/identity/random_forest"]
-    assert grid.skipped == [("toy_system/corners/identity/random_forest", "random_forest takes vector, not cloud")]
+    assert ids == ["toy_system/ratios/identity/vector_centroids", "toy_system/ratios(scale=3)/identity/vector_centroids"]
+    assert grid.skipped == [("toy_system/corners/identity/vector_centroids", "vector_centroids takes vector, not cloud")]
 
 
 def test_task_defaults_fill_unset_representation_parameters_only():
     conf = config.parse({**BASE, "representations": [{"name": "ratios"}]})
-    (combo,) = expand(conf, registry.load(["toy_plugin"])).combinations
+    (combo,) = expand(conf, toy_registry()).combinations
     assert combo.representation.scale == 2.0  # ToySystem prefers scale 2
 
 
 def test_only_selects_combinations_by_glob():
     conf = config.parse(BASE)
-    grid = expand(conf, registry.load(["toy_plugin"]), only=["*/ratios(scale=3)/*"])
+    grid = expand(conf, toy_registry(), only=["*/ratios(scale=3)/*"])
     assert [c.representation.title for c in grid.combinations] == ["ratios(scale=3)"]
 
 
@@ -49,15 +55,15 @@ def test_bad_value_names_the_key():
 
 
 def test_unknown_entry_name_lists_choices():
-    conf = config.parse({**BASE, "models": ["random_forrest"]})
-    with pytest.raises(UserError, match="unknown model 'random_forrest'.*random_forest"):
-        expand(conf, registry.load(["toy_plugin"]))
+    conf = config.parse({**BASE, "models": ["centroid"]})
+    with pytest.raises(UserError, match="unknown model 'centroid'.*centroids, vector_centroids"):
+        expand(conf, toy_registry())
 
 
 def test_settings_for_an_unknown_model_are_an_error():
-    conf = config.parse({**BASE, "settings": {"pointnett": {"max_epochs": 2}}})
-    with pytest.raises(UserError, match="pointnett"):
-        expand(conf, registry.load(["toy_plugin"]))
+    conf = config.parse({**BASE, "settings": {"centroidz": {"temperature": 2}}})
+    with pytest.raises(UserError, match="centroidz"):
+        expand(conf, toy_registry())
 
 
 def test_unreadable_and_malformed_files(tmp_path):
@@ -87,10 +93,11 @@ def test_dataset_and_datasets_together_or_twice_the_same_label_are_errors():
 
 
 def test_only_and_exclude_in_the_config_shape_the_grid_and_cli_only_narrows_it():
-    conf = config.parse({**BASE, "perturbations": ["identity", "noise"], "models": ["random_forest", "xgboost"],
-                         "only": ["*/ratios/*"], "exclude": ["*/noise/xgboost"]})
-    reg = registry.load(["toy_plugin"])
+    conf = config.parse({**BASE, "perturbations": ["identity", "noise"], "models": ["vector_centroids", "centroids"],
+                         "only": ["*/ratios/*"], "exclude": ["*/noise/centroids"]})
+    reg = toy_registry()
     ids = [c.id for c in expand(conf, reg).combinations]
-    assert ids == ["toy_system/ratios/identity/random_forest", "toy_system/ratios/identity/xgboost",
-                   "toy_system/ratios/noise/random_forest"]
-    assert [c.id for c in expand(conf, reg, only=["*/xgboost"]).combinations] == ["toy_system/ratios/identity/xgboost"]
+    assert ids == ["toy_system/ratios/identity/vector_centroids", "toy_system/ratios/identity/centroids",
+                   "toy_system/ratios/noise/vector_centroids"]
+    assert [c.id for c in expand(conf, reg, only=["*/centroids"]).combinations] == [
+        "toy_system/ratios/identity/centroids"]

@@ -11,6 +11,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from harness import tuning
 from harness.api import FitContext, Samples
 from harness_plugins.models.neural import E3NN, AttentionPool, PointNet, critical_points
 from harness_plugins.models.neural.mlp import ladder
@@ -91,7 +92,7 @@ def mixed():
 @pytest.mark.parametrize("cls,params", POOLED, ids=["pointnet", "attention2", "attention0"])
 def test_pooled_models_ignore_point_order(cls, params, mixed):
     train, valid = mixed
-    model = cls(max_epochs=2).fit(train, valid, params, ctx())
+    model = cls(max_epochs=2, **params).fit(train, valid, ctx())
     rng = np.random.default_rng(5)
     shuffled = [x[rng.permutation(len(x))] for x in valid.X]
     np.testing.assert_allclose(model.predict_proba(shuffled), model.predict_proba(valid.X), atol=1e-5)
@@ -100,7 +101,7 @@ def test_pooled_models_ignore_point_order(cls, params, mixed):
 @pytest.mark.parametrize("n_max", [0, 1], ids=["3 points", "27 points"])
 def test_e3nn_prediction_is_rotation_invariant_and_not_constant(n_max):
     train, valid = geometry_task(24, 0, n_max), geometry_task(12, 1, n_max)
-    model = E3NN(max_epochs=2).fit(train, valid, {"mul": 8, "layers": 2, "lmax": 2}, ctx())
+    model = E3NN(max_epochs=2, mul=8, layers=2, lmax=2).fit(train, valid, ctx())
     rng = np.random.default_rng(7)
     rotated = []
     for x in valid.X:
@@ -113,7 +114,7 @@ def test_e3nn_prediction_is_rotation_invariant_and_not_constant(n_max):
 
 def test_e3nn_sees_geometry_not_just_norms():
     """Same six |g| values, different angles: an invariant of positions alone must differ."""
-    model = E3NN(max_epochs=1).fit(geometry_task(8, 0), geometry_task(4, 1), {"mul": 8}, ctx())
+    model = E3NN(max_epochs=1, mul=8).fit(geometry_task(8, 0), geometry_task(4, 1), ctx())
     cubic = np.hstack([np.eye(3), np.full((3, 1), 0.5)]).astype(np.float32)
     angle = np.deg2rad(60)
     sheared = cubic.copy()
@@ -126,9 +127,9 @@ def test_e3nn_sees_geometry_not_just_norms():
 def test_same_seed_same_weights_other_seed_other_weights(cls, mixed):
     train, valid = mixed
     params = SMALL if cls is not E3NN else {"mul": 8, "layers": 1}
-    a = weights(cls(max_epochs=2).fit(train, valid, params, ctx(seed=3)))
-    b = weights(cls(max_epochs=2).fit(train, valid, params, ctx(seed=3)))
-    c = weights(cls(max_epochs=2).fit(train, valid, params, ctx(seed=4)))
+    a = weights(cls(max_epochs=2, **params).fit(train, valid, ctx(seed=3)))
+    b = weights(cls(max_epochs=2, **params).fit(train, valid, ctx(seed=3)))
+    c = weights(cls(max_epochs=2, **params).fit(train, valid, ctx(seed=4)))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
 
@@ -137,7 +138,7 @@ def test_fit_does_not_disturb_the_global_torch_rng(mixed):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    PointNet(max_epochs=1).fit(*mixed, SMALL, ctx())
+    PointNet(max_epochs=1, **SMALL).fit(*mixed, ctx())
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -146,7 +147,7 @@ def test_varying_point_counts_per_sample(cls, mixed):
     train, valid = mixed
     assert len({len(x) for x in train.X}) == 3
     params = SMALL if cls is not E3NN else {"mul": 8, "layers": 1}
-    proba = cls(max_epochs=1).fit(train, valid, params, ctx()).predict_proba(valid.X)
+    proba = cls(max_epochs=1, **params).fit(train, valid, ctx()).predict_proba(valid.X)
     assert proba.shape == (len(valid), 2)
     np.testing.assert_allclose(proba.sum(1), 1, atol=1e-6)
 
@@ -160,14 +161,14 @@ def test_report_is_called_each_epoch_and_pruning_propagates(mixed):
             raise optuna.TrialPruned()
 
     with pytest.raises(optuna.TrialPruned):
-        PointNet(max_epochs=10, patience=10).fit(*mixed, SMALL, ctx(report=report))
+        PointNet(max_epochs=10, patience=10, **SMALL).fit(*mixed, ctx(report=report))
     assert [s for s, _ in seen] == [0, 1, 2]
     assert all(0.0 <= v <= 1.0 for _, v in seen)
 
 
 def test_early_stopping_keeps_the_best_epoch(mixed):
     train, valid = mixed
-    model = PointNet(max_epochs=12, patience=2).fit(train, valid, SMALL, ctx())
+    model = PointNet(max_epochs=12, patience=2, **SMALL).fit(train, valid, ctx())
     h = model.history_
     assert h.stopped in {"patience", "max_epochs"}
     assert len(h.scores) <= 12
@@ -177,20 +178,20 @@ def test_early_stopping_keeps_the_best_epoch(mixed):
 
 
 def test_pointnet_learns_a_tiny_problem():
-    model = PointNet(max_epochs=25, patience=25).fit(intensity_task(300, 0), intensity_task(60, 1), SMALL, ctx())
+    model = PointNet(max_epochs=25, patience=25, **SMALL).fit(intensity_task(300, 0), intensity_task(60, 1), ctx())
     test = intensity_task(100, 2)
     assert accuracy(test.y, model.predict_proba(test.X)) > 0.85
 
 
 def test_attention_pool_learns_a_tiny_problem():
     params = {**SMALL, "attention_layers": 2, "heads": 4}
-    model = AttentionPool(max_epochs=25, patience=25).fit(intensity_task(300, 0), intensity_task(60, 1), params, ctx())
+    model = AttentionPool(max_epochs=25, patience=25, **params).fit(intensity_task(300, 0), intensity_task(60, 1), ctx())
     test = intensity_task(100, 2)
     assert accuracy(test.y, model.predict_proba(test.X)) > 0.85
 
 
 def test_e3nn_learns_lattice_geometry_from_three_points():
-    model = E3NN(max_epochs=15, patience=15).fit(geometry_task(200, 0), geometry_task(60, 1), {"mul": 8}, ctx())
+    model = E3NN(max_epochs=15, patience=15, mul=8).fit(geometry_task(200, 0), geometry_task(60, 1), ctx())
     test = geometry_task(100, 2)
     assert accuracy(test.y, model.predict_proba(test.X)) > 0.85
 
@@ -199,7 +200,7 @@ def test_e3nn_learns_lattice_geometry_from_three_points():
 def test_pickle_round_trip_predicts_the_same(cls, mixed):
     train, valid = mixed
     params = SMALL if cls is not E3NN else {"mul": 8, "layers": 1}
-    model = cls(max_epochs=1).fit(train, valid, params, ctx())
+    model = cls(max_epochs=1, **params).fit(train, valid, ctx())
     clone = pickle.loads(pickle.dumps(model))
     np.testing.assert_allclose(clone.predict_proba(valid.X), model.predict_proba(valid.X), atol=1e-6)
     assert clone.max_epochs == 1 and clone.history_.scores == model.history_.scores
@@ -218,7 +219,7 @@ def test_unfitted_model_pickles_and_refuses_to_predict():
 def test_model_lives_on_the_requested_device(cls, device, mixed):
     train, valid = mixed
     params = SMALL if cls is not E3NN else {"mul": 8, "layers": 1}
-    model = cls(max_epochs=1).fit(train, valid, params, ctx(device=device))
+    model = cls(max_epochs=1, **params).fit(train, valid, ctx(device=device))
     assert {p.device.type for p in model.network.parameters()} == {device}
     assert model.predict_proba(valid.X).shape == (len(valid), 2)
     clone = pickle.loads(pickle.dumps(model))  # must load on a machine without CUDA
@@ -228,7 +229,7 @@ def test_model_lives_on_the_requested_device(cls, device, mixed):
 
 def test_critical_points_alone_give_the_same_prediction(mixed):
     train, valid = mixed
-    model = PointNet(max_epochs=2).fit(train, valid, SMALL, ctx())
+    model = PointNet(max_epochs=2, **SMALL).fit(train, valid, ctx())
     x = valid.X[0] if len(valid.X[0]) == 27 else next(v for v in valid.X if len(v) == 27)
     counts = critical_points(model, x)
     assert counts.shape == (len(x),) and counts.dtype.kind == "i"
@@ -241,7 +242,7 @@ def test_critical_points_alone_give_the_same_prediction(mixed):
 
 
 def test_critical_points_need_a_pointnet(mixed):
-    model = AttentionPool(max_epochs=1).fit(*mixed, {**SMALL, "attention_layers": 0, "heads": 1}, ctx())
+    model = AttentionPool(max_epochs=1, attention_layers=0, heads=1, **SMALL).fit(*mixed, ctx())
     with pytest.raises(TypeError, match="pointnet"):
         critical_points(model, mixed[1].X[0])
 
@@ -259,9 +260,9 @@ def test_search_space_is_overridable_and_fits(cls, mixed):
         model.max_width = 32
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     trial = study.ask()
-    params = model.search_space(trial)
-    assert params["lr"] == 0.001 and set(params) == set(trial.params)
-    proba = model.fit(*mixed, params, ctx()).predict_proba(mixed[1].X)
+    model = tuning.trial_model(model, trial)
+    assert model.lr == 0.001 and set(trial.params) == set(cls.search_space)
+    proba = model.fit(*mixed, ctx()).predict_proba(mixed[1].X)
     assert np.isfinite(proba).all()
     if cls is not E3NN:
         net = model.network
@@ -294,11 +295,11 @@ def test_rotation_augmentation_turns_each_cloud_rigidly_and_reproducibly():
 @pytest.mark.parametrize("cls", [PointNet, AttentionPool, E3NN])
 def test_normalize_scale_makes_predictions_independent_of_cell_size(cls, mixed):
     params = SMALL if cls is not E3NN else {}
-    model = cls(max_epochs=1, normalize_scale=True).fit(*mixed, params, ctx())
+    model = cls(max_epochs=1, normalize_scale=True, **params).fit(*mixed, ctx())
     clouds = mixed[1].X
     scaled = [np.hstack([x[:, :3] * s, x[:, 3:]]) for x, s in zip(clouds, np.linspace(0.2, 5.0, len(clouds)))]
     np.testing.assert_allclose(model.predict_proba(scaled), model.predict_proba(clouds), atol=1e-5)
-    plain = cls(max_epochs=1).fit(*mixed, params, ctx())  # without it, size is information
+    plain = cls(max_epochs=1, **params).fit(*mixed, ctx())  # without it, size is information
     assert not np.allclose(plain.predict_proba(scaled), plain.predict_proba(clouds), atol=1e-3)
 
 

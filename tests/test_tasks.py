@@ -173,7 +173,8 @@ def test_crystal_system_defaults_follow_the_paper():
     task = CrystalSystemTask()
     assert (task.metric, task.extra_metrics) == ("accuracy", ("macro_f1",))
     assert len(task.classes) == 6
-    assert task.representation_defaults() == {"cell": "conventional", "n": 3}
+    assert task.representation_defaults() == {
+        name: {"cell": "conventional", "n": 3} for name in ("xrd_cloud", "nd_cloud", "barcode")}
     assert task.transforms() == [("mask_intensity", {}), ("rotate", {"max_angle": math.pi / 4})]
 
 
@@ -181,7 +182,7 @@ def test_disabled_transforms_are_left_out():
     assert CrystalSystemTask(mask_intensity=False).transforms() == [("rotate", {"max_angle": math.pi / 4})]
     assert CrystalSystemTask(max_rotation=0).transforms() == [("mask_intensity", {})]
     assert CrystalSystemTask(mask_intensity=False, max_rotation=0.0).transforms() == []
-    assert CrystalSystemTask(cell="primitive", n=27).representation_defaults() == {"cell": "primitive", "n": 27}
+    assert CrystalSystemTask(cell="primitive", n=27).representation_defaults()["xrd_cloud"] == {"cell": "primitive", "n": 27}
 
 
 def test_trigonal_vs_hexagonal_labels_only_those_two():
@@ -195,7 +196,7 @@ def test_trigonal_vs_hexagonal_labels_only_those_two():
 
 def test_trigonal_vs_hexagonal_keeps_intensities():
     assert TrigonalVsHexagonalTask().transforms() == [("rotate", {"max_angle": math.pi / 4})]
-    assert TrigonalVsHexagonalTask().representation_defaults() == {"cell": "conventional", "n": 3}
+    assert TrigonalVsHexagonalTask().representation_defaults()["barcode"] == {"cell": "conventional", "n": 3}
 
 
 # ------------------------------------------------------------------ real data

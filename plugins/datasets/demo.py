@@ -27,9 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from harness import Dataset, LoadContext, Material
-from harness.cache import read_json, write_json
-from harness.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, symmetry_dataset
+from harness import (
+    CRYSTAL_SYSTEMS,
+    SYMPREC,
+    Dataset,
+    LoadContext,
+    Material,
+    crystal_system,
+    read_json,
+    symmetry_dataset,
+    write_json,
+)
 
 # Bump when the generated crystals change: the cache keys on it.
 CODE_VERSION = "demo-1"
@@ -70,6 +78,7 @@ class Demo(Dataset):
     """Random crystals over all 230 space groups (pyxtal), labelled by spglib; offline."""
 
     name = "demo"
+    default = True  # the dataset of a config that names none
     description = "offline random crystals over all 230 space groups (pyxtal), families of near-copies"
 
     size: int = 2400  # materials in all

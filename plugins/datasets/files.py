@@ -38,8 +38,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from harness.api import Dataset, LoadContext, Material, iter_chunks
-from harness.errors import UserError
+from harness import Dataset, LoadContext, Material, UserError, iter_chunks
 
 from .p1cif import read_p1_cif
 
@@ -496,7 +495,7 @@ def unpack(packed: dict[str, Any], props: Callable[[dict], dict] = dict) -> list
     on first use (`Material.lazy`): a warm run whose features are all cached needs none."""
     from pymatgen.core import Composition
 
-    from harness.features import content_hash, site_label
+    from harness import content_hash, site_label
 
     # One Composition per distinct site occupancy, shared by the sites (as pymatgen's own
     # supercells do); labels come from the very objects the structures will hold.

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.api import Dataset, LoadContext, Material
-from harness.errors import UserError
+from harness import Dataset, LoadContext, Material, UserError
 from harness_plugins.datasets import files
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ class MPDataset(Dataset):
     name: ClassVar[str] = "mp"
     description: ClassVar[str] = "Materials Project summary data via mp-api (cached, resumable download)"
 
-    api_key: str = field(default="", repr=False)  # empty: the MP_API_KEY environment variable
+    api_key: str = field(default="", repr=False, metadata={"secret": True})  # empty: MP_API_KEY
     endpoint: str = DEFAULT_ENDPOINT
     fields: list[str] = field(default_factory=lambda: list(DEFAULT_FIELDS))
     criteria: dict[str, Any] = field(default_factory=dict)  # summary search filters, e.g. {"num_elements": [1, 2]}
@@ -79,9 +78,6 @@ class MPDataset(Dataset):
             raise UserError(f"[dataset] chunk_size = {self.chunk_size} must be a positive number of materials")
         if self.limit is not None and self.limit < 1:
             raise UserError(f"[dataset] limit = {self.limit} must be a positive number of materials")
-
-    def _title_ignores(self) -> tuple[str, ...]:
-        return ("api_key",)  # never show a key in a table or a log
 
     def fetch(self, ctx: LoadContext) -> str:
         """`harness fetch mp`: fill the cache ahead of a run."""

@@ -1,22 +1,23 @@
-"""Tree ensembles on fixed-length vectors (the bar code), as in the paper's Table IV."""
+"""Tree ensembles on fixed-length vectors (the bar code), as in the paper's Table IV.
+
+Fitted models persist as data: the random forest through skops (loaded back with only
+scikit-learn's and numpy's own types trusted), XGBoost as its JSON model.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import ClassVar, Literal
 
 import numpy as np
 
-from harness import VECTOR, FitContext, Model, Samples
+from harness import VECTOR, Choice, FitContext, Model, Samples
 
-
-def _full_proba(classes: np.ndarray, proba: np.ndarray, n_classes: int) -> np.ndarray:
-    """Columns for every class of the task, also those absent from the training split."""
-    if proba.ndim == 1:
-        proba = np.stack([1 - proba, proba], axis=1)
-    out = np.zeros((proba.shape[0], n_classes))
-    out[:, np.asarray(classes, dtype=int)] = proba
-    return out
+# The one type in a fitted forest that skops does not trust by itself; `load` refuses a
+# file holding any other.
+FOREST_TYPES = ("sklearn.tree._tree.Tree",)
 
 
 @dataclass
@@ -24,26 +25,50 @@ class RandomForest(Model):
     name: ClassVar[str] = "random_forest"
     description: ClassVar[str] = "scikit-learn random forest on a vector (paper Table IV search space)"
     accepts: ClassVar[frozenset[str]] = frozenset({VECTOR})
+    search_space: ClassVar[dict] = {
+        "n_estimators": Choice(50, 100, 150),
+        "criterion": Choice("gini", "entropy"),
+        "max_depth": Choice(6, 12, None),
+        "max_features": Choice(None, "sqrt", "log2"),
+    }
+    n_estimators: int = 100
+    criterion: Literal["gini", "entropy", "log_loss"] = "gini"
+    max_depth: int | None = None
+    max_features: Literal["sqrt", "log2"] | None = "sqrt"
 
-    def search_space(self, trial) -> dict[str, Any]:
-        return {
-            "n_estimators": self.choose(trial, "n_estimators", [50, 100, 150]),
-            "criterion": self.choose(trial, "criterion", ["gini", "entropy"]),
-            "max_depth": self.choose(trial, "max_depth", [6, 12, None]),
-            "max_features": self.choose(trial, "max_features", [None, "sqrt", "log2"]),
-        }
-
-    def fit(self, train: Samples, valid: Samples, params: dict[str, Any], ctx: FitContext) -> "RandomForest":
+    def fit(self, train: Samples, valid: Samples, ctx: FitContext) -> "RandomForest":
         from sklearn.ensemble import RandomForestClassifier
 
-        self.n_classes_ = ctx.n_classes
-        self.estimator_ = RandomForestClassifier(**params, random_state=ctx.seed, n_jobs=ctx.threads)
+        self.estimator_ = RandomForestClassifier(
+            n_estimators=self.n_estimators, criterion=self.criterion, max_depth=self.max_depth,
+            max_features=self.max_features, random_state=ctx.seed, n_jobs=ctx.threads,
+        )
         self.estimator_.fit(np.asarray(train.X), train.y)
+        self.classes_ = self.estimator_.classes_
         return self
 
     def predict_proba(self, X) -> np.ndarray:
-        proba = self.estimator_.predict_proba(np.asarray(X))
-        return _full_proba(self.estimator_.classes_, proba, self.n_classes_)
+        return self.estimator_.predict_proba(np.asarray(X))
+
+    def save(self, path: Path) -> None:
+        import skops.io
+
+        skops.io.dump(self.estimator_, path / "forest.skops")
+
+    def load(self, path: Path) -> "RandomForest":
+        import skops.io
+
+        from harness import UserError
+
+        file = path / "forest.skops"
+        untrusted = set(skops.io.get_untrusted_types(file=file)) - set(FOREST_TYPES)
+        if untrusted:
+            raise UserError(f"{file} holds types a random forest does not ({', '.join(sorted(untrusted))}); "
+                            "it was not written by harness: delete it and rerun")
+        self.estimator_ = skops.io.load(file, trusted=list(FOREST_TYPES))
+        self.estimator_.n_jobs = 1
+        self.classes_ = self.estimator_.classes_
+        return self
 
 
 @dataclass
@@ -51,35 +76,52 @@ class XGBoost(Model):
     name: ClassVar[str] = "xgboost"
     description: ClassVar[str] = "XGBoost gradient-boosted trees on a vector (Table IV equivalents)"
     accepts: ClassVar[frozenset[str]] = frozenset({VECTOR})
+    search_space: ClassVar[dict] = {
+        "n_estimators": Choice(50, 100, 150),
+        "max_depth": Choice(3, 6, 12),
+        "learning_rate": Choice(0.03, 0.1, 0.3),
+        "subsample": Choice(0.8, 1.0),
+        "colsample_bytree": Choice(0.5, 1.0),
+    }
+    n_estimators: int = 100
+    max_depth: int = 6
+    learning_rate: float = 0.3
+    subsample: float = 1.0
+    colsample_bytree: float = 1.0
     early_stopping_rounds: int = 20
 
-    def search_space(self, trial) -> dict[str, Any]:
-        return {
-            "n_estimators": self.choose(trial, "n_estimators", [50, 100, 150]),
-            "max_depth": self.choose(trial, "max_depth", [3, 6, 12]),
-            "learning_rate": self.choose(trial, "learning_rate", [0.03, 0.1, 0.3]),
-            "subsample": self.choose(trial, "subsample", [0.8, 1.0]),
-            "colsample_bytree": self.choose(trial, "colsample_bytree", [0.5, 1.0]),
-        }
-
-    def fit(self, train: Samples, valid: Samples, params: dict[str, Any], ctx: FitContext) -> "XGBoost":
+    def _estimator(self, seed: int = 0, threads: int = 1, device: str = "cpu", early_stopping: bool = False):
         from xgboost import XGBClassifier
 
+        return XGBClassifier(
+            n_estimators=self.n_estimators, max_depth=self.max_depth, learning_rate=self.learning_rate,
+            subsample=self.subsample, colsample_bytree=self.colsample_bytree,
+            random_state=seed, n_jobs=threads, tree_method="hist", device=device,
+            early_stopping_rounds=self.early_stopping_rounds if early_stopping else None,
+        )
+
+    def fit(self, train: Samples, valid: Samples, ctx: FitContext) -> "XGBoost":
         # XGBoost wants labels 0..k-1 with none missing: map the training classes.
         self.classes_ = np.unique(train.y)
-        self.n_classes_ = ctx.n_classes
         lookup = {c: i for i, c in enumerate(self.classes_)}
         y_train = np.array([lookup[c] for c in train.y])
         keep = np.isin(valid.y, self.classes_)
         y_valid = np.array([lookup[c] for c in valid.y[keep]])
         device = "cuda" if ctx.device == "cuda" else "cpu"
-        self.estimator_ = XGBClassifier(
-            **params, random_state=ctx.seed, n_jobs=ctx.threads, tree_method="hist", device=device,
-            early_stopping_rounds=self.early_stopping_rounds if keep.any() else None,
-        )
+        self.estimator_ = self._estimator(ctx.seed, ctx.threads, device, early_stopping=bool(keep.any()))
         eval_set = [(np.asarray(valid.X)[keep], y_valid)] if keep.any() else None
         self.estimator_.fit(np.asarray(train.X), y_train, eval_set=eval_set, verbose=False)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
-        return _full_proba(self.classes_, self.estimator_.predict_proba(np.asarray(X)), self.n_classes_)
+        return self.estimator_.predict_proba(np.asarray(X))
+
+    def save(self, path: Path) -> None:
+        self.estimator_.save_model(path / "xgboost.json")
+        (path / "classes.json").write_text(json.dumps([int(c) for c in self.classes_]))
+
+    def load(self, path: Path) -> "XGBoost":
+        self.estimator_ = self._estimator()
+        self.estimator_.load_model(path / "xgboost.json")
+        self.classes_ = np.asarray(json.loads((path / "classes.json").read_text()), dtype=int)
+        return self

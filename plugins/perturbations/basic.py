@@ -12,12 +12,11 @@ from typing import ClassVar, Sequence
 import numpy as np
 
 from harness import CLOUD, Perturbation
-from harness.api import intensity_index
 
 
 def _intensity(x: np.ndarray, columns: Sequence[str]) -> tuple[slice | int, ...]:
     """Index of the intensity channel: its column in a cloud, the whole of a bar code."""
-    index = intensity_index(columns)
+    index = list(columns).index("intensity") if "intensity" in columns else slice(None)
     if x.ndim == 2:
         if isinstance(index, slice):
             raise ValueError(f"a cloud needs an 'intensity' column to perturb; columns are {list(columns)}")
@@ -29,6 +28,7 @@ def _intensity(x: np.ndarray, columns: Sequence[str]) -> tuple[slice | int, ...]
 class NoPerturbation(Perturbation):
     name: ClassVar[str] = "none"
     description: ClassVar[str] = "phi1: the input as it is"
+    default: ClassVar[bool] = True  # the perturbation of a config that names none
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, columns: Sequence[str]) -> np.ndarray:
         return np.array(x, copy=True)
@@ -38,6 +38,7 @@ class NoPerturbation(Perturbation):
 class RandomScale(Perturbation):
     name: ClassVar[str] = "random_scale"
     description: ClassVar[str] = "phi2: intensity channel times u ~ U(0, 1], a fresh u per material per draw"
+    needs_columns: ClassVar[dict] = {CLOUD: ("intensity",)}  # a vector is all intensities
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, columns: Sequence[str]) -> np.ndarray:
         out = np.array(x, copy=True)
@@ -50,6 +51,7 @@ class RandomScale(Perturbation):
 class SystematicAbsence(Perturbation):
     name: ClassVar[str] = "systematic_absence"
     description: ClassVar[str] = "phi3: intensity channel -> 1 where above threshold, else 0 (only which peaks exist)"
+    needs_columns: ClassVar[dict] = {CLOUD: ("intensity",)}
 
     threshold: float = 1e-3
 
@@ -63,6 +65,7 @@ class SystematicAbsence(Perturbation):
 @dataclass
 class MaskIntensity(Perturbation):
     name: ClassVar[str] = "mask_intensity"
+    needs_columns: ClassVar[dict] = {CLOUD: ("intensity",)}
     description: ClassVar[str] = "Intensity channel set to 0: the model sees point positions only"
     accepts: ClassVar[frozenset[str]] = frozenset({CLOUD})
 

@@ -126,9 +126,7 @@ def cached_standard_cells(structures: Sequence["Structure"], cell: CellChoice, s
     (n, radiation, wavelength, ...) on the same crystals then costs only the kernel."""
     import hashlib
 
-    from harness.cache import read_arrays
-    from harness.features import structure_hash
-    from harness.paths import cache_dir
+    from harness import cache_dir, read_arrays, structure_hash
 
     key = hashlib.blake2b(f"{cell}|{symprec!r}|{CELL_CACHE_VERSION}".encode(), digest_size=16)
     for structure in structures:
@@ -144,7 +142,7 @@ def cached_standard_cells(structures: Sequence["Structure"], cell: CellChoice, s
 
 def _write_cells(path, cells: list[Cell | Skip]) -> None:
     """Cells as arrays and JSON (checksummed, no pickles): lattices, coordinates, types."""
-    from harness.cache import write_arrays
+    from harness import write_arrays
 
     ok = [c for c in cells if isinstance(c, Cell)]
     sizes = [len(c.frac) for c in ok]

@@ -10,8 +10,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from harness import Material, Skip, Task
-from harness.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, spacegroup_number
+from harness import CRYSTAL_SYSTEMS, SYMPREC, Material, Skip, Task, crystal_system, spacegroup_number
+
+# The representations whose Miller set and cell the paper's defaults set (n, cell).
+DIFFRACTION_REPRESENTATIONS = ("xrd_cloud", "nd_cloud", "barcode")
 
 
 def material_crystal_system(material: Material, symprec: float = SYMPREC) -> str:
@@ -45,8 +47,9 @@ class _SymmetryTask(Task):
     max_rotation: float = math.pi / 4  # random rotations within +/- this angle (rad); 0: none
     symprec: float = SYMPREC  # spglib tolerance when a label is computed from the structure
 
-    def representation_defaults(self) -> dict[str, Any]:
-        return {"cell": self.cell, "n": self.n}
+    def representation_defaults(self) -> dict[str, dict[str, Any]]:
+        paper = {"cell": self.cell, "n": self.n}
+        return {name: dict(paper) for name in DIFFRACTION_REPRESENTATIONS}
 
     def transforms(self) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = []

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
-from harness.api import CLOUD, FitContext, Model, Samples
+from harness import CLOUD, FitContext, Model, Samples
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

@@ -4,7 +4,9 @@ not change when the cloud is rotated (the network and its design: `nets.equivari
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from harness import Choice, FitContext, Samples
 
 from .base import TorchModel
 
@@ -17,22 +19,25 @@ class E3NN(TorchModel):
     name = "e3nn"
     description = "E(3)-equivariant tensor-product network; rotation-invariant prediction"
 
+    search_space: ClassVar[dict] = {
+        "mul": Choice(8, 16), "layers": Choice(1, 2, 3), "lmax": Choice(1, 2),
+        "optimizer": Choice("adam"), "lr": Choice(0.01, 0.001),
+    }
     radius: float = 1.5  # edge cutoff in units of the crystal's shortest non-zero |g|
     n_basis: int = 8  # radial basis functions
+    # Small for CPU: per-edge tensor-product weights dominate the cost (mul 16 with lmax 2
+    # is about 4x slower per epoch than these defaults).
+    mul: int = 8
+    layers: int = 2
+    lmax: int = 1
+    optimizer: Literal["sgd", "adam"] = "adam"
+    lr: float = 0.01
 
     def default_params(self) -> dict[str, Any]:
-        # Small for CPU: per-edge tensor-product weights dominate the cost (mul 16 with
-        # lmax 2 is about 4x slower per epoch than this).
-        return {"mul": 8, "layers": 2, "lmax": 1, "optimizer": "adam", "lr": 0.01}
+        return {name: getattr(self, name) for name in E3NN.search_space}
 
-    def search_space(self, trial) -> dict[str, Any]:
-        return {
-            "mul": self.choose(trial, "mul", [8, 16]),
-            "layers": self.choose(trial, "layers", [1, 2, 3]),
-            "lmax": self.choose(trial, "lmax", [1, 2]),
-            "optimizer": self.choose(trial, "optimizer", ["adam"]),
-            "lr": self.choose(trial, "lr", [0.01, 0.001]),
-        }
+    def fit(self, train: Samples, valid: Samples, ctx: FitContext) -> "E3NN":
+        return super().fit(train, valid, {}, ctx)
 
     def build(self, params: dict[str, Any], in_dim: int, n_classes: int) -> "torch.nn.Module":
         from .nets.equivariant import EquivariantNet

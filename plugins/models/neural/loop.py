@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch_geometric.data import Data
 
-from harness.api import FitContext
+from harness import FitContext
 
 from .data import batches, rotate_batch
 

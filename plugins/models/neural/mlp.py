@@ -1,17 +1,19 @@
 """The sizes of the point-wise encoder and head shared by `pointnet` and `attention_pool`,
-and the search dimensions that set them (the paper's Table III). No torch here: the
-layers themselves are in `nets.layers`."""
+and the hyperparameters and search dimensions that set them (the paper's Table III).
+No torch here: the layers themselves are in `nets.layers`."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from harness import Choice, FitContext, Samples
+
+from .base import TorchModel
 
 if TYPE_CHECKING:  # pragma: no cover
-    import optuna
     import torch
-
-    from harness.api import Model
 
 HEAD_LAST = 128  # the paper's head narrows to 128 before the class layer
 
@@ -39,26 +41,36 @@ def head_widths(params: dict[str, Any], cap: int) -> list[int]:
 
 
 
-PAPER_DEFAULTS: dict[str, Any] = {
-    # point-wise [64, 128, 512, 1024], head [1024 -> 512, 256, 128, k]
-    "point_depth": 4, "point_width": 64, "feature_dim": 1024,
-    "head_depth": 4, "head_width": 512,
-    "optimizer": "adam", "lr": 0.001, "dropout": 0.0,
-}
+@dataclass
+class PointwiseMLP(TorchModel):
+    """The hyperparameters of a point-wise encoder and head, Table III of the paper:
+    depths 3-5, widths 64-1024, feature 256/512/1024; the defaults are the paper's
+    network (point-wise [64, 128, 512, 1024], head [1024 -> 512, 256, 128, k])."""
 
-
-def mlp_space(model: "Model", trial: "optuna.Trial") -> dict[str, Any]:
-    """Table III of the paper: depths 3-5, widths 64-1024, feature 256/512/1024, ..."""
-    return {
-        "point_depth": model.choose(trial, "point_depth", [3, 4, 5]),
-        "point_width": model.choose(trial, "point_width", [64, 128, 256]),
-        "feature_dim": model.choose(trial, "feature_dim", [256, 512, 1024]),
-        "head_depth": model.choose(trial, "head_depth", [3, 4, 5]),
-        "head_width": model.choose(trial, "head_width", [128, 256, 512, 1024]),
-        "optimizer": model.choose(trial, "optimizer", ["sgd", "adam"]),
-        "lr": model.choose(trial, "lr", [0.01, 0.001]),
-        "dropout": model.choose(trial, "dropout", [0.0, 0.2, 0.4]),
+    search_space: ClassVar[dict] = {
+        "point_depth": Choice(3, 4, 5),
+        "point_width": Choice(64, 128, 256),
+        "feature_dim": Choice(256, 512, 1024),
+        "head_depth": Choice(3, 4, 5),
+        "head_width": Choice(128, 256, 512, 1024),
+        "optimizer": Choice("sgd", "adam"),
+        "lr": Choice(0.01, 0.001),
+        "dropout": Choice(0.0, 0.2, 0.4),
     }
+    point_depth: int = 4
+    point_width: int = 64
+    feature_dim: int = 1024
+    head_depth: int = 4
+    head_width: int = 512
+    optimizer: Literal["sgd", "adam"] = "adam"
+    lr: float = 0.001
+    dropout: float = 0.0
+
+    def default_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in PointwiseMLP.search_space}
+
+    def fit(self, train: Samples, valid: Samples, ctx: FitContext) -> "PointwiseMLP":
+        return super().fit(train, valid, {}, ctx)
 
 
 def count_parameters(net: "torch.nn.Module") -> int:

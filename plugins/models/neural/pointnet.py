@@ -11,22 +11,15 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-from .base import TorchModel
-from .mlp import PAPER_DEFAULTS, head_widths, mlp_space, point_widths
+from .mlp import PointwiseMLP, head_widths, point_widths
 
 
 @dataclass
-class PointNet(TorchModel):
+class PointNet(PointwiseMLP):
     name = "pointnet"
     description = "PointNet (paper): point-wise MLP, global max pool, FC head"
 
     max_width: int = 256  # caps every layer width; 1024 gives the paper's full-size network
-
-    def default_params(self) -> dict[str, Any]:
-        return dict(PAPER_DEFAULTS)
-
-    def search_space(self, trial) -> dict[str, Any]:
-        return mlp_space(self, trial)
 
     def point_importance(self, x: np.ndarray) -> np.ndarray:
         """Feature dimensions each point of cloud `x` wins in the MAX pool (used by

@@ -1,0 +1,155 @@
+"""The model contract's core side: search spaces as data, trial models, class columns,
+fitted models stored as data.
+
+A model declares `search_space` (field -> `Choice` or `Range`); the TOML may override
+dimensions through `space`. The core validates the result when the grid is expanded,
+samples it with Optuna and builds each trial's model with `dataclasses.replace`, so no
+model sees an Optuna `Trial`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import TYPE_CHECKING, Any, Mapping
+
+import numpy as np
+
+from harness.api import Choice, Dimension, Model, Range
+from harness.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
+    import optuna
+
+    from harness.registry import Registry
+
+
+def search_space(model: Model) -> dict[str, Dimension]:
+    """The model's declared space with the TOML's `space` overrides applied and checked.
+
+    An override is a list (choices), a table `{low, high, log}` (a range) or a single
+    value (the dimension fixed); naming anything but a hyperparameter is a `UserError`."""
+    valid = model.hyperparameters()
+    space: dict[str, Dimension] = dict(model.search_space)
+    for key, value in model.space.items():
+        if key not in valid:
+            raise UserError(
+                f"model {model.name!r}: space names {key!r}, which is not a hyperparameter; "
+                f"valid: {', '.join(valid) or 'none'}"
+            )
+        space[key] = _dimension(model, key, value)
+    return space
+
+
+def _dimension(model: Model, key: str, value: Any) -> Dimension:
+    where = f"model {model.name!r}: space.{key}"
+    if isinstance(value, (Choice, Range)):
+        return value
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"low", "high", "log"}
+        if unknown or not {"low", "high"} <= set(value):
+            raise UserError(f"{where} = {dict(value)!r}: a range is {{low = ..., high = ..., log = false}}")
+        try:
+            return Range(value["low"], value["high"], bool(value.get("log", False)))
+        except ValueError as exc:
+            raise UserError(f"{where}: {exc}") from None
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        raise UserError(f"{where} is empty; give at least one value")
+    return Choice(*[_coerce(model, key, v, where) for v in values])
+
+
+def _coerce(model: Model, key: str, value: Any, where: str) -> Any:
+    import pydantic
+
+    try:
+        annotation = typing.get_type_hints(type(model)).get(key, Any)
+    except Exception:  # unresolvable annotations: accept values as given
+        return value
+    try:
+        return pydantic.TypeAdapter(annotation).validate_python(value)
+    except pydantic.ValidationError as exc:
+        raise UserError(f"{where}: {value!r} is not a valid value ({exc.errors()[0]['msg']})") from None
+
+
+def sample(trial: "optuna.Trial", space: Mapping[str, Dimension]) -> dict[str, Any]:
+    """One point of the space, drawn by the trial (its params are the field values)."""
+    out: dict[str, Any] = {}
+    for name, dim in space.items():
+        if isinstance(dim, Choice):
+            out[name] = trial.suggest_categorical(name, list(dim.values))
+        elif dim.integer:
+            out[name] = trial.suggest_int(name, int(dim.low), int(dim.high), log=dim.log)
+        else:
+            out[name] = trial.suggest_float(name, float(dim.low), float(dim.high), log=dim.log)
+    return out
+
+
+def build(model: Model, params: Mapping[str, Any]) -> Model:
+    """A fresh, unfitted copy of `model` with `params` set on its fields."""
+    return dataclasses.replace(model, **dict(params))
+
+
+def trial_model(model: Model, trial: "optuna.Trial") -> Model:
+    """The model the trial asks for: sampled when the model is tuned, else as configured."""
+    return build(model, sample(trial, search_space(model)) if model.tune else {})
+
+
+def class_probabilities(model: Model, X: Any, n_classes: int) -> np.ndarray:
+    """(n, n_classes) probabilities: the model's columns placed at its `classes_`, zeros
+    for classes it never saw in training."""
+    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    classes = getattr(model, "classes_", None)
+    if classes is None:
+        if proba.ndim != 2 or proba.shape[1] != n_classes:
+            raise ValueError(
+                f"model {model.name!r} returned probabilities of shape {proba.shape}; without `classes_` "
+                f"it must return one column per class of the task ({n_classes})"
+            )
+        return proba
+    classes = np.asarray(classes, dtype=int)
+    if proba.ndim == 1:  # a binary model's P(classes_[1])
+        proba = np.stack([1 - proba, proba], axis=1)
+    if proba.shape[1] != len(classes):
+        raise ValueError(f"model {model.name!r} returned {proba.shape[1]} columns for {len(classes)} classes_")
+    out = np.zeros((proba.shape[0], n_classes))
+    out[:, classes] = proba
+    return out
+
+
+# --------------------------------------------------------------------------- fitted models as data
+
+MODEL_FILE = "model.json"
+
+
+def save_fitted(model: Model, folder: "Path") -> None:
+    """A fitted model as data: its name and hyperparameters (JSON) beside the state its
+    `save` writes into `folder/state`. Nothing in the folder is code."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    (folder / "state").mkdir(parents=True, exist_ok=True)
+    model.save(folder / "state")
+    secrets = set(model.secrets())
+    params = {k: getattr(model, k) for k in model.hyperparameters() if k not in secrets}
+    (folder / MODEL_FILE).write_text(json.dumps({"name": model.name, "params": params}, sort_keys=True))
+
+
+def load_fitted(registry: "Registry", folder: "Path") -> Model:
+    """The model `save_fitted` wrote, rebuilt from the registry (the plugin's own class)
+    and its `load`; a folder it did not write is a `UserError`."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    try:
+        entry = json.loads((folder / MODEL_FILE).read_text())
+        name, params = entry["name"], entry["params"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{folder} holds no saved model ({exc}); rerun the study to write it") from None
+    model = registry.create("model", name, params, where=f"{folder / MODEL_FILE}: ")
+    assert isinstance(model, Model)
+    return model.load(folder / "state")
