@@ -13,7 +13,7 @@ plugins = ["toy_plugin"]
 tasks = ["toy_system"]
 representations = ["ratios", "corners"]
 perturbations = ["identity", {{name = "noise", sigma = 0.3}}]
-models = ["random_forest", "xgboost"]
+models = ["vector_centroids", "centroids"]
 [dataset]
 name = "toy"
 bad = 2
@@ -44,12 +44,11 @@ def test_run_writes_a_leaderboard_per_task_and_resumes_without_new_trials(tmp_pa
     assert main(["run", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "2 skipped: dummy species: 2" in out  # bad structures are counted, not dropped silently
-    assert "combinations skipped" in out and "random_forest takes vector, not cloud" in out
+    assert "combinations skipped" in out and "vector_centroids takes vector, not cloud" in out
     rows = _rows(tmp_path / "out")
-    assert {(r["perturbation"], r["model"]) for r in rows} == {
-        ("identity", "random_forest"), ("identity", "xgboost"),
-        ("noise(sigma=0.3)", "random_forest"), ("noise(sigma=0.3)", "xgboost"),
-    }
+    assert sorted((r["representation"], r["perturbation"], r["model"]) for r in rows) == sorted(
+        (rep, pert, model) for rep in ("ratios(scale=2)", "corners") for pert in ("identity", "noise(sigma=0.3)")
+        for model in ("vector_centroids", "centroids") if not (rep == "corners" and model == "vector_centroids"))
     for r in rows:
         assert r["n_seeds"] == 2 and r["metric"] == "roc_auc" and 0 <= r["mean"] <= 1
         assert {"task", "representation", "perturbation", "model", "metric", "mean", "std", "n_seeds", "n_test"} <= set(r)
@@ -59,9 +58,9 @@ def test_run_writes_a_leaderboard_per_task_and_resumes_without_new_trials(tmp_pa
 
     db = tmp_path / "out" / "results.sqlite"
     before = sqlite3.connect(db).execute("SELECT unit, finished FROM harness_results ORDER BY unit").fetchall()
-    assert len(before) == 4 * 2
+    assert len(before) == 6 * 2
     assert main(["run", str(cfg)]) == 0
-    assert "8 already done, 0 to run" in capsys.readouterr().out
+    assert "12 already done, 0 to run" in capsys.readouterr().out
     after = sqlite3.connect(db).execute("SELECT unit, finished FROM harness_results ORDER BY unit").fetchall()
     assert before == after
 
@@ -93,14 +92,14 @@ def test_an_interrupted_run_keeps_finished_studies(tmp_path, monkeypatch):
     assert done == 2
     monkeypatch.setattr("harness.executors.local.run_study", real)
     assert main(["run", str(cfg)]) == 0
-    assert len(_rows(tmp_path / "out")) == 4
+    assert len(_rows(tmp_path / "out")) == 6
 
 
 def test_changing_trials_reruns_the_studies(tmp_path, capsys):
     cfg = _config(tmp_path)
-    assert main(["run", str(cfg), "--only", "*/identity/random_forest"]) == 0
+    assert main(["run", str(cfg), "--only", "*/identity/vector_centroids"]) == 0
     capsys.readouterr()
-    assert main(["run", str(cfg), "--only", "*/identity/random_forest", "--trials", "3"]) == 0
+    assert main(["run", str(cfg), "--only", "*/identity/vector_centroids", "--trials", "3"]) == 0
     assert "0 already done, 2 to run" in capsys.readouterr().out
 
 
@@ -129,7 +128,7 @@ def test_leaderboard_command_renders_every_format(tmp_path, capsys):
     capsys.readouterr()
     assert main(["leaderboard", str(tmp_path / "out"), "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 2 and rows[0]["n_seeds"] == 2
+    assert len(rows) == 3 and rows[0]["n_seeds"] == 2
     assert main(["leaderboard", str(tmp_path / "out"), "--format", "markdown"]) == 0
     assert "| # | representation |" in capsys.readouterr().out
     assert main(["leaderboard", str(tmp_path / "out"), "--format", "csv"]) == 0
@@ -139,7 +138,7 @@ def test_leaderboard_command_renders_every_format(tmp_path, capsys):
 def test_one_table_per_task_and_dataset_when_a_config_has_several(tmp_path, capsys):
     cfg = tmp_path / "multi.toml"
     cfg.write_text(
-        'plugins = ["toy_plugin"]\nrepresentations = ["ratios"]\nmodels = ["random_forest"]\n'
+        'plugins = ["toy_plugin"]\nrepresentations = ["ratios"]\nmodels = ["vector_centroids"]\n'
         'perturbations = ["identity"]\n'
         '[[datasets]]\nname = "toy"\nlabel = "small"\nsize = 60\ntasks = ["toy_system"]\n'
         '[[datasets]]\nname = "toy"\nlabel = "large"\nsize = 100\ntasks = ["toy_system"]\n'
@@ -153,24 +152,24 @@ def test_one_table_per_task_and_dataset_when_a_config_has_several(tmp_path, caps
 
 
 def test_untuned_models_fit_once_and_repeated_params_are_not_refitted(tmp_path, monkeypatch):
-    from harness_plugins.models.trees import RandomForest
+    from toy_plugin import VectorCentroids
 
-    fits, real_fit = {"n": 0}, RandomForest.fit
+    fits, real_fit = {"n": 0}, VectorCentroids.fit
 
     def counting_fit(self, *args, **kwargs):
         fits["n"] += 1
         return real_fit(self, *args, **kwargs)
 
-    monkeypatch.setattr(RandomForest, "fit", counting_fit)
+    monkeypatch.setattr(VectorCentroids, "fit", counting_fit)
     cfg = _config(tmp_path, **{})
-    text = cfg.read_text().replace('models = ["random_forest", "xgboost"]', 'models = ["random_forest"]')
-    text += '[settings.random_forest]\ntune = false\n'
+    text = cfg.read_text().replace('models = ["vector_centroids", "centroids"]', 'models = ["vector_centroids"]')
+    text += '[settings.vector_centroids]\ntune = false\n'
     cfg.write_text(text.replace("trials = 2", "trials = 5"))
     assert main(["run", str(cfg), "--only", "*/identity/*"]) == 0
     assert fits["n"] == 2  # one fit per seed, not five
 
     fits["n"] = 0
-    narrow = cfg.read_text().replace("tune = false", 'space = { n_estimators = [50], criterion = ["gini"], max_depth = [6], max_features = ["sqrt"] }')
+    narrow = cfg.read_text().replace("tune = false", 'space = { temperature = [1.0], standardize = [true] }')
     cfg.write_text(narrow)
     assert main(["run", str(cfg), "--only", "*/identity/*"]) == 0
     assert fits["n"] == 2  # five trials per seed, all but the first repeat it
