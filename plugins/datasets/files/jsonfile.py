@@ -46,7 +46,9 @@ def read_json(path: Path, orient: str = "auto", structure_column: str = "", limi
         index = index[:limit] if index is not None else None
     records = [{k: typed_value(v) for k, v in record.items()} for record in records]
     others = ", ".join(f'"{o}"' for o in ORIENTS[1:] if o != detected)
-    override = f"set [dataset] orient to one of {others}" if orient == "auto" else ""
+    override = f"set [dataset] orient to one of {others}"
+    if orient != "auto":
+        override = f'remove [dataset] orient = "{orient}" to detect the layout, or {override}'
     return Table(path, f"JSON {LAYOUT_NAMES[detected]}", override, columns, records, index=index)
 
 
