@@ -162,6 +162,10 @@ class Dataset(Entry):
 class Task(Entry):
     metric: ClassVar[str] = "roc_auc"  # the one Optuna optimises and the leaderboard sorts by
     extra_metrics: ClassVar[tuple[str, ...]] = ()
+    # The property names `label` reads, so that a dataset without them is reported (with
+    # the `columns` mapping that would supply them) before any featurisation; empty for
+    # tasks that label from the structure alone.
+    reads: ClassVar[tuple[str, ...]] = ()
 
     @property
     def classes(self) -> tuple[str, ...]:

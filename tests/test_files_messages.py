@@ -119,3 +119,23 @@ def test_no_label_message_names_what_the_task_reads_and_the_mapping_that_supplie
     assert "and 14 more" in message
     unrelated = no_label_message("stability", ("e_above_hull",), ["material_id", "cif"])
     assert 'columns = { e_above_hull = "<your column>" }' in unrelated and '"<column>.<key>"' in unrelated
+
+
+def test_every_task_declares_the_properties_its_label_reads():
+    """`Task.reads` is what the no-label message names: a task that labels nothing from
+    a material without properties must list them, and each listed name must label."""
+    from harness.api import Material
+    from harness.registry import load
+
+    registry = load()
+    # hexagonal, so that tasks labelling from the structure (e.g. trigonal vs hexagonal) do
+    hcp = Structure(Lattice.hexagonal(3.2, 5.2), ["Mg", "Mg"], [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
+    bare = Material("m", hcp, {})
+    for name in registry.names("task"):
+        task = registry.create("task", name, {})
+        if not task.reads:
+            assert task.label(bare) is not None, f"{name} labels nothing without props but declares no reads"
+            continue
+        assert task.label(bare) is None, name
+        for prop in task.reads:
+            assert task.label(Material("m", hcp, {prop: 1.0})) is not None, f"{name} does not read {prop}"
