@@ -24,8 +24,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("harness", "plugins", "pyproject.toml", "setup.py", "README.md")
 
-pytestmark = pytest.mark.slow
-
 
 def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 600):
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -86,6 +84,7 @@ def fresh_env(wheel, tmp_path_factory) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_every_module_and_the_demo_config(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {f"harness/{p.relative_to(ROOT / 'harness')}" for p in (ROOT / "harness").rglob("*.py")}
@@ -97,10 +96,21 @@ def test_the_wheel_holds_every_module_and_the_demo_config(wheel):
 
 
 def test_the_shipped_demo_is_the_repository_benchmark():
-    shipped = tomllib.loads((ROOT / "harness" / "data" / "demo.toml").read_text())
+    from harness.cli import demo_config
+
+    shipped = tomllib.loads(Path(demo_config()).read_text())
     assert shipped == tomllib.loads((ROOT / "benchmarks.toml").read_text())
 
 
+@pytest.mark.parametrize("argv", [["run"], ["run", "benchmarks.toml", "--demo"]])
+def test_run_takes_a_config_or_demo(argv, capsys):
+    from harness.cli import main
+
+    assert main(argv) == 2
+    assert "needs a CONFIG file or --demo" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_installed_harness_runs_without_a_checkout(fresh_env, tmp_path):
     harness = Path(fresh_env["VENV"]) / "bin" / "harness"
     where = run([str(Path(fresh_env["VENV"]) / "bin" / "python"), "-c",
