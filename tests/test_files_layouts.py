@@ -227,3 +227,27 @@ def test_row_number_ids_stay_unique_across_files(tmp_path, ctx):
     df.iloc[2:].to_csv(tmp_path / "b.csv", index=False)
     materials = load(ctx, [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")])
     assert [m.id for m in materials] == ["a.csv:0", "a.csv:1", "b.csv:0"]
+
+
+def test_folder_with_a_json_properties_table_keyed_by_id(tmp_path, ctx):
+    folder = write_folder(tmp_path / "cifs")
+    (tmp_path / "props.json").write_text(json.dumps({i: {"k": k} for i, k in MODULI.items()}))
+    materials = load(ctx, folder, properties=str(tmp_path / "props.json"), columns={"k_vrh": "k"})
+    assert_three_crystals(materials)
+    assert [m.props["k_vrh"] for m in materials] == list(MODULI.values())
+
+
+def test_several_paths_from_a_toml_config(tmp_path, ctx):
+    import tomllib
+
+    from harness.registry import load as registry
+
+    df = frame("cif")
+    df.iloc[:1].to_csv(tmp_path / "train.csv", index=False)
+    df.iloc[1:].to_json(tmp_path / "test.json")
+    params = tomllib.loads(f'path = ["{tmp_path / "train.csv"}", "{tmp_path / "test.json"}"]\n'
+                           f'columns = {{ k_vrh = "bulk_modulus.vrh" }}')
+    dataset = registry().create("dataset", "file", params)
+    materials = dataset.load(ctx)
+    assert_three_crystals(materials)
+    assert [m.props["k_vrh"] for m in materials] == list(MODULI.values())

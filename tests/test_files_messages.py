@@ -36,22 +36,35 @@ def test_capped_lists_show_ten_names_then_a_count():
     assert capped(range(1211)) == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 1201 more"
 
 
-def test_a_layout_misread_names_what_was_detected_and_how_to_override_it(tmp_path, ctx):
-    # pandas' default (columns) layout whose structure column has an unusual name and
-    # holds no readable structure: the layout cannot be told from the content.
+def frame_without_readable_structures(tmp_path):
+    """pandas' default (columns) layout whose structure column has an unusual name and
+    holds nothing readable: the structures cannot tell the layout."""
     ids = [f"mp-{i}" for i in range(1211)]
-    data = {"xtal": {i: "garbage" for i in ids}, "gap": {i: 1.0 for i in ids}}
     path = tmp_path / "frame.json"
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps({"xtal": {i: "garbage" for i in ids}, "gap": {i: 1.0 for i in ids}}))
+    return path
+
+
+def test_an_error_names_the_layout_it_detected_and_how_to_override_it(tmp_path, ctx):
+    path = frame_without_readable_structures(tmp_path)
     message = error_of(ctx, path=str(path))
+    assert "read as JSON {column: {id: value}} (pandas orient 'columns'" in message
+    assert "none of its columns (xtal, gap) holds structures" in message
+    assert 'structure_column = "<column>"' in message
+    assert 'if that layout is wrong, set [dataset] orient to one of "records", "index", "split", "table"' in message
+    # following the advice reads the rows; their unreadable structures are counted
+    assert FileDataset(path=str(path), structure_column="xtal", limit=5).load(ctx) == []
+    assert sum(ctx.skipped.values()) == 5 and all("unparseable structure" in r for r in ctx.skipped)
+
+
+def test_a_misread_layout_lists_its_keys_capped(tmp_path, ctx):
+    """The issue's case: 1,211 material ids taken for columns make one short line."""
+    path = frame_without_readable_structures(tmp_path)
+    message = error_of(ctx, path=str(path), orient="index")
     assert "read as JSON {id: record} (pandas orient 'index')" in message
     assert "mp-9 and 1201 more" in message and "mp-10," not in message
-    assert 'set [dataset] orient to one of "records", "columns", "split", "table"' in message
-    assert "structure_column" in message
+    assert 'remove [dataset] orient = "index" to detect the layout' in message
     assert len(message) < 600
-    # following the advice works: the rows load, their unreadable structures counted
-    assert FileDataset(path=str(path), orient="columns", structure_column="xtal", limit=5).load(ctx) == []
-    assert sum(ctx.skipped.values()) == 5 and all("unparseable structure" in r for r in ctx.skipped)
 
 
 def test_a_forced_orient_that_does_not_fit_says_so(tmp_path, ctx):

@@ -13,7 +13,7 @@ from harness.api import Dataset, LoadContext, Material
 from harness.errors import UserError
 
 from . import compact, parse
-from .folder import read_folder
+from .folder import properties_path, read_folder
 from .jsonfile import ORIENTS, read_json
 from .messages import capped
 from .sources import FORMATS, content_hash, detect_format, resolve_path, safe_stem
@@ -133,12 +133,8 @@ class FileDataset(Dataset):
             "code": compact.CODE_VERSION,
             "content": [content_hash(p, f) for p, f in zip(paths, formats)],
         }
-        if self.properties:
-            table = Path(self.properties).expanduser()
-            if not table.is_absolute() and not (paths[0] / table).exists():
-                table = Path.cwd() / table
-            if table.is_file():
-                params["properties_content"] = content_hash(table, "csv")
+        if self.properties and formats[0] == "folder":
+            params["properties_content"] = content_hash(properties_path(paths[0], self.properties), "table")
         return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 
     def _check_columns(self, props: list[dict[str, Any]], source: str) -> None:

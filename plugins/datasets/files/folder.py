@@ -107,7 +107,8 @@ def _number(text: str) -> bool:
     return True
 
 
-def _properties_table(folder: Path, properties: str, id_column: str) -> Table:
+def properties_path(folder: Path, properties: str) -> Path:
+    """`properties` relative to the folder when it lies there, else to the current directory."""
     path = Path(properties).expanduser()
     if not path.is_absolute():
         path = folder / path if (folder / path).exists() else Path.cwd() / path
@@ -116,16 +117,26 @@ def _properties_table(folder: Path, properties: str, id_column: str) -> Table:
             f"cannot read properties table {properties}: no such file (looked in {folder} and the current "
             "directory); fix [dataset] properties"
         )
+    return path
+
+
+def _properties_table(folder: Path, properties: str, id_column: str) -> Table:
+    path = properties_path(folder, properties)
     fmt = detect_format(path, "auto")
     if fmt == "json":
         from .jsonfile import read_json
 
-        table = read_json(path, structure_column="-")
+        table = read_json(path)
     elif fmt in ("csv", "tsv", "parquet"):
         table = read_table(path, fmt)
     else:
         raise UserError(f"cannot read properties table {path}: give a CSV, TSV, Parquet or JSON file")
     id_name = id_column or next((c for c in ID_CANDIDATES if c in table.columns), None)
+    if id_name is None and not id_column and table.index is not None:  # {id: record} and the like
+        id_name = "id"
+        table.columns = [id_name, *table.columns]
+        for record, material_id in zip(table.records, table.index):
+            record[id_name] = material_id
     if id_name is None or id_name not in table.columns:
         raise UserError(
             f"cannot read properties table {path}: no id column "

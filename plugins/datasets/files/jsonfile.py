@@ -75,7 +75,10 @@ def detect_orient(data: Any, structure_column: str = "") -> str | None:
         inner = [v for v in value.values() if v is not None][:20]
         if inner and all(structure_kind(v) is not None for v in inner):
             return "columns"  # a whole inner object of structures is a column
-    return "index"
+    # No structure to tell: a table has more rows than columns, so the level with more
+    # keys holds the ids.
+    inner_keys = {k for value in data.values() for k in value}
+    return "columns" if len(inner_keys) > len(data) else "index"
 
 
 def _records(data: list[dict]) -> tuple[list[str], list[dict], None]:
