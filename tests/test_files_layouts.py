@@ -251,3 +251,10 @@ def test_several_paths_from_a_toml_config(tmp_path, ctx):
     materials = dataset.load(ctx)
     assert_three_crystals(materials)
     assert [m.props["k_vrh"] for m in materials] == list(MODULI.values())
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_csv_with_another_separator_is_read_by_its_header(tmp_path, ctx, sep):
+    path = tmp_path / "spreadsheet.csv"
+    frame("cif").to_csv(path, sep=sep, index=False)
+    assert_three_crystals(load(ctx, path))

@@ -11,6 +11,8 @@ from .table import Table
 from .values import typed_column, typed_value
 
 SEPARATORS = {"csv": ",", "tsv": "\t"}
+OTHER_SEPARATORS = (";", "\t", ",", "|")
+SEPARATOR_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "bar"}
 
 
 def read_table(path: Path, fmt: str, limit: int | None = None) -> Table:
@@ -18,11 +20,12 @@ def read_table(path: Path, fmt: str, limit: int | None = None) -> Table:
 
     if fmt == "parquet":
         return _read_parquet(path, limit)
+    separator = _separator(path, fmt)
     try:
         with open_text(path) as handle:
             # Every cell as text, typed per column below: ids keep their leading zeros and
             # a column types the same whatever pandas would guess.
-            frame = pd.read_csv(handle, sep=SEPARATORS[fmt], dtype=str, keep_default_na=False, nrows=limit,
+            frame = pd.read_csv(handle, sep=separator, dtype=str, keep_default_na=False, nrows=limit,
                                 skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise UserError(f"cannot read {path}: the file is empty; point [dataset] path at a {fmt.upper()} with a header") from None
@@ -34,7 +37,22 @@ def read_table(path: Path, fmt: str, limit: int | None = None) -> Table:
     columns = [str(c).strip() for c in frame.columns]
     values = {name: typed_column(frame.iloc[:, i].tolist()) for i, name in enumerate(columns)}
     records = [{name: values[name][n] for name in columns} for n in range(len(frame))]
-    return Table(path, fmt.upper(), "", columns, records)
+    layout = f"{fmt.upper()} ({SEPARATOR_NAMES[separator]}-separated)"
+    other = "tsv" if fmt == "csv" else "csv"
+    return Table(path, layout, f'set [dataset] format = "{other}" or "json"', columns, records)
+
+
+def _separator(path: Path, fmt: str) -> str:
+    """The format's separator, unless the header row has none of it but another (a
+    semicolon CSV from a spreadsheet, a tab-separated .csv)."""
+    with open_text(path) as handle:
+        header = handle.readline()
+    default = SEPARATORS[fmt]
+    if default in header:
+        return default
+    counts = {sep: header.count(sep) for sep in OTHER_SEPARATORS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else default
 
 
 def _read_parquet(path: Path, limit: int | None) -> Table:
