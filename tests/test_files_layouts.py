@@ -221,12 +221,16 @@ def test_several_files_pool_and_record_their_file(tmp_path, ctx, monkeypatch):
     assert [m.props[SOURCE_FILE] for m in materials] == ["train.csv", "train.csv", "test.csv"]
 
 
-def test_row_number_ids_stay_unique_across_files(tmp_path, ctx):
+def test_row_number_ids_stay_unique_across_files_and_named_indexes_stay(tmp_path, ctx):
     df = frame("cif").drop(columns="material_id")
     df.iloc[:2].to_csv(tmp_path / "a.csv", index=False)
-    df.iloc[2:].to_csv(tmp_path / "b.csv", index=False)
-    materials = load(ctx, [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")])
-    assert [m.id for m in materials] == ["a.csv:0", "a.csv:1", "b.csv:0"]
+    df.iloc[2:].to_json(tmp_path / "b.json")  # index 2: a row number
+    materials = load(ctx, [str(tmp_path / "a.csv"), str(tmp_path / "b.json")])
+    assert [m.id for m in materials] == ["a.csv:0", "a.csv:1", "b.json:2"]
+    named = frame("cif").set_index("material_id")
+    named.iloc[:2].to_json(tmp_path / "c.json")
+    named.iloc[2:].to_json(tmp_path / "d.json")
+    assert_three_crystals(load(ctx, [str(tmp_path / "c.json"), str(tmp_path / "d.json")]))
 
 
 def test_folder_with_a_json_properties_table_keyed_by_id(tmp_path, ctx):

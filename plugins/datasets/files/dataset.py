@@ -94,13 +94,11 @@ class FileDataset(Dataset):
         rows: list[RawRow] = []
         for (raw, path), fmt in zip(sources, formats):
             table = self._read_table(path, fmt)
-            file_rows, ids_from_column = to_rows(table, "" if fmt == "folder" else self.id_column,
-                                                 self.structure_column)
+            file_rows, named = to_rows(table, "" if fmt == "folder" else self.id_column, self.structure_column)
             if len(sources) > 1:
                 tag = Path(raw).name
                 file_rows = [
-                    (material_id if ids_from_column or fmt == "folder" else f"{tag}:{material_id}", structure,
-                     {**props, SOURCE_FILE: raw})
+                    (material_id if named or fmt == "folder" else f"{tag}:{material_id}", structure, {**props, SOURCE_FILE: raw})
                     for material_id, structure, props in file_rows
                 ]
             rows.extend(file_rows)

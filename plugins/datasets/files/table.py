@@ -73,8 +73,8 @@ def _is_float(text: str) -> bool:
 
 
 def to_rows(table: Table, id_column: str, structure_column: str) -> tuple[list[RawRow], bool]:
-    """The table's rows as (id, raw structure, props), and whether the ids came from a
-    column (rather than the layout's index or the row number)."""
+    """The table's rows as (id, raw structure, props), and whether the ids name the
+    materials (an id column or an index of names, not row numbers)."""
     id_name = pick_id_column(table, id_column)
     if table.structures is not None:
         structures = table.structures
@@ -93,7 +93,8 @@ def to_rows(table: Table, id_column: str, structure_column: str) -> tuple[list[R
             material_id = str(n)
         props = {k: v for k, v in record.items() if k != s_name}
         rows.append((material_id, raw, props))
-    return rows, id_name is not None
+    numbered = table.index is None or all(label.isdigit() for label in table.index)  # pandas' default index
+    return rows, id_name is not None or not numbered
 
 
 def _id_text(value: Any) -> str:
