@@ -152,3 +152,15 @@ def test_every_task_declares_the_properties_its_label_reads():
         assert task.label(bare) is None, name
         for prop in task.reads:
             assert task.label(Material("m", hcp, {prop: 1.0})) is not None, f"{name} does not read {prop}"
+
+
+def test_the_command_line_prints_the_config_section_it_names(tmp_path, capsys):
+    """`[dataset]` in a message is text, not console markup to swallow."""
+    from harness.cli import main
+
+    config = tmp_path / "c.toml"
+    config.write_text('tasks = ["metallicity"]\nrepresentations = ["barcode"]\nperturbations = ["none"]\n'
+                      'models = ["random_forest"]\n[dataset]\nname = "file"\npath = "missing.csv"\n')
+    assert main(["run", str(config), "--results", str(tmp_path / "results")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no such file or folder" in err and "fix [dataset] path" in err
