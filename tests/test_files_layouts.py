@@ -262,3 +262,11 @@ def test_a_csv_with_another_separator_is_read_by_its_header(tmp_path, ctx, sep):
     path = tmp_path / "spreadsheet.csv"
     frame("cif").to_csv(path, sep=sep, index=False)
     assert_three_crystals(load(ctx, path))
+
+
+def test_folder_whose_one_table_holds_the_properties_needs_no_setting(tmp_path, ctx):
+    folder = write_folder(tmp_path / "cgcnn")
+    frame().drop(columns="structure").to_csv(folder / "targets.csv", index=False)
+    materials = load(ctx, folder, columns={"k_vrh": "bulk_modulus.vrh"})
+    assert_three_crystals(materials)
+    assert [m.props["k_vrh"] for m in materials] == list(MODULI.values())

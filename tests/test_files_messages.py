@@ -164,3 +164,15 @@ def test_the_command_line_prints_the_config_section_it_names(tmp_path, capsys):
     assert main(["run", str(config), "--results", str(tmp_path / "results")]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "no such file or folder" in err and "fix [dataset] path" in err
+
+
+def test_a_folder_with_several_tables_asks_which_holds_the_properties(tmp_path, ctx):
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    (folder / "a.cif").write_text(SALT.to(fmt="cif"))
+    (folder / "train.csv").write_text("id,gap\na,1.0\n")
+    (folder / "test.csv").write_text("id,gap\n")
+    message = error_of(ctx, path=str(folder))
+    assert "several tables could hold the properties (test.csv, train.csv)" in message
+    assert 'set [dataset] properties = "<one of them>"' in message
+    assert [m.props for m in FileDataset(path=str(folder), properties="train.csv").load(ctx)] == [{"gap": 1.0}]

@@ -1,6 +1,7 @@
 """A folder of structure files (CIF, POSCAR) with their properties in a table: CGCNN's
-`id_prop.csv` (no header: id, then values; or with a header row), or any table named by
-`properties = "..."` with an id column."""
+`id_prop.csv` (no header: id, then values; or with a header row), the folder's one other
+table (CSV, TSV, Parquet, JSON), or any table named by `properties = "..."`, with an id
+column."""
 
 from __future__ import annotations
 
@@ -39,6 +40,15 @@ def structure_files(folder: Path) -> dict[str, Path]:
 
 def read_folder(folder: Path, properties: str = "", id_column: str = "", limit: int | None = None) -> Table:
     files = structure_files(folder)
+    tables = [item.name for item in sorted(folder.iterdir()) if _is_table(item)]
+    if not properties and not (folder / ID_PROP_FILE).is_file() and len(tables) > 1:
+        raise UserError(
+            f"cannot read {folder}: no {ID_PROP_FILE}, and several tables could hold the properties "
+            f"({capped(tables)}); set [dataset] properties = \"<one of them>\""
+        )
+    if not properties and not (folder / ID_PROP_FILE).is_file() and tables:
+        properties = tables[0]  # the folder's one table (CGCNN folders with a CSV of their own)
+        log.info("file: reading the properties of %s from %s", folder.name, properties)
     if properties:
         table = _properties_table(folder, properties, id_column)
     elif (folder / ID_PROP_FILE).is_file():
@@ -61,6 +71,11 @@ def read_folder(folder: Path, properties: str = "", id_column: str = "", limit: 
     table.columns = table.columns[1:]
     table.structures = [_read_text(files.get(material_id)) for material_id in table.index]
     return table
+
+
+def _is_table(path: Path) -> bool:
+    suffixes = [s.lower() for s in path.suffixes if s.lower() not in (".gz", ".gzip")]
+    return path.is_file() and bool(suffixes) and suffixes[-1] in (".csv", ".tsv", ".parquet", ".json")
 
 
 def _read_text(path: Path | None) -> str | None:
