@@ -270,3 +270,13 @@ def test_folder_whose_one_table_holds_the_properties_needs_no_setting(tmp_path, 
     materials = load(ctx, folder, columns={"k_vrh": "bulk_modulus.vrh"})
     assert_three_crystals(materials)
     assert [m.props["k_vrh"] for m in materials] == list(MODULI.values())
+
+
+@pytest.mark.parametrize("orient", ["columns", "index"])
+@pytest.mark.parametrize("size", [1, 3])
+def test_unnamed_structure_columns_tell_pandas_orients_apart_even_in_tiny_files(tmp_path, ctx, orient, size):
+    path = tmp_path / "tiny.json"
+    frame().head(size).rename(columns={"structure": "xtal"}).set_index("material_id").to_json(path, orient=orient)
+    materials = load(ctx, path)
+    assert [m.id for m in materials] == list(MODULI)[:size]
+    assert "xtal" not in materials[0].props and materials[0].props["band_gap"] == 0.5

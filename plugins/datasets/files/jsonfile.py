@@ -12,7 +12,7 @@ from harness.errors import UserError
 
 from .messages import capped
 from .sources import open_text
-from .table import STRUCTURE_CANDIDATES, Table, structure_kind
+from .table import SAMPLE, STRUCTURE_CANDIDATES, Table, structure_kind
 from .values import typed_value
 
 ORIENTS = ("auto", "records", "index", "columns", "split", "table")
@@ -71,14 +71,20 @@ def detect_orient(data: Any, structure_column: str = "") -> str | None:
         return "columns"
     if any(named & set(v) for v in data.values()):
         return "index"
-    for value in data.values():
-        inner = [v for v in value.values() if v is not None][:20]
-        if inner and all(structure_kind(v) is not None for v in inner):
-            return "columns"  # a whole inner object of structures is a column
-    # No structure to tell: a table has more rows than columns, so the level with more
-    # keys holds the ids.
-    inner_keys = {k for value in data.values() for k in value}
+    # Structures under one outer key make it a column; under one inner key, a record field.
+    inner_keys = list(dict.fromkeys(k for value in data.values() for k in value))
+    outer_holds = any(_mostly_structures(list(value.values())[:SAMPLE]) for value in data.values())
+    inner_holds = any(_mostly_structures([v.get(k) for v in list(data.values())[:SAMPLE]]) for k in inner_keys[:SAMPLE])
+    if outer_holds != inner_holds:
+        return "columns" if outer_holds else "index"
+    # Nothing to tell them apart: a table has more rows than columns, so the level with
+    # more keys holds the ids.
     return "columns" if len(inner_keys) > len(data) else "index"
+
+
+def _mostly_structures(values: list[Any]) -> bool:
+    present = [v for v in values if v is not None]
+    return bool(present) and sum(structure_kind(v) is not None for v in present) * 2 > len(present)
 
 
 def _records(data: list[dict]) -> tuple[list[str], list[dict], None]:
