@@ -27,8 +27,8 @@ from pathlib import Path
 from harness.api import LoadContext
 from harness_plugins.datasets.files import FileDataset, parse
 from harness_plugins.datasets.files.sources import detect_format
-from harness_plugins.datasets.files.table import to_rows
-from harness_plugins.datasets.files.tables import read_table
+from harness_plugins.datasets.files.rows import to_rows
+from harness_plugins.datasets.files.tabular import read_table
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mp_metallicity_36k.csv.gz"
 

@@ -1,14 +1,14 @@
 """The `file` dataset: crystals read as they are from users' files.
 
 One module per layout, each returning a `Table`:
-- `tables`: CSV, TSV (optionally gzipped) and Parquet with a CIF or POSCAR column;
+- `tabular`: CSV, TSV (optionally gzipped) and Parquet with a CIF or POSCAR column;
 - `jsonfile`: JSON (optionally gzipped): a list of records, `{id: record}`, pandas'
   orients `columns`, `index`, `split` (matbench), `records`, `table`; structures as CIF
   text or pymatgen Structure dicts;
 - `folder`: a folder of CIF/POSCAR files with CGCNN's `id_prop.csv` (with or without a
   header) or a properties table named by `properties`;
 - `xyz`: extended XYZ through ASE.
-`table` turns a Table into rows (which column holds structures, which ids), `parse`
+`rows` turns a Table into rows (which column holds structures, which ids), `parse`
 parses them (in two processes when there are many), `compact` caches the result,
 `values` reads typed and nested values (`columns = { k = "column.key" }`), `messages`
 formats lists and hints.

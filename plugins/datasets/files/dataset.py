@@ -17,8 +17,8 @@ from .folder import properties_path, read_folder
 from .jsonfile import ORIENTS, read_json
 from .messages import capped
 from .sources import FORMATS, content_hash, detect_format, resolve_path, safe_stem
-from .table import RawRow, Table, to_rows
-from .tables import read_table
+from .rows import RawRow, Table, to_rows
+from .tabular import read_table
 from .values import lookup, nested_keys, split_path
 from .xyz import read_extxyz
 

@@ -13,8 +13,8 @@ from harness.errors import UserError
 
 from .messages import capped
 from .sources import detect_format, is_structure_file, open_text
-from .table import ID_CANDIDATES, Table
-from .tables import read_table
+from .rows import ID_CANDIDATES, Table
+from .tabular import read_table
 from .values import typed_column
 
 log = logging.getLogger(__name__)

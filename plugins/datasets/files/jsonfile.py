@@ -12,7 +12,7 @@ from harness.errors import UserError
 
 from .messages import capped
 from .sources import open_text
-from .table import SAMPLE, STRUCTURE_CANDIDATES, Table, structure_kind
+from .rows import SAMPLE, STRUCTURE_CANDIDATES, Table, structure_kind
 from .values import typed_value
 
 ORIENTS = ("auto", "records", "index", "columns", "split", "table")

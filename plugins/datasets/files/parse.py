@@ -17,7 +17,7 @@ from harness.api import LoadContext, iter_chunks
 
 from ..p1cif import read_p1_cif
 from .compact import compact_structure
-from .table import RawRow, structure_kind
+from .rows import RawRow, structure_kind
 
 WORKERS = 2  # processes for a cold parse
 PARALLEL_MIN_ROWS = 512  # fewer rows parse in-process: a pool would cost more than it saves

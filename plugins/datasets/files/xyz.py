@@ -10,7 +10,7 @@ from harness.errors import UserError
 
 from .parse import NoStructure
 from .sources import open_text
-from .table import ID_CANDIDATES, Table
+from .rows import ID_CANDIDATES, Table
 from .values import typed_value
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.errors import UserError
 
 from .sources import open_text
-from .table import Table
+from .rows import Table
 from .values import typed_column, typed_value
 
 SEPARATORS = {"csv": ",", "tsv": "\t"}
