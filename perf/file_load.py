@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas  # noqa: F401 - imported before timing: the rows compare readers, not imports
 from harness.api import LoadContext
 from harness_plugins.datasets.files import FileDataset, parse
 from harness_plugins.datasets.files.sources import detect_format
