@@ -188,6 +188,10 @@ class Task(Entry):
     # the leaderboard sorts by, and others reported beside it. Checked when the grid is built.
     metric: ClassVar[str] = "roc_auc"
     extra_metrics: ClassVar[tuple[str, ...]] = ()
+    # The property names `label` reads, so that a dataset without them is reported (with
+    # the `columns` mapping that would supply them) before any featurisation; empty for
+    # tasks that label from the structure alone.
+    reads: ClassVar[tuple[str, ...]] = ()
 
     @property
     def classes(self) -> tuple[str, ...]:

@@ -25,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a benchmark config")
-    r.add_argument("config")
+    r.add_argument("config", nargs="?", help="the benchmark's TOML file (or --demo)")
+    r.add_argument("--demo", action="store_true", help="run the demo benchmark shipped with harness (no config file needed)")
     r.add_argument("--trials", type=int, help="Optuna trials per (combination, seed)")
     r.add_argument("--only", action="append", metavar="GLOB", help="run combinations whose id task/representation/perturbation/model matches")
     r.add_argument("--results", help="results folder")
@@ -157,9 +158,20 @@ def _add_config_dir_to_path(source: str) -> None:
 def _run(args, console: Console) -> int:
     from harness import runner
 
-    conf = _load_config(args.config, args)
+    if args.demo == bool(args.config):
+        raise UserError("harness run needs a CONFIG file or --demo (the demo benchmark shipped with harness), not both")
+    conf = _load_config(demo_config() if args.demo else args.config, args)
+    if args.demo and not args.results:  # never inside the installed package
+        conf.run.results = str(Path.cwd() / "results" / "demo")
     registry = _registry(args, conf.plugins)
     return runner.run(conf, registry, console, only=args.only)
+
+
+def demo_config() -> str:
+    """The demo benchmark's TOML, shipped inside the package (`harness/data/demo.toml`)."""
+    from importlib.resources import files
+
+    return str(files("harness") / "data" / "demo.toml")
 
 
 def _list(args, console: Console) -> int:

@@ -115,7 +115,11 @@ def _splits(config: Config, loaded: Loaded, lab: Labels, task: Task, dataset: st
     groups = _group_keys(loaded, lab.index, s.group_by)
     out = {}
     for seed in config.run.seeds:
-        split = stratified_split(lab.y, seed, (s.train, s.valid, s.test), groups)
+        try:
+            split = stratified_split(lab.y, seed, (s.train, s.valid, s.test), groups)
+        except ValueError as exc:  # scikit-learn: too few materials for these fractions
+            raise UserError(f"task {task.title!r} on {dataset!r}: {len(lab.y)} labelled materials cannot be split "
+                            f"{s.train:g}/{s.valid:g}/{s.test:g} ({exc}); use a larger dataset or limit") from None
         check_classes(split, lab.y, task.classes, f"task {task.title!r} on {dataset!r}, seed {seed}")
         out[seed] = split
     return out

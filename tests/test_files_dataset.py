@@ -17,6 +17,7 @@ from pymatgen.core import Lattice, Structure
 from harness.api import LoadContext
 from harness.errors import UserError
 from harness_plugins.datasets import files
+from harness_plugins.datasets.files import compact, parse
 from harness_plugins.datasets.files import FileDataset
 
 
@@ -209,7 +210,7 @@ def test_second_load_reads_the_cache_without_parsing(small_csv, tmp_path, monkey
     def no_parsing(*args, **kwargs):
         raise AssertionError("parsed again despite a cache")
 
-    monkeypatch.setattr(files, "parse_rows", no_parsing)
+    monkeypatch.setattr(parse, "parse_rows", no_parsing)
     second_ctx = LoadContext(tmp_path / "cache")
     second = FileDataset(path=str(small_csv)).load(second_ctx)
     assert [m.id for m in second] == [m.id for m in first]
@@ -229,8 +230,8 @@ def test_loaded_materials_carry_their_content_hash_and_build_structures_on_deman
     path = write_csv(tmp_path / "h.csv", rows, ["id", "cif"])
     FileDataset(path=str(path)).load(ctx)  # parse and cache
     built = []
-    original = files._LazyBuilder.build
-    monkeypatch.setattr(files._LazyBuilder, "build", lambda self, i: built.append(i) or original(self, i))
+    original = compact._LazyBuilder.build
+    monkeypatch.setattr(compact._LazyBuilder, "build", lambda self, i: built.append(i) or original(self, i))
     materials = FileDataset(path=str(path)).load(LoadContext(tmp_path / "cache"))
     hashes = [material_hash(m) for m in materials]
     assert built == []  # hashing needs no structure
@@ -268,8 +269,8 @@ def test_changed_file_content_misses_the_cache(tmp_path, ctx):
 
 def test_parallel_parse_matches_serial_parse(small_csv, tmp_path, monkeypatch):
     serial = FileDataset(path=str(small_csv)).load(LoadContext(tmp_path / "a"))
-    monkeypatch.setattr(files, "PARALLEL_MIN_ROWS", 0)
-    monkeypatch.setattr(files, "CHUNK_ROWS", 1)
+    monkeypatch.setattr(parse, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(parse, "CHUNK_ROWS", 1)
     seen = []
     ctx = LoadContext(tmp_path / "b", progress=lambda it, total, description: seen.append(total) or it)
     parallel = FileDataset(path=str(small_csv)).load(ctx)

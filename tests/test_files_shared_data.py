@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from conftest import SHARED_DATA as DATA
 from harness.api import LoadContext
 from harness_plugins.datasets.files import FileDataset
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 pytestmark = [
     pytest.mark.shared_data,

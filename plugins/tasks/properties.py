@@ -74,6 +74,7 @@ class MetallicityTask(_ThresholdTask):
     name = "metallicity"
     description = "metal (gap = 0) vs insulator (gap > 0 eV), from band_gap or is_metal"
     keys = ("band_gap",)
+    reads = ("band_gap", "is_metal")
     quantity = "band gap"
     unit = "eV"
 
@@ -116,6 +117,7 @@ class BulkModulusTask(_ThresholdTask):
     name = "bulk_modulus"
     description = "bulk modulus K_VRH above 85 GPa or not"
     keys = ("k_vrh", "bulk_modulus_vrh")
+    reads = keys
     quantity = "K_VRH"
     unit = "GPa"
 
@@ -129,6 +131,7 @@ class ShearModulusTask(_ThresholdTask):
     name = "shear_modulus"
     description = "shear modulus G_VRH above 34 GPa or not"
     keys = ("g_vrh", "shear_modulus_vrh")
+    reads = keys
     quantity = "G_VRH"
     unit = "GPa"
 
@@ -143,6 +146,7 @@ class StabilityTask(_ThresholdTask):
     name = "stability"
     description = "energy above hull below 20 meV/atom (stable) or not"
     keys = ("e_above_hull",)
+    reads = keys
     quantity = "E_hull"
     unit = "eV/atom"
     positive_below = True
