@@ -93,8 +93,6 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna").setLevel(logging.WARNING)
-    if env.threads:
-        _limit_threads(env.threads)
     combo, task = spec.combination, spec.combination.task
     metric = combo.metrics[0]
     score = metric.objective  # signed: higher is better for Optuna and early stopping
@@ -168,12 +166,3 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
         predictions={"ids": list(test.ids), "y": test.y.tolist(), "proba": proba.tolist()},
     )
     return StudyOutcome(result, persist.dump(model))
-
-
-def _limit_threads(threads: int) -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
