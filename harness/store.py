@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS results (
     fit_seconds REAL,
     device TEXT,
     finished REAL,
+    key TEXT,              -- the study's identity
+    predictions TEXT,      -- JSON {ids, y, proba} of the test split
     PRIMARY KEY (unit, fingerprint)
 );
 """
@@ -57,6 +59,8 @@ class UnitResult:
     fit_seconds: float = 0.0
     device: str = "cpu"
     finished: float = field(default_factory=time.time)
+    key: str = ""  # the study's identity; rows of one leaderboard row share all but the seed
+    predictions: dict[str, list] | None = None  # test split: {"ids", "y", "proba"}
 
 
 class ResultStore:
@@ -66,6 +70,10 @@ class ResultStore:
         self.path = self.dir / "results.sqlite"
         with self._connect() as db:
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(results)")}
+            for name in ("key", "predictions"):  # results folders from before predictions were stored
+                if name not in columns:
+                    db.execute(f"ALTER TABLE results ADD COLUMN {name} TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=60)
@@ -81,6 +89,7 @@ class ResultStore:
         row = asdict(r)
         row["extra"] = json.dumps(r.extra)
         row["params"] = json.dumps(r.params, default=str)
+        row["predictions"] = None if r.predictions is None else json.dumps(r.predictions)
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         with self._connect() as db:
@@ -96,4 +105,6 @@ class ResultStore:
                 continue
             d["extra"] = json.loads(d["extra"] or "{}")
             d["params"] = json.loads(d["params"] or "{}")
+            d["predictions"] = json.loads(d["predictions"]) if d.get("predictions") else None
+            d["key"] = d.get("key") or ""
             yield UnitResult(**d)

@@ -175,6 +175,9 @@ def run_unit(unit: Unit, data: UnitData) -> UnitResult:
         params=dict(trial.params),
         fit_seconds=float(np.mean(fit_seconds)) if fit_seconds else 0.0,
         device=unit.device,
+        key=hashlib.blake2b(f"{unit.id}@{unit.fingerprint}".encode(), digest_size=8).hexdigest(),
+        predictions={"ids": list(test.ids), "y": np.asarray(test.y).astype(int).tolist(),
+                     "proba": np.asarray(proba, dtype=float).tolist()},
     )
 
 
