@@ -127,6 +127,6 @@ def confusion(task: str, preds: Sequence[Predictions], classes: Sequence[str], c
     fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 3, 1.0 * len(classes) + 2))
     ConfusionMatrixDisplay(np.nan_to_num(matrix), display_labels=list(classes)).plot(
         ax=ax, cmap="Blues", values_format=".2f", colorbar=False, xticks_rotation=45)
-    ax.set_title(f"{task}: {caption}", loc="left", fontsize=9)
+    ax.set_title(f"{task}\n{caption}", loc="left", fontsize=8)
     fig.tight_layout()
     return fig

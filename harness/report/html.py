@@ -31,7 +31,7 @@ LIBRARIES = ("harness", "numpy", "scikit-learn", "xgboost", "optuna", "torch", "
 class Section:
     title: str
     body: str  # HTML
-    figures: list[Path] = field(default_factory=list)
+    figures: list[tuple[Path, str]] = field(default_factory=list)  # (PNG, caption)
 
 
 def parse_title(title: str) -> tuple[str, dict[str, str]]:
@@ -141,11 +141,16 @@ def _recorded_environment(results: list[UnitResult]) -> list[list[str]]:
     return [[k, ", ".join(sorted(v))] for k, v in sorted(seen.items())]
 
 
-def _version(dist: str) -> str:
+def _version(name: str) -> str:
+    """The installed version, whichever distribution provides the module (xgboost-cpu...)."""
     try:
-        return metadata.version(dist)
+        return metadata.version(name)
     except metadata.PackageNotFoundError:
-        return "not installed"
+        pass
+    module = {"scikit-learn": "sklearn"}.get(name, name)
+    for dist in metadata.packages_distributions().get(module, []):
+        return f"{metadata.version(dist)} ({dist})"
+    return "not installed"
 
 
 def _slug(text: str) -> str:
@@ -154,9 +159,9 @@ def _slug(text: str) -> str:
 
 def figure_sections(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitResult]], names: Names,
                     folder: Path) -> list[Section]:
-    n_vs: list[Path] = []
-    rocs: list[Path] = []
-    confusions: list[Path] = []
+    n_vs: list[tuple[Path, str]] = []
+    rocs: list[tuple[Path, str]] = []
+    confusions: list[tuple[Path, str]] = []
     for table, task_rows in leaderboard.by_task(rows).items():
         metric = task_rows[0]["metric"]
         # Fig. 4a: every series that was run at two or more n
@@ -171,7 +176,8 @@ def figure_sections(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitRe
                 (n, r["mean"], r["std"]))
         series = {k: v for k, v in series.items() if len({p[0] for p in v}) > 1}
         if series:
-            n_vs.append(figures.save(figures.metric_vs_n(table, series, metric), folder / f"n_{_slug(table)}.png"))
+            n_vs.append((figures.save(figures.metric_vs_n(table, series, metric), folder / f"n_{_slug(table)}.png"),
+                         f"{table}: test {metric} against n"))
 
         stored = [r for r in task_rows if all(u.predictions for u in grouped[_key(r)])]
         if not stored:
@@ -180,14 +186,16 @@ def figure_sections(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitRe
         if width == 2:
             panels = _roc_panels(stored, grouped, names)
             if panels:
-                rocs.append(figures.save(figures.roc_panels(table, panels), folder / f"roc_{_slug(table)}.png"))
+                rocs.append((figures.save(figures.roc_panels(table, panels), folder / f"roc_{_slug(table)}.png"),
+                             f"{table}: ROC curves per perturbation, one panel per model"))
         else:
             best = stored[0]
             preds = _preds(grouped[_key(best)])
             caption = (f"best row {best['representation']} / {best['perturbation']} / {best['model']}, "
                        f"{len(preds)} seeds' test sets pooled, rows normalised")
-            confusions.append(figures.save(figures.confusion(table, preds, names.classes(best["task"], width), caption),
-                                           folder / f"confusion_{_slug(table)}.png"))
+            path = figures.save(figures.confusion(table, preds, names.classes(best["task"], width), caption),
+                                folder / f"confusion_{_slug(table)}.png")
+            confusions.append((path, f"{table}: confusion matrix of the best row"))
     sections = []
     if n_vs:
         sections.append(Section("Metric against the Miller set size n (Fig. 4a)",
@@ -265,7 +273,7 @@ def write_report(results_dir: Path, out: Path | None = None, registry: Any | Non
 
     board_png = figures.save(figures.leaderboard_figure(rows), folder / "leaderboard.png")
     sections = [leaderboard_section(rows)]
-    sections[0].figures.append(board_png)
+    sections[0].figures.append((board_png, "every row: mean and 95 % interval; green: the best and rows tied with it"))
     sections += figure_sections(rows, grouped, names, folder)
     sections.append(critical_points_section())
     sections.append(identity_section(results, results_dir))
@@ -279,7 +287,7 @@ def write_report(results_dir: Path, out: Path | None = None, registry: Any | Non
     parts.append("</ul></nav>")
     for s in sections:
         parts.append(f'<section id="{_slug(s.title)}"><h2>{html.escape(s.title)}</h2>{s.body}')
-        parts += [_img(p, p.stem.replace("_", " ")) for p in s.figures]
+        parts += [_img(p, caption) for p, caption in s.figures]
         parts.append("</section>")
     parts.append("</body></html>")
     out.write_text("\n".join(parts), encoding="utf-8")
