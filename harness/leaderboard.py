@@ -160,7 +160,8 @@ def fmt_vs_best(row: dict[str, Any]) -> str:
     if row["vs_best"] in ("best", "untested", ""):
         return row["vs_best"]
     mark = "≈ " if row["vs_best"] == "tied" else ""
-    return f"{mark}p={row['p_vs_best']:.3f}"
+    p = row["p_vs_best"]
+    return f"{mark}p<0.001" if p < 0.001 else f"{mark}p={p:.3f}"
 
 
 def headers(rows: list[dict[str, Any]]) -> list[str]:

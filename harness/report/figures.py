@@ -51,8 +51,7 @@ def leaderboard_figure(rows: list[dict[str, Any]]):
         err = np.vstack([np.clip(means - low, 0, None), np.clip(high - means, 0, None)])
         colors = ["tab:green" if r["vs_best"] in ("best", "tied") else "tab:blue" for r in shown]
         ax.barh(labels, means, xerr=err, color=colors, alpha=0.8, capsize=3)
-        ax.set_title(f"{task} (test {task_rows[0]['metric']}, 95 % CI; green: not distinguishable from the best)",
-                     loc="left", fontsize=9)
+        ax.set_title(f"{task}: test {task_rows[0]['metric']}, 95 % CI", loc="left", fontsize=9)
         ax.set_xlim(0, 1)
         ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
@@ -95,22 +94,27 @@ def roc_panels(task: str, panels: dict[str, dict[str, tuple[Sequence[Predictions
     """Fig. 4b-e: one panel per model, one ROC curve per perturbation (phi1-phi4) with
     its AUC in the legend, and an inset magnifying the low false-positive corner."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.8), squeeze=False)
     for ax, (model, curves) in zip(axes[0], panels.items()):
-        inset = ax.inset_axes([0.52, 0.1, 0.45, 0.45])
+        inset = ax.inset_axes([0.56, 0.40, 0.41, 0.30])
+        corner = []
         for label, (preds, legend) in curves.items():
             fpr, tpr = _roc_points(preds)
             (line,) = ax.plot(fpr, tpr, label=f"{label}: {legend}", lw=1.4)
-            inset.plot(fpr, tpr, color=line.get_color(), lw=1.0)
+            near = fpr <= 0.2
+            inset.plot(fpr[near], tpr[near], color=line.get_color(), lw=1.0)
+            corner.append(tpr[near])
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+        low = min(float(np.min(c)) for c in corner)
+        high = max(float(np.max(c)) for c in corner)
         inset.set_xlim(0, 0.2)
-        inset.set_ylim(0.5, 1.0)
+        inset.set_ylim(max(0.0, low - 0.02), min(1.0, high + 0.02))
         inset.tick_params(labelsize=6)
-        inset.set_title("FPR < 0.2", fontsize=7)
+        inset.set_title("false positive rate < 0.2", fontsize=6)
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
-        ax.set_title(f"{task} / {model}", loc="left", fontsize=9)
-        ax.legend(fontsize=6, loc="upper left")
+        ax.set_title(f"{task}\n{model}", loc="left", fontsize=9)
+        ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     return fig
 

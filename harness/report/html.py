@@ -232,7 +232,7 @@ def _roc_panels(rows: list[dict[str, Any]], grouped, names: Names) -> dict[str, 
         curves = {}
         for v in sorted(chosen[model]):
             r = chosen[model][v]
-            curves[v] = (_preds(grouped[_key(r)]), f"{r['representation']}, AUC {r['mean']:.3f} ± {r['std']:.3f}")
+            curves[v] = (_preds(grouped[_key(r)]), f"AUC {r['mean']:.3f} ± {r['std']:.3f} ({r['representation']})")
         panels[model] = curves
     return panels
 
