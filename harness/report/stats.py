@@ -77,7 +77,9 @@ def stratified_counts(y: np.ndarray, n_boot: int, rng: np.random.Generator) -> n
     counts = np.zeros((n_boot, len(y)), dtype=np.int32)
     for c in np.unique(y):
         members = np.flatnonzero(y == c)
-        counts[:, members] = rng.multinomial(len(members), np.full(len(members), 1 / len(members)), size=n_boot)
+        k = len(members)
+        draws = rng.integers(0, k, size=(n_boot, k)) + (np.arange(n_boot) * k)[:, None]
+        counts[:, members] = np.bincount(draws.ravel(), minlength=n_boot * k).reshape(n_boot, k)
     return counts
 
 
