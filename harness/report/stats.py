@@ -90,18 +90,21 @@ def stratified_counts(y: np.ndarray, n_boot: int, rng: np.random.Generator) -> n
 
 
 def _weighted_binary_auc(score: np.ndarray, positive: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Mann-Whitney with weights: each positive wins the negatives scored below it and
+    half of those tied with it. Integer arithmetic, so exact."""
     order = np.argsort(score, kind="stable")
-    s, pos, w = score[order], positive[order], w[:, order].astype(float)
-    neg_w = w * ~pos
-    cum = np.concatenate([np.zeros((len(w), 1)), np.cumsum(neg_w, axis=1)], axis=1)
+    s, pos = score[order], positive[order]
+    w = np.asarray(w)[:, order]
+    neg_w = np.where(pos, 0, w)
+    cum = np.zeros((len(w), len(s) + 1), dtype=np.int64)
+    np.cumsum(neg_w, axis=1, out=cum[:, 1:])
     _, start, size = np.unique(s, return_index=True, return_counts=True)
-    below, upto = cum[:, start], cum[:, start + size]
-    group = np.repeat(np.arange(len(start)), size)
-    wins = below[:, group] + 0.5 * (upto - below)[:, group]  # negatives below, ties count half
-    num = (w[:, pos] * wins[:, pos]).sum(axis=1)
-    den = w[:, pos].sum(axis=1) * neg_w.sum(axis=1)
+    group = np.repeat(np.arange(len(start)), size)[pos]
+    below, upto = cum[:, start[group]], cum[:, (start + size)[group]]  # negatives < s_i and <= s_i
+    twice_wins = np.einsum("bi,bi->b", w[:, pos].astype(np.int64), below + upto)
+    den = w[:, pos].sum(axis=1, dtype=np.int64) * cum[:, -1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return num / den
+        return 0.5 * twice_wins / den
 
 
 def weighted_roc_auc(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> np.ndarray:
