@@ -129,7 +129,7 @@ def _tables(rows: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
     return out
 
 
-def _extras(rows: list[dict[str, Any]]) -> list[str]:
+def extras(rows: list[dict[str, Any]]) -> list[str]:
     return sorted({k[: -len("_mean")] for r in rows for k in r if k.endswith("_mean") and k != "mean"})
 
 
@@ -167,12 +167,12 @@ def fmt_vs_best(row: dict[str, Any]) -> str:
 def headers(rows: list[dict[str, Any]]) -> list[str]:
     metric = rows[0]["metric"]
     return ["#", "representation", "perturbation", "model", metric, "95% CI", "vs best",
-            *_extras(rows), "seeds", "n_test"]
+            *extras(rows), "seeds", "n_test"]
 
 
-def cells(i: int, row: dict[str, Any], extras: list[str]) -> list[str]:
+def cells(i: int, row: dict[str, Any], extra_metrics: list[str]) -> list[str]:
     return [str(i), row["representation"], row["perturbation"], row["model"], fmt_mean(row),
-            fmt_interval(row), fmt_vs_best(row), *(fmt_mean(row, n) for n in extras),
+            fmt_interval(row), fmt_vs_best(row), *(fmt_mean(row, n) for n in extra_metrics),
             str(row["n_seeds"]), str(row["n_test"])]
 
 
@@ -185,13 +185,13 @@ def render(rows: list[dict[str, Any]], console: Console) -> None:
         console.print("[yellow]no results yet")
         return
     for task, task_rows in by_task(rows).items():
-        extras = _extras(task_rows)
+        names = extras(task_rows)
         table = Table(title=title(task, task_rows), title_justify="left")
         for j, col in enumerate(headers(task_rows)):
             table.add_column(col, justify="left" if j in (1, 2, 3) else "right",
                              style="dim" if j == 0 else ("bold" if j == 4 else None))
         for i, r in enumerate(task_rows, 1):
-            table.add_row(*cells(i, r, extras), style="bold green" if r["vs_best"] in ("best", "tied") else None)
+            table.add_row(*cells(i, r, names), style="bold green" if r["vs_best"] in ("best", "tied") else None)
         console.print(table)
     console.print(f"[dim]{LEGEND}", highlight=False)
 
@@ -199,13 +199,13 @@ def render(rows: list[dict[str, Any]], console: Console) -> None:
 def markdown(rows: list[dict[str, Any]]) -> str:
     parts = []
     for task, task_rows in by_task(rows).items():
-        extras = _extras(task_rows)
+        names = extras(task_rows)
         head = headers(task_rows)
         parts.append(f"## {task}\n\nTest {task_rows[0]['metric']}, mean ± std over seeds, best first.\n")
         parts.append("| " + " | ".join(head) + " |")
         parts.append("|" + "|".join("---" if i in (1, 2, 3) else "---:" for i in range(len(head))) + "|")
         for i, r in enumerate(task_rows, 1):
-            parts.append("| " + " | ".join(cells(i, r, extras)) + " |")
+            parts.append("| " + " | ".join(cells(i, r, names)) + " |")
         parts.append("")
     if rows:
         parts.append(LEGEND + "\n")

@@ -109,3 +109,16 @@ def test_report_opens_in_a_real_browser_with_every_figure_and_table(report, tmp_
     leaderboards = [h for h in headers if "95% CI" in h and "vs best" in h]
     assert len(leaderboards) == 2  # metallicity and crystal_system
     assert board_rows == 12 + 1
+
+
+def test_results_without_predictions_still_give_tables_and_the_leaderboard_figure(tmp_path):
+    store = ResultStore(tmp_path)
+    for seed, (a, b) in enumerate([(0.80, 0.70), (0.85, 0.72), (0.90, 0.69)]):
+        for model, value in (("xgboost", a), ("random_forest", b)):
+            store.add(UnitResult(unit=f"d:metallicity/barcode/none/{model}#{seed}", fingerprint="f", dataset="d",
+                                 task="metallicity", representation="barcode", perturbation="none", model=model,
+                                 seed=seed, metric="roc_auc", value=value))
+    assert main(["report", str(tmp_path)]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert [p.name for p in (tmp_path / "report" / "figures").glob("*.png")] == ["leaderboard.png"]
+    assert "(t)" in page and "Fig. 4b-e" not in page

@@ -102,8 +102,8 @@ def _table(head: list[str], body: list[list[str]], classes: list[str] | None = N
 def leaderboard_section(rows: list[dict[str, Any]]) -> Section:
     parts = []
     for task, task_rows in leaderboard.by_task(rows).items():
-        extras = leaderboard._extras(task_rows)
-        body = [leaderboard.cells(i, r, extras) for i, r in enumerate(task_rows, 1)]
+        names = leaderboard.extras(task_rows)
+        body = [leaderboard.cells(i, r, names) for i, r in enumerate(task_rows, 1)]
         marks = ["best" if r["vs_best"] in ("best", "tied") else "" for r in task_rows]
         parts.append(f"<h3>{html.escape(leaderboard.title(task, task_rows))}</h3>")
         parts.append(_table(leaderboard.headers(task_rows), body, marks))
