@@ -9,9 +9,11 @@ The files hold no wall times, so two identical runs write identical bytes; times
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
@@ -24,7 +26,8 @@ from harness.report import stats
 from harness.store import UnitResult
 
 KEY = ("dataset", "task", "representation", "perturbation", "model")
-TIMING_FIELDS = ("fit_seconds",)  # kept out of the leaderboard files: they differ between runs
+TIMING_FIELDS = ("fit_seconds",)
+STATS_VERSION = 1  # bump when an interval or test changes: remembered ones are dropped  # kept out of the leaderboard files: they differ between runs
 LEGEND = (
     "95 % CI: percentile bootstrap over test materials, resampled within each seed's test set "
     "and class, metric averaged over seeds (t-interval over seeds where no predictions are stored). "
@@ -96,9 +99,41 @@ def _predictions(rs: list[UnitResult]) -> list[stats.Predictions]:
     return [stats.Predictions.from_stored(r.predictions) for r in rs]
 
 
+def _identity(rs: list[UnitResult]) -> list[str]:
+    return [f"{r.key or r.unit}@{r.fingerprint}@{r.finished!r}" for r in rs]
+
+
+def _remembered(parts: list[Any], compute):
+    """A bootstrap (seconds on a 5,000-crystal test set) is computed once per set of
+    finished studies and kept in the cache; reading it back gives the same bytes."""
+    from harness.paths import cache_dir
+
+    blob = json.dumps([STATS_VERSION, stats.N_BOOT, *parts], sort_keys=True, default=str)
+    path = cache_dir() / "leaderboard-stats" / f"{hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()}.json"
+    if path.exists():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+    value = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(value))
+        tmp.replace(path)
+    except OSError:  # a read-only cache costs time, never results
+        pass
+    return value
+
+
 def _interval(row: dict[str, Any], rs: list[UnitResult]) -> stats.Interval | None:
     if _has_predictions(rs):
-        return stats.bootstrap_interval(row["metric"], _predictions(rs), stats.stable_rng(*(row[k] for k in KEY)))
+        def compute():
+            iv = stats.bootstrap_interval(row["metric"], _predictions(rs), stats.stable_rng(*(row[k] for k in KEY)))
+            return [iv.low, iv.high]
+
+        low, high = _remembered(["interval", row["metric"], *(row[k] for k in KEY), _identity(rs)], compute)
+        return stats.Interval(low, high, "bootstrap")
     return stats.t_interval([r.value for r in rs])
 
 
@@ -111,8 +146,15 @@ def _compare_with_best(table: list[dict[str, Any]], grouped: dict[tuple, list[Un
         mine = [best_rs[r.seed] for r in rs]
         cmp = None
         if rs and _has_predictions(rs) and _has_predictions(mine):
-            rng = stats.stable_rng(*(best[k] for k in KEY), *(row[k] for k in KEY))
-            cmp = stats.paired_bootstrap(row["metric"], _predictions(mine), _predictions(rs), rng)
+            def compute(mine=mine, rs=rs, row=row):
+                rng = stats.stable_rng(*(best[k] for k in KEY), *(row[k] for k in KEY))
+                c = stats.paired_bootstrap(row["metric"], _predictions(mine), _predictions(rs), rng)
+                return None if c is None else [c.low, c.high, c.p]
+
+            parts = ["paired", row["metric"], *(best[k] for k in KEY), *(row[k] for k in KEY),
+                     _identity(mine), _identity(rs)]
+            found = _remembered(parts, compute)
+            cmp = None if found is None else stats.Comparison(*found, "paired bootstrap")
         if cmp is None:
             cmp = stats.paired_t([r.value for r in mine], [r.value for r in rs])
         if cmp is None:

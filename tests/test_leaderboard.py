@@ -135,3 +135,14 @@ def test_two_identical_runs_write_byte_identical_leaderboards(tmp_path):
     assert len(stored.predictions["ids"]) == stored.n_test == len(stored.predictions["proba"])
     assert metrics.get(stored.metric)(np.array(stored.predictions["y"]), np.array(stored.predictions["proba"])) \
         == pytest.approx(stored.value)
+
+
+def test_bootstraps_are_remembered_and_read_back_unchanged(three_models, monkeypatch):
+    first = leaderboard.to_json(leaderboard.build(three_models))
+
+    def no_bootstrap(*args, **kwargs):
+        raise AssertionError("bootstrapped again for the same finished studies")
+
+    monkeypatch.setattr(leaderboard.stats, "bootstrap_interval", no_bootstrap)
+    monkeypatch.setattr(leaderboard.stats, "paired_bootstrap", no_bootstrap)
+    assert leaderboard.to_json(leaderboard.build(three_models)) == first
