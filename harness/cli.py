@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--superseded", action="store_true", help="also list results of older settings or code")
     lb.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
 
+    rp = sub.add_parser("report", help="write an HTML report (figures, leaderboards with intervals) of a results folder")
+    rp.add_argument("results")
+    rp.add_argument("--out", help="HTML file to write (default RESULTS/report/index.html; PNGs beside it)")
+    rp.add_argument("--storage", help="results database URL (the results folder then only receives the report)")
+    rp.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
+
     f = sub.add_parser("featurize", help="show what a model sees for one structure, or fill the feature cache for a config")
     f.add_argument("structure", nargs="?", help="a structure file (CIF, POSCAR, ...)")
     f.add_argument("--representation", "-r")
@@ -126,7 +132,7 @@ def _registry(args, config_plugins: Sequence[str] = ()):
 def _dispatch(args, console: Console) -> int:
     commands = {
         "run": _run, "list": _list, "leaderboard": _leaderboard, "featurize": _featurize,
-        "cache": _cache, "explain": _explain, "fetch": _fetch,
+        "cache": _cache, "explain": _explain, "fetch": _fetch, "report": _report,
     }
     return commands[args.command](args, console)
 
@@ -222,6 +228,15 @@ def _leaderboard(args, console: Console) -> int:
         print(leaderboard.to_csv(rows), end="")
     else:
         print(leaderboard.to_json(rows))
+    return 0
+
+
+def _report(args, console: Console) -> int:
+    from harness.report.html import write_report
+
+    path = write_report(Path(args.results), Path(args.out) if args.out else None, _registry(args),
+                        storage=args.storage)
+    console.print(f"report written to {path} (figures in {path.parent / 'figures'})")
     return 0
 
 

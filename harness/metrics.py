@@ -46,3 +46,19 @@ BUILTIN = (
 @hookimpl
 def harness_metrics() -> list[Metric]:
     return list(BUILTIN)
+
+
+_KNOWN: dict[str, Metric] = {m.name: m for m in BUILTIN}
+
+
+def remember(metric: Metric) -> None:
+    """Metrics of loaded plugins, so leaderboards can recompute them from predictions."""
+    _KNOWN[metric.name] = metric
+
+
+def get(name: str) -> Metric:
+    """A metric by name: the core's own, or one a loaded plugin registered."""
+    try:
+        return _KNOWN[name]
+    except KeyError:
+        raise KeyError(f"unknown metric {name!r} (is the plugin that registers it loaded?)") from None

@@ -50,6 +50,7 @@ class Registry:
             raise UserError(f"duplicate metric {metric.name!r}: registered by {first!r} and by {plugin!r}; "
                             "rename one of them")
         self.metrics[metric.name] = (metric, plugin)
+        metrics.remember(metric)
 
     def metric(self, name: str, where: str = "") -> Metric:
         try:

@@ -1,7 +1,10 @@
-"""Symmetry tasks: crystal system (6 classes) and trigonal vs hexagonal.
+"""Symmetry tasks: crystal system (6 classes) and trigonal vs hexagonal, on any dataset.
 
-Labels are exact for any structure: a material's `crystal_system` prop if it has one,
-else its `spacegroup` prop (number 1-230), else spglib on its structure (symprec 0.1).
+Labels are exact for any structure: spglib on the structure at the task's `symprec`
+(cached by structure content, see `symmetry_labels`). With `source = "auto"` (default) a
+material's own `crystal_system` or `spacegroup` prop is used where the dataset gives one
+(the demo set and Materials Project both derive theirs with spglib at symprec 0.1);
+`source = "structure"` always asks spglib, `"props"` never does.
 """
 
 from __future__ import annotations
@@ -10,29 +13,39 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from harness import CRYSTAL_SYSTEMS, SYMPREC, Material, Skip, Task, crystal_system, spacegroup_number
+from harness import CRYSTAL_SYSTEMS, SYMPREC, Material, Skip, Task, crystal_system
+
+from .symmetry_labels import spacegroup_cache
 
 # The representations whose Miller set and cell the paper's defaults set (n, cell).
 DIFFRACTION_REPRESENTATIONS = ("xrd_cloud", "nd_cloud", "barcode")
+SOURCES = ("auto", "structure", "props")
 
 
-def material_crystal_system(material: Material, symprec: float = SYMPREC) -> str:
+def material_crystal_system(material: Material, symprec: float = SYMPREC, source: str = "auto") -> str | None:
     """One of the seven crystal systems (trigonal and hexagonal apart).
 
-    Reads props `crystal_system` (a name) or `spacegroup` (a number); computes it with
-    spglib when neither is there. Raises Skip when neither props nor spglib can tell."""
-    props = material.props
-    name = props.get("crystal_system")
-    if name is not None and str(name).strip():
-        name = str(name).strip().lower()
-        if name not in CRYSTAL_SYSTEMS:
-            raise Skip(f"unknown crystal system {name!r}")
-        return name
-    number = props.get("spacegroup")
+    "auto": props `crystal_system` (a name) or `spacegroup` (a number) where present, else
+    spglib on the structure; "structure": spglib only; "props": props only (unlabelled,
+    None, without them). Raises Skip when what it reads cannot tell."""
+    if source != "structure":
+        props = material.props
+        name = props.get("crystal_system")
+        if name is not None and str(name).strip():
+            name = str(name).strip().lower()
+            if name not in CRYSTAL_SYSTEMS:
+                raise Skip(f"unknown crystal system {name!r}")
+            return name
+        number = props.get("spacegroup")
+        if number is not None and not (isinstance(number, float) and math.isnan(number)):
+            try:
+                return crystal_system(int(number))
+            except (TypeError, ValueError) as exc:
+                raise Skip(f"no crystal system: {exc}") from None
+        if source == "props":
+            return None
     try:
-        if number is None or (isinstance(number, float) and math.isnan(number)):
-            number = spacegroup_number(material.structure, symprec)
-        return crystal_system(int(number))
+        return crystal_system(spacegroup_cache().number(material, symprec))
     except (TypeError, ValueError) as exc:
         raise Skip(f"no crystal system: {exc}") from None
 
@@ -46,6 +59,13 @@ class _SymmetryTask(Task):
     mask_intensity: bool = True  # keep only the point positions (lattice geometry)
     max_rotation: float = math.pi / 4  # random rotations within +/- this angle (rad); 0: none
     symprec: float = SYMPREC  # spglib tolerance when a label is computed from the structure
+    source: str = "auto"  # auto (props where given, else spglib) | structure (spglib) | props
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {self.source!r}")
+        if not self.symprec > 0:
+            raise ValueError(f"symprec must be a positive tolerance in angstrom, not {self.symprec!r}")
 
     def representation_defaults(self) -> dict[str, dict[str, Any]]:
         paper = {"cell": self.cell, "n": self.n}
@@ -79,7 +99,9 @@ class CrystalSystemTask(_SymmetryTask):
         return self.CLASSES
 
     def label(self, material: Material) -> int | None:
-        system = material_crystal_system(material, self.symprec)
+        system = material_crystal_system(material, self.symprec, self.source)
+        if system is None:
+            return None
         return self.CLASSES.index("hexagonal" if system == "trigonal" else system)
 
 
@@ -103,5 +125,5 @@ class TrigonalVsHexagonalTask(_SymmetryTask):
         return ("trigonal", "hexagonal")
 
     def label(self, material: Material) -> int | None:
-        system = material_crystal_system(material, self.symprec)
+        system = material_crystal_system(material, self.symprec, self.source)
         return {"trigonal": 0, "hexagonal": 1}.get(system)

@@ -1,0 +1,1 @@
+"""Reports drawn from stored results: statistics (intervals, paired tests), figures, HTML."""

@@ -1,0 +1,136 @@
+"""The study's figures with matplotlib: leaderboard bars, metric against n (Fig. 4a),
+ROC curves per perturbation (Fig. 4b-e), the crystal-system confusion matrix.
+
+Every function takes leaderboard rows or stored predictions and returns a Figure;
+`save` writes it as a PNG with no timestamp, so an unchanged run draws identical bytes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from harness.report.stats import Predictions
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: Path, dpi: int = 110) -> Path:
+    plt = _pyplot()
+    fig.savefig(path, dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    return Path(path)
+
+
+def _by_table(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    from harness.leaderboard import by_task
+
+    return by_task(rows)
+
+
+def leaderboard_figure(rows: list[dict[str, Any]]):
+    """A bar per row: mean with its 95 % interval; the best row and its ties in green."""
+    plt = _pyplot()
+    tables = _by_table(rows)
+    fig, axes = plt.subplots(len(tables), 1, figsize=(9, 0.35 * len(rows) + 1.5 * len(tables)), squeeze=False)
+    for ax, (task, task_rows) in zip(axes[:, 0], tables.items()):
+        shown = task_rows[::-1]
+        labels = [f"{r['representation']} / {r['perturbation']} / {r['model']}" for r in shown]
+        means = np.array([r["mean"] for r in shown])
+        low = np.array([r["ci_low"] if r["ci_low"] is not None else r["mean"] for r in shown])
+        high = np.array([r["ci_high"] if r["ci_high"] is not None else r["mean"] for r in shown])
+        err = np.vstack([np.clip(means - low, 0, None), np.clip(high - means, 0, None)])
+        colors = ["tab:green" if r["vs_best"] in ("best", "tied") else "tab:blue" for r in shown]
+        ax.barh(labels, means, xerr=err, color=colors, alpha=0.8, capsize=3)
+        ax.set_title(f"{task}: test {task_rows[0]['metric']}, 95 % CI", loc="left", fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def metric_vs_n(task: str, series: dict[str, list[tuple[int, float, float]]], metric: str):
+    """Fig. 4a: the metric against the Miller set size n, mean ± std over seeds, one line
+    per (representation family, perturbation, model)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, points in sorted(series.items()):
+        points = sorted(points)
+        n, mean, std = (np.array(v) for v in zip(*points))
+        ax.errorbar(n, mean, yerr=std, marker="o", capsize=3, label=label)
+    ax.set_xscale("log")
+    ns = sorted({p[0] for pts in series.values() for p in pts})
+    ax.set_xticks(ns, [str(v) for v in ns])
+    ax.minorticks_off()
+    ax.set_xlabel("Miller set size n")
+    ax.set_ylabel(f"test {metric} (mean ± std over seeds)")
+    ax.set_title(f"{task}: {metric} against n (Fig. 4a)", loc="left", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _roc_points(preds: Sequence[Predictions]) -> tuple[np.ndarray, np.ndarray]:
+    """One ROC curve from the test predictions of all seeds, pooled."""
+    from sklearn.metrics import roc_curve
+
+    y = np.concatenate([p.y for p in preds])
+    score = np.concatenate([p.proba[:, 1] for p in preds])
+    fpr, tpr, _ = roc_curve(y, score)
+    return fpr, tpr
+
+
+def roc_panels(task: str, panels: dict[str, dict[str, tuple[Sequence[Predictions], str]]]):
+    """Fig. 4b-e: one panel per model, one ROC curve per perturbation (phi1-phi4) with
+    its AUC in the legend, and an inset magnifying the low false-positive corner."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.8), squeeze=False)
+    for ax, (model, curves) in zip(axes[0], panels.items()):
+        inset = ax.inset_axes([0.56, 0.40, 0.41, 0.30])
+        corner = []
+        for label, (preds, legend) in curves.items():
+            fpr, tpr = _roc_points(preds)
+            (line,) = ax.plot(fpr, tpr, label=f"{label}: {legend}", lw=1.4)
+            near = fpr <= 0.2
+            inset.plot(fpr[near], tpr[near], color=line.get_color(), lw=1.0)
+            corner.append(tpr[near])
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+        low = min(float(np.min(c)) for c in corner)
+        high = max(float(np.max(c)) for c in corner)
+        inset.set_xlim(0, 0.2)
+        inset.set_ylim(max(0.0, low - 0.02), min(1.0, high + 0.02))
+        inset.tick_params(labelsize=6)
+        inset.set_title("false positive rate < 0.2", fontsize=6)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(f"{task}\n{model}", loc="left", fontsize=9)
+        ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def confusion(task: str, preds: Sequence[Predictions], classes: Sequence[str], caption: str):
+    """Confusion matrix of all seeds' test predictions pooled, rows normalised to recall."""
+    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
+    plt = _pyplot()
+    y = np.concatenate([p.y for p in preds])
+    pred = np.concatenate([np.argmax(p.proba, axis=1) for p in preds])
+    labels = np.arange(len(classes))
+    matrix = confusion_matrix(y, pred, labels=labels, normalize="true")
+    fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 3, 1.0 * len(classes) + 2))
+    ConfusionMatrixDisplay(np.nan_to_num(matrix), display_labels=list(classes)).plot(
+        ax=ax, cmap="Blues", values_format=".2f", colorbar=False, xticks_rotation=45)
+    ax.set_title(f"{task}\n{caption}", loc="left", fontsize=8)
+    fig.tight_layout()
+    return fig
