@@ -295,3 +295,16 @@ def test_a_rerun_with_everything_done_loads_nothing(tmp_path, monkeypatch, capsy
     capsys.readouterr()
     assert main(["run", str(cfg)]) == 0
     assert "1 already done, 0 to run" in capsys.readouterr().out
+
+
+def test_editing_a_row_of_a_file_dataset_is_a_new_identity(tmp_path):
+    """Defect 2 for the `file` dataset: its content id hashes the file's bytes."""
+    from harness_plugins.datasets.files import FileDataset
+
+    table = tmp_path / "data.csv"
+    table.write_text("material_id,band_gap,cif\nmp-1,0.0,x\n")
+    before = FileDataset(path=str(table)).content_id()
+    assert FileDataset(path=str(table)).content_id() == before  # stable
+    table.write_text("material_id,band_gap,cif\nmp-1,0.5,x\n")
+    assert FileDataset(path=str(table)).content_id() != before
+    assert FileDataset(path=str(table), columns={"band_gap": "gap"}).content_id() != FileDataset(path=str(table)).content_id()

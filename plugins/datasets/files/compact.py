@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from harness.api import Material
+from harness import Material
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def unpack(packed: dict[str, Any], props: Callable[[dict], dict] = dict) -> list
     on first use (`Material.lazy`): a warm run whose features are all cached needs none."""
     from pymatgen.core import Composition
 
-    from harness.features import content_hash, site_label
+    from harness import content_hash, site_label
 
     # One Composition per distinct site occupancy, shared by the sites (as pymatgen's own
     # supercells do); labels come from the very objects the structures will hold.

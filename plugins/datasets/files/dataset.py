@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.api import Dataset, LoadContext, Material
-from harness.errors import UserError
+from harness import Dataset, LoadContext, Material, UserError
 
 from . import compact, parse
 from .folder import properties_path, read_folder
@@ -60,6 +59,13 @@ class FileDataset(Dataset):
     @property
     def paths(self) -> list[str]:
         return list(self.path) if isinstance(self.path, list) else [self.path]
+
+    def content_id(self) -> str:
+        """The files' bytes and every parameter that shapes what `load` returns: a rerun
+        knows what is done without parsing, and an edited row is a new identity."""
+        paths = [resolve_path(raw) for raw in self.paths]
+        key = self._cache_key(paths, [detect_format(p, self.format) for p in paths])
+        return hashlib.sha256(f"{key}|{json.dumps(self.columns, sort_keys=True)}".encode()).hexdigest()[:32]
 
     def load(self, ctx: LoadContext) -> list[Material]:
         sources = [(raw, resolve_path(raw)) for raw in self.paths]

@@ -9,7 +9,7 @@ import csv
 import logging
 from pathlib import Path
 
-from harness.errors import UserError
+from harness import UserError
 
 from .messages import capped
 from .sources import detect_format, is_structure_file, open_text

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
+from harness import UserError
 
 from .messages import capped
 from .sources import open_text

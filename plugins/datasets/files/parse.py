@@ -13,7 +13,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Iterable, Iterator, Sequence
 
-from harness.api import LoadContext, iter_chunks
+from harness import LoadContext, iter_chunks
 
 from ..p1cif import read_p1_cif
 from .compact import compact_structure

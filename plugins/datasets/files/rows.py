@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.errors import UserError
+from harness import UserError
 
 from .messages import capped
 

@@ -8,7 +8,7 @@ import os
 import re
 from pathlib import Path
 
-from harness.errors import UserError
+from harness import UserError
 
 FORMATS = ("auto", "csv", "tsv", "parquet", "json", "extxyz", "folder", "cif_folder")
 SUFFIX_FORMATS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import UserError
+from harness import UserError
 
 from .sources import open_text
 from .rows import Table

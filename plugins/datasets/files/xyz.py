@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
+from harness import UserError
 
 from .parse import NoStructure
 from .sources import open_text
