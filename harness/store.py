@@ -216,6 +216,8 @@ class Store:
     def _guard(self, fn):
         try:
             return fn()
+        except sa.exc.IntegrityError:
+            raise  # a race or a bug, never the user's database
         except sa.exc.OperationalError as exc:
             raise UserError(_connection_message(self.url, exc)) from None
         except sa.exc.DatabaseError as exc:
@@ -237,23 +239,32 @@ class _Guarded:
         except sa.exc.DatabaseError as exc:
             raise UserError(_damage_message(self.store.url, exc)) from None
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type, exc, tb):
         try:
-            return self._ctx.__exit__(*exc_info)
-        except sa.exc.OperationalError as exc:
+            self._ctx.__exit__(exc_type, exc, tb)  # commit, or roll back on an exception
+        except sa.exc.IntegrityError:
+            raise
+        except sa.exc.OperationalError as err:
+            raise UserError(_connection_message(self.store.url, err)) from None
+        except sa.exc.DatabaseError as err:
+            raise UserError(_damage_message(self.store.url, err)) from None
+        if isinstance(exc, sa.exc.IntegrityError):
+            return False
+        if isinstance(exc, sa.exc.OperationalError):
             raise UserError(_connection_message(self.store.url, exc)) from None
-        except sa.exc.DatabaseError as exc:
+        if isinstance(exc, sa.exc.DatabaseError):
             raise UserError(_damage_message(self.store.url, exc)) from None
+        return False
 
 
 def _retry_once(fn):
     """Two runs creating the same tables at once: the loser finds them made and goes on."""
     try:
         return fn()
-    except sa.exc.OperationalError as exc:
-        if "already exists" not in str(exc):
+    except (sa.exc.OperationalError, sa.exc.IntegrityError) as exc:
+        if isinstance(exc, sa.exc.OperationalError) and "already exists" not in str(exc):
             raise
-        time.sleep(0.5)
+        time.sleep(0.5)  # e.g. both inserted Optuna's version row: the other one won
         return fn()
 
 
