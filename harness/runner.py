@@ -65,8 +65,9 @@ def run(config: Config, registry: Registry, console: Console, only: list[str] | 
                   f"{len(plan.studies) - len(pending)} already done, {len(pending)} to run")
     failures = 0
     if pending:
-        device = resolve_device(config.run.device)
-        workers = 1 if device == "cuda" else config.run.workers
+        ray = config.run.executor == "ray"  # the cluster's GPUs decide, not this machine's
+        device = config.run.device if ray else resolve_device(config.run.device)
+        workers = 1 if device == "cuda" and not ray else config.run.workers
         console.print(f"device [bold]{device}[/] · {workers} worker(s) · seeds {config.run.seeds} · "
                       f"{config.run.trials} trials per study · results in {escape(str(results_dir))}")
         for part in plan.parts:
@@ -75,7 +76,7 @@ def run(config: Config, registry: Registry, console: Console, only: list[str] | 
                 prepare(config, part, todo, console)
         store.optuna_storage()  # its tables, created once here, not by racing workers
         env = Environment(store.url, device, max(1, _cores() // workers), identity.versions(device))
-        failures = execute(pending, store, create_executor(config.run.executor, workers), env, console)
+        failures = execute(pending, store, create_executor(config.run.executor, workers, config.run.address, config.run.device), env, console)
     _report(plan, store, results_dir, console)
     if failures:
         console.print(f"[red]{failures} studies failed (see above); rerun to retry them")
