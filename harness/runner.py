@@ -49,8 +49,8 @@ def resolve_device(device: str) -> str:
 
 def open_store(config: Config) -> Store:
     results_dir = config.results_dir()
-    if not config.run.storage:
-        writable_folder(results_dir, "results folder", "choose another with --results or [run] results")
+    # Also with a database: the leaderboard files are written into the results folder.
+    writable_folder(results_dir, "results folder", "choose another with --results or [run] results")
     return Store(location_of(config.run.storage, results_dir))
 
 
