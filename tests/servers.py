@@ -17,6 +17,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+import sqlalchemy as sa
+
+from harness.store import Store
 
 PG_BIN = Path(os.environ.get("HARNESS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -173,3 +176,81 @@ def _kill(procs: list[psutil.Process]) -> int:
             pass
     psutil.wait_procs(procs, timeout=10)
     return len(procs)
+
+
+# ---------------------------------------------------------------- runs on these servers
+TRIALS = 3
+CONFIG = f"""
+plugins = ["toy_plugin"]
+tasks = ["toy_system"]
+representations = ["ratios"]
+perturbations = ["identity", {{name = "noise", sigma = 0.3}}]
+models = ["random_forest"]
+[dataset]
+name = "toy"
+size = 120
+[run]
+trials = {TRIALS}
+workers = 1
+seeds = [0, 1, 2]
+results = "out"
+"""
+N_STUDIES = 2 * 3
+TESTS = Path(__file__).parent
+
+
+def run_env(tmp_path: Path) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
+    env["HARNESS_CLAIM_TTL"] = "3"
+    env["HARNESS_POLL_SECONDS"] = "0.5"
+    env.setdefault("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    return env
+
+
+def start_run(folder: Path, tmp_path: Path, *extra: str, config: str = CONFIG,
+              env: dict | None = None) -> subprocess.Popen:
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = folder / "bench.toml"
+    cfg.write_text(config)
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(cfg), *extra],
+                            env=env or run_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out.decode()
+    return out.decode()
+
+
+def outcome(url: str) -> dict:
+    """unit -> (test value, validation value, chosen parameters): equal to the digit or not at all."""
+    return {r.unit: (r.value, r.valid_value, r.params) for r in Store(url).results()}
+
+
+def finished_trials(url: str) -> dict:
+    with sa.create_engine(Store(url).url).connect() as db:
+        rows = db.execute(sa.text(
+            "SELECT s.study_name, COUNT(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
+            "WHERE t.state IN ('COMPLETE', 'PRUNED') GROUP BY s.study_name")).fetchall()
+    return dict(rows)
+
+
+def sqlite_url(folder: Path) -> str:
+    return f"sqlite:///{folder / 'out' / 'results.sqlite'}"
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory) -> Path:
+    """One local run on SQLite: the numbers every run on a cluster or database must give."""
+    tmp = tmp_path_factory.mktemp("reference")
+    finish(start_run(tmp / "local", tmp))
+    return tmp / "local"
+
+
+@pytest.fixture(scope="module")
+def reference(reference_run) -> dict:
+    got = outcome(sqlite_url(reference_run))
+    assert len(got) == N_STUDIES
+    return got

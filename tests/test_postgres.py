@@ -8,89 +8,14 @@ line naming host, port and database."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from harness.cli import main
-from harness.store import Store
-from servers import Postgres, free_port, postgres  # noqa: F401 - fixture
+from servers import (CONFIG, N_STUDIES, TRIALS, finish, finished_trials, free_port, outcome, postgres,  # noqa: F401
+                     reference, reference_run, start_run)
 
-TRIALS = 3
-CONFIG = f"""
-plugins = ["toy_plugin"]
-tasks = ["toy_system"]
-representations = ["ratios"]
-perturbations = ["identity", {{name = "noise", sigma = 0.3}}]
-models = ["random_forest"]
-[dataset]
-name = "toy"
-size = 120
-[run]
-trials = {TRIALS}
-workers = 1
-seeds = [0, 1, 2]
-results = "out"
-"""
-N_STUDIES = 2 * 3
-TESTS = Path(__file__).parent
-
-
-def _env(tmp_path: Path) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
-    env["HARNESS_CLAIM_TTL"] = "3"
-    env["HARNESS_POLL_SECONDS"] = "0.5"
-    env.setdefault("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
-    return env
-
-
-def start_run(folder: Path, tmp_path: Path, *extra: str, config: str = CONFIG,
-              env: dict | None = None) -> subprocess.Popen:
-    folder.mkdir(parents=True, exist_ok=True)
-    cfg = folder / "bench.toml"
-    cfg.write_text(config)
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(cfg), *extra],
-                            env=env or _env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, out.decode()
-    return out.decode()
-
-
-def outcome(url: str) -> dict:
-    """unit -> (test value, validation value, chosen parameters): equal to the digit or not at all."""
-    return {r.unit: (r.value, r.valid_value, r.params) for r in Store(url).results()}
-
-
-def finished_trials(url: str) -> dict:
-    with sa.create_engine(Store(url).url).connect() as db:
-        rows = db.execute(sa.text(
-            "SELECT s.study_name, COUNT(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
-            "WHERE t.state IN ('COMPLETE', 'PRUNED') GROUP BY s.study_name")).fetchall()
-    return dict(rows)
-
-
-def sqlite_url(folder: Path) -> str:
-    return f"sqlite:///{folder / 'out' / 'results.sqlite'}"
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """One local run on SQLite: the numbers every run on PostgreSQL must give."""
-    tmp = tmp_path_factory.mktemp("reference")
-    finish(start_run(tmp / "local", tmp))
-    got = outcome(sqlite_url(tmp / "local"))
-    assert len(got) == N_STUDIES
-    return got
 
 
 def test_an_unreachable_database_is_one_line_naming_host_port_database_and_the_fix(tmp_path, capsys):
@@ -151,6 +76,7 @@ def test_a_server_lost_mid_run_loses_no_finished_result(tmp_path, postgres, refe
     assert "Traceback" not in text, text
     if proc.returncode != 0:  # a study whose trials could not be written failed: one clear line
         assert proc.returncode in (1, 2), text
+    print(f"run through the outage: exit {proc.returncode}; {text.strip().splitlines()[-1]}")
     after = outcome(url)
     assert {u: after[u] for u in before} == before  # what was finished is still there
     finish(start_run(tmp_path / "cut", tmp_path, "--storage", url))

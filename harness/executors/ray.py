@@ -98,6 +98,7 @@ def connect(address: str):
 
     if ray.is_initialized():
         return ray
+    _check_reachable(address)
     runtime_env = {"env_vars": {
         # Modules beside the config (plugins = [...]) and the driver's PYTHONPATH, where
         # they exist on the worker's machine too; idle OpenMP threads sleep, not spin.
@@ -114,6 +115,25 @@ def connect(address: str):
                         "`ray start --head` on the head node and give its address (host:6379, or auto on a "
                         "node of the cluster) with --address or [run] address") from None
     return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Ray waits for ever on an address where nothing listens: knock first."""
+    import socket
+
+    if not address or address == "auto":
+        return  # a local lookup: Ray answers at once
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"Ray address {address!r} is not host:port; give the head's address, e.g. "
+                        "10.0.0.1:6379 (or ray://10.0.0.1:10001, or auto on a node of the cluster)")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise UserError(f"cannot reach the Ray cluster at {address!r} ({exc.strerror or exc}); start it with "
+                        "`ray start --head` on the head node and give its address with --address or "
+                        "[run] address") from None
 
 
 def _code_paths() -> list[str]:
