@@ -105,7 +105,9 @@ def test_a_worker_node_killed_mid_study_costs_only_time(tmp_path, cluster, postg
         time.sleep(0.1)
     assert studying, "no study ever ran on the second node"
     assert cluster.kill_second_node() >= 2
+    killed_at = time.time()
     out = finish(proc)
+    print(f"second node killed {killed_at - t0:.1f} s into the run; run finished {time.time() - killed_at:.1f} s later")
     assert out.count("  done ") == N_STUDIES  # every study finished once
     assert outcome(url) == reference
     assert sorted(finished_trials(url).values()) == [TRIALS] * N_STUDIES
