@@ -68,7 +68,8 @@ def run(config: Config, registry: Registry, console: Console, only: list[str] | 
         ray = config.run.executor == "ray"  # the cluster's GPUs decide, not this machine's
         device = config.run.device if ray else resolve_device(config.run.device)
         workers = 1 if device == "cuda" and not ray else config.run.workers
-        console.print(f"device [bold]{device}[/] · {workers} worker(s) · seeds {config.run.seeds} · "
+        where = f"Ray cluster at {config.run.address or 'this machine'}" if ray else f"{workers} worker(s)"
+        console.print(f"device [bold]{device}[/] · {escape(where)} · seeds {config.run.seeds} · "
                       f"{config.run.trials} trials per study · results in {escape(str(results_dir))}")
         for part in plan.parts:
             todo = [s for s in part.studies if s.key not in plan.done]

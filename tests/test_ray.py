@@ -61,6 +61,39 @@ def test_an_unknown_executor_is_one_line_with_the_choices(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "'local'" in err and "'ray'" in err, err
 
 
+def _spec(model: str):
+    from harness import registry
+    from harness.grid import Combination
+    from harness.study import StudySpec
+
+    reg = registry.load(["toy_plugin"])
+    combo = Combination(reg.create("task", "toy_system"), reg.create("representation", "ratios"),
+                        reg.create("perturbation", "identity"), reg.create("model", model))
+    return StudySpec("k", "u", "toy", combo, 0, 1, None)
+
+
+@pytest.mark.parametrize("model, device, gpus, asks, trains_on", [
+    ("pointnet", "auto", 2, 1, "cuda"),          # one GPU per neural study when there are GPUs
+    ("pointnet", "auto", 0, 0, "cpu"),           # none in the cluster: a CPU study
+    ("pointnet", "cpu", 2, 0, "cpu"),            # the config says CPU
+    ("random_forest", "auto", 2, 0, "cpu"),      # trees never hold a GPU
+    ("random_forest", "cuda", 0, 0, "cpu"),
+])
+def test_a_neural_study_takes_one_gpu_when_the_cluster_has_gpus(model, device, gpus, asks, trains_on):
+    from harness.executors.ray import placement
+
+    options, on = placement(_spec(model), device, {"CPU": 8, "GPU": gpus}, cpus=1)
+    assert options == {"num_cpus": 1, "num_gpus": asks} and on == trains_on
+
+
+def test_device_cuda_on_a_cluster_without_gpus_is_a_user_error():
+    from harness.errors import UserError
+    from harness.executors.ray import placement
+
+    with pytest.raises(UserError, match="no GPU"):
+        placement(_spec("pointnet"), "cuda", {"CPU": 8}, cpus=1)
+
+
 @pytest.mark.slow
 def test_an_unreachable_ray_cluster_is_one_clear_line(tmp_path):
     port = free_port()
@@ -89,6 +122,31 @@ def test_a_two_node_ray_cluster_on_postgres_gives_the_local_leaderboard(tmp_path
     assert _board(tmp_path / "ray") == _board(reference_run)
     # The nodes share no cache with the driver: the inputs came through the object store.
     assert list((cluster.worker_cache / "inputs").glob("*.npz"))
+
+
+@pytest.mark.slow
+def test_a_driver_killed_mid_run_stops_its_tasks_and_a_rerun_finishes_with_the_same_numbers(
+        tmp_path, cluster, postgres, reference):
+    url = postgres.new_database()
+    args = ("--executor", "ray", "--address", cluster.address, "--storage", url)
+    proc = start_run(tmp_path / "ray", tmp_path, *args, env=_ray_env(tmp_path, cluster))
+    t0 = time.time()
+    while time.time() - t0 < 300 and proc.poll() is None and not _studying(cluster):
+        time.sleep(0.1)
+    assert _studying(cluster), "no study ever started on the cluster"
+    proc.kill()
+    proc.communicate(timeout=60)
+    t0 = time.time()
+    while time.time() - t0 < 60 and _studying(cluster):
+        time.sleep(0.5)
+    assert not _studying(cluster), "a study kept running after its driver died"
+    finish(start_run(tmp_path / "ray", tmp_path, *args, env=_ray_env(tmp_path, cluster)))
+    assert outcome(url) == reference
+    assert sorted(finished_trials(url).values()) == [TRIALS] * N_STUDIES
+
+
+def _studying(cluster: RayCluster) -> list[psutil.Process]:
+    return [p for p in cluster.processes() if _running_a_study(p)]
 
 
 @pytest.mark.slow

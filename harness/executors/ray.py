@@ -42,6 +42,15 @@ def wants_gpu(spec: StudySpec) -> bool:
     return any(cls.__name__ == "TorchModel" for cls in type(model).__mro__)
 
 
+def placement(spec: StudySpec, device: str, resources: dict[str, float], cpus: int) -> tuple[dict, str]:
+    """The Ray resources a study asks for and the device it trains on: a GPU for a neural
+    study when the config allows one and the cluster has one, else `cpus` CPUs."""
+    gpu = device in ("auto", "cuda") and wants_gpu(spec) and resources.get("GPU", 0) >= 1
+    if device == "cuda" and wants_gpu(spec) and not gpu:
+        raise UserError("device = 'cuda' but the Ray cluster has no GPU; add GPU nodes or use device = 'auto'")
+    return {"num_cpus": cpus, "num_gpus": 1 if gpu else 0}, ("cuda" if gpu else "cpu")
+
+
 class RayExecutor:
     def __init__(self, address: str = "", device: str = "auto", cpus_per_study: int = 1):
         self.address = address
@@ -68,12 +77,8 @@ class RayExecutor:
                         data = Path(spec.inputs).read_bytes()
                         self.shipped_bytes += len(data)
                         shipped[spec.inputs] = ray.put(data)
-                    gpu = self.device in ("auto", "cuda") and wants_gpu(spec) and resources.get("GPU", 0) >= 1
-                    if self.device == "cuda" and wants_gpu(spec) and not gpu:
-                        raise UserError("device = 'cuda' but the Ray cluster has no GPU; add GPU nodes or use "
-                                        "device = 'auto'")
-                    options = {"num_cpus": self.cpus_per_study, "num_gpus": 1 if gpu else 0}
-                    study_env = replace(env, device="cuda" if gpu else "cpu", threads=self.cpus_per_study)
+                    options, device = placement(spec, self.device, resources, self.cpus_per_study)
+                    study_env = replace(env, device=device, threads=self.cpus_per_study)
                     running[remote.options(**options).remote(spec, study_env, shipped[spec.inputs])] = spec
                 if not running:
                     break
