@@ -53,6 +53,8 @@ CLAIMS = sa.Table(
     sa.Column("heartbeat", sa.Float, nullable=False),
 )
 
+_SCHEMA_LOCK = 0x6861726E  # PostgreSQL advisory lock held while creating tables ("harn")
+
 # Stored in columns; everything else of a UnitResult travels in `body`.
 _COLUMNS = {c.name for c in RESULTS.columns} - {"body"}
 
@@ -133,7 +135,7 @@ class Store:
     def __init__(self, url: str):
         self.url = with_driver(url)
         self.engine = _engine(self.url)
-        self._guard(lambda: _retry_once(lambda: _meta.create_all(self.engine)))
+        self._guard(lambda: self._creating_tables(lambda: _meta.create_all(self.engine)))
 
     # ------------------------------------------------------------------ optuna
     def optuna_storage(self):
@@ -141,7 +143,20 @@ class Store:
         import optuna
 
         kwargs = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
-        return self._guard(lambda: _retry_once(lambda: optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)))
+        return self._guard(lambda: self._creating_tables(
+            lambda: optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)))
+
+    def _creating_tables(self, create):
+        """Runs that create the tables at once: on SQLite the loser retries; PostgreSQL
+        fails concurrent CREATE TABLEs on its catalogue, so there they take turns."""
+        if self.engine.dialect.name != "postgresql":
+            return _retry_once(create)
+        with self.engine.connect() as lock:
+            lock.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK})
+            try:
+                return create()
+            finally:
+                lock.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _SCHEMA_LOCK})
 
     # ------------------------------------------------------------------ results
     def done_keys(self, keys: list[str] | None = None) -> set[str]:
@@ -348,8 +363,11 @@ def _connection_message(url: str, exc: Exception) -> str:
 
 def _damage_message(url: str, exc: Exception) -> str:
     u = sa.engine.make_url(url)
-    where = u.database if u.get_backend_name() == "sqlite" else describe(url)
     cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    if u.get_backend_name() != "sqlite":
+        return (f"results database {describe(url)} refused a query ({cause}); if its harness_* or Optuna "
+                "tables were made by another program or version, give a fresh database with --storage")
+    where = u.database
     return (f"results store {where} is damaged ({cause}); move it aside (e.g. mv {where} {where}.damaged) "
             "and rerun: finished studies in it cannot be read, the rest is recomputed")
 
