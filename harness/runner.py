@@ -71,13 +71,15 @@ def run(config: Config, registry: Registry, console: Console, only: list[str] | 
         where = f"Ray cluster at {config.run.address or 'this machine'}" if ray else f"{workers} worker(s)"
         console.print(f"device [bold]{device}[/] · {escape(where)} · seeds {config.run.seeds} · "
                       f"{config.run.trials} trials per study · results in {escape(str(results_dir))}")
+        # Before preparing: a cluster that cannot be reached says so before any featurising.
+        executor = create_executor(config.run.executor, workers, config.run.address, config.run.device)
         for part in plan.parts:
             todo = [s for s in part.studies if s.key not in plan.done]
             if todo:
                 prepare(config, part, todo, console)
         store.optuna_storage()  # its tables, created once here, not by racing workers
         env = Environment(store.url, device, max(1, _cores() // workers), identity.versions(device))
-        failures = execute(pending, store, create_executor(config.run.executor, workers, config.run.address, config.run.device), env, console)
+        failures = execute(pending, store, executor, env, console)
     _report(plan, store, results_dir, console)
     if failures:
         console.print(f"[red]{failures} studies failed (see above); rerun to retry them")

@@ -58,6 +58,7 @@ class RayExecutor:
         self.cpus_per_study = max(1, int(cpus_per_study))
         self.slots = 1  # known once connected: the cluster's CPUs / cpus_per_study
         self.shipped_bytes = 0  # inputs put into the object store by this driver
+        connect(address)  # now: an unreachable cluster is reported before any work
 
     def run(self, next_study: Callable[[], StudySpec | None], env: Environment) -> Iterator[Finished]:
         ray = connect(self.address)
