@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -150,6 +151,7 @@ def main() -> None:
         if cluster is not None:
             cluster.close()
         postgres.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     table = Table(title=f"{n} studies ({args.trials} trials each, toy random forest); one study's work "
                         f"t = {t_study:.2f} s (serial run)", title_justify="left")
