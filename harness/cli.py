@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, help="studies in parallel")
     r.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], help="comma-separated seeds")
     r.add_argument("--storage", help="results database URL shared by many runs (default: SQLite in the results folder)")
-    r.add_argument("--executor", help="where studies run: local (default)")
+    r.add_argument("--executor", help="where studies run: local (default, a process pool) or ray")
+    r.add_argument("--address", help="Ray cluster address for --executor ray: auto, host:6379 or ray://host:10001")
     r.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
     ls = sub.add_parser("list", help="list registered entries")
@@ -147,6 +148,7 @@ def _load_config(path: str, args):
         workers=getattr(args, "workers", None), seeds=getattr(args, "seeds", None),
         results=str(Path(results).resolve()) if results else None,
         storage=getattr(args, "storage", None), executor=getattr(args, "executor", None),
+        address=getattr(args, "address", None),
     )
     if conf.plugins:
         _add_config_dir_to_path(conf.source)

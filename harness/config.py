@@ -48,7 +48,11 @@ class RunConfig(Strict):
     # Where results, claims and Optuna's trials live: "" = SQLite in the results folder,
     # or a database URL (postgresql://user@host/db) shared by many runs and machines.
     storage: str = ""
-    executor: Literal["local"] = "local"
+    # Where studies run: "local" (a process pool on this machine) or "ray" (each study a
+    # Ray task on the cluster at `address`: "auto" = the cluster this machine belongs to,
+    # "ray://host:10001" or "host:6379" = a remote head, "" = a private one-machine Ray).
+    executor: Literal["local", "ray"] = "local"
+    address: str = ""
 
 
 class EntrySpec(Strict):

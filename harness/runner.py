@@ -49,8 +49,8 @@ def resolve_device(device: str) -> str:
 
 def open_store(config: Config) -> Store:
     results_dir = config.results_dir()
-    if not config.run.storage:
-        writable_folder(results_dir, "results folder", "choose another with --results or [run] results")
+    # Also with a database: the leaderboard files are written into the results folder.
+    writable_folder(results_dir, "results folder", "choose another with --results or [run] results")
     return Store(location_of(config.run.storage, results_dir))
 
 
@@ -65,17 +65,21 @@ def run(config: Config, registry: Registry, console: Console, only: list[str] | 
                   f"{len(plan.studies) - len(pending)} already done, {len(pending)} to run")
     failures = 0
     if pending:
-        device = resolve_device(config.run.device)
-        workers = 1 if device == "cuda" else config.run.workers
-        console.print(f"device [bold]{device}[/] · {workers} worker(s) · seeds {config.run.seeds} · "
+        ray = config.run.executor == "ray"  # the cluster's GPUs decide, not this machine's
+        device = config.run.device if ray else resolve_device(config.run.device)
+        workers = 1 if device == "cuda" and not ray else config.run.workers
+        where = f"Ray cluster at {config.run.address or 'this machine'}" if ray else f"{workers} worker(s)"
+        console.print(f"device [bold]{device}[/] · {escape(where)} · seeds {config.run.seeds} · "
                       f"{config.run.trials} trials per study · results in {escape(str(results_dir))}")
+        # Before preparing: a cluster that cannot be reached says so before any featurising.
+        executor = create_executor(config.run.executor, workers, config.run.address, config.run.device)
         for part in plan.parts:
             todo = [s for s in part.studies if s.key not in plan.done]
             if todo:
                 prepare(config, part, todo, console)
         store.optuna_storage()  # its tables, created once here, not by racing workers
         env = Environment(store.url, device, max(1, _cores() // workers), identity.versions(device))
-        failures = execute(pending, store, create_executor(config.run.executor, workers), env, console)
+        failures = execute(pending, store, executor, env, console)
     _report(plan, store, results_dir, console)
     if failures:
         console.print(f"[red]{failures} studies failed (see above); rerun to retry them")

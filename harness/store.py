@@ -23,6 +23,8 @@ import sqlalchemy as sa
 from harness.errors import UserError
 
 CLAIM_TTL = float(os.environ.get("HARNESS_CLAIM_TTL", "60"))  # seconds without a heartbeat
+# How long a finished result waits for a database server that stopped answering.
+RECONNECT_SECONDS = float(os.environ.get("HARNESS_RECONNECT_SECONDS", "120"))
 
 _meta = sa.MetaData()
 RESULTS = sa.Table(
@@ -50,6 +52,8 @@ CLAIMS = sa.Table(
     sa.Column("owner", sa.Text, nullable=False),
     sa.Column("heartbeat", sa.Float, nullable=False),
 )
+
+_SCHEMA_LOCK = 0x6861726E  # PostgreSQL advisory lock held while creating tables ("harn")
 
 # Stored in columns; everything else of a UnitResult travels in `body`.
 _COLUMNS = {c.name for c in RESULTS.columns} - {"body"}
@@ -106,13 +110,32 @@ def describe(url: str) -> str:
         return url
 
 
+class StoreUnreachable(UserError):
+    """The database server does not answer (down, restarting, network): worth a retry."""
+
+
+def with_driver(url: str) -> str:
+    """`postgresql://` names no driver, and SQLAlchemy 2.1 assumes psycopg 3: take the
+    PostgreSQL driver that is installed (psycopg, else psycopg2), so a plain URL works."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return url  # reported by _engine
+    if parsed.drivername not in ("postgresql", "postgres"):
+        return url
+    import importlib.util
+
+    driver = next((d for d in ("psycopg", "psycopg2") if importlib.util.find_spec(d)), "psycopg")
+    return parsed.set(drivername=f"postgresql+{driver}").render_as_string(hide_password=False)
+
+
 class Store:
     """Results, models and claims in one database; Optuna's trials beside them."""
 
     def __init__(self, url: str):
-        self.url = url
-        self.engine = _engine(url)
-        self._guard(lambda: _retry_once(lambda: _meta.create_all(self.engine)))
+        self.url = with_driver(url)
+        self.engine = _engine(self.url)
+        self._guard(lambda: self._creating_tables(lambda: _meta.create_all(self.engine)))
 
     # ------------------------------------------------------------------ optuna
     def optuna_storage(self):
@@ -120,7 +143,20 @@ class Store:
         import optuna
 
         kwargs = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
-        return self._guard(lambda: _retry_once(lambda: optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)))
+        return self._guard(lambda: self._creating_tables(
+            lambda: optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)))
+
+    def _creating_tables(self, create):
+        """Runs that create the tables at once: on SQLite the loser retries; PostgreSQL
+        fails concurrent CREATE TABLEs on its catalogue, so there they take turns."""
+        if self.engine.dialect.name != "postgresql":
+            return _retry_once(create)
+        with self.engine.connect() as lock:
+            lock.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK})
+            try:
+                return create()
+            finally:
+                lock.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _SCHEMA_LOCK})
 
     # ------------------------------------------------------------------ results
     def done_keys(self, keys: list[str] | None = None) -> set[str]:
@@ -131,7 +167,20 @@ class Store:
             return {row[0] for row in db.execute(q)}
 
     def add(self, result: UnitResult, model: tuple[str, bytes] | None = None) -> bool:
-        """Write a finished study once; False if its key was already there (the first stays)."""
+        """Write a finished study once; False if its key was already there (the first stays).
+
+        A database server that stops answering is retried for RECONNECT_SECONDS: a study
+        that took hours is not thrown away because the server restarted as it finished."""
+        deadline = time.monotonic() + RECONNECT_SECONDS
+        while True:
+            try:
+                return self._add(result, model)
+            except StoreUnreachable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+
+    def _add(self, result: UnitResult, model: tuple[str, bytes] | None) -> bool:
         row = asdict(result)
         body = {k: row.pop(k) for k in list(row) if k not in _COLUMNS}
         row["body"] = json.dumps(body, default=_json_default, allow_nan=True)
@@ -219,7 +268,7 @@ class Store:
         except sa.exc.IntegrityError:
             raise  # a race or a bug, never the user's database
         except sa.exc.OperationalError as exc:
-            raise UserError(_connection_message(self.url, exc)) from None
+            raise _connection_error(self.url, exc) from None
         except sa.exc.DatabaseError as exc:
             raise UserError(_damage_message(self.url, exc)) from None
 
@@ -235,7 +284,7 @@ class _Guarded:
             self._ctx = self.store.engine.begin()
             return self._ctx.__enter__()
         except sa.exc.OperationalError as exc:
-            raise UserError(_connection_message(self.store.url, exc)) from None
+            raise _connection_error(self.store.url, exc) from None
         except sa.exc.DatabaseError as exc:
             raise UserError(_damage_message(self.store.url, exc)) from None
 
@@ -245,13 +294,13 @@ class _Guarded:
         except sa.exc.IntegrityError:
             raise
         except sa.exc.OperationalError as err:
-            raise UserError(_connection_message(self.store.url, err)) from None
+            raise _connection_error(self.store.url, err) from None
         except sa.exc.DatabaseError as err:
             raise UserError(_damage_message(self.store.url, err)) from None
         if isinstance(exc, sa.exc.IntegrityError):
             return False
         if isinstance(exc, sa.exc.OperationalError):
-            raise UserError(_connection_message(self.store.url, exc)) from None
+            raise _connection_error(self.store.url, exc) from None
         if isinstance(exc, sa.exc.DatabaseError):
             raise UserError(_damage_message(self.store.url, exc)) from None
         return False
@@ -298,6 +347,13 @@ def _insert_ignore(engine: sa.Engine, table: sa.Table, row: dict[str, Any]):
     return insert(table).values(**row).on_conflict_do_nothing(index_elements=["key"])
 
 
+def _connection_error(url: str, exc: Exception) -> UserError:
+    message = _connection_message(url, exc)
+    if sa.engine.make_url(url).get_backend_name() == "sqlite" or "does not exist" in message:
+        return UserError(message)
+    return StoreUnreachable(message)
+
+
 def _connection_message(url: str, exc: Exception) -> str:
     u = sa.engine.make_url(url)
     cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(getattr(exc, "orig", exc)).strip() else type(exc).__name__
@@ -306,15 +362,23 @@ def _connection_message(url: str, exc: Exception) -> str:
             return _damage_message(url, exc)
         return (f"cannot open results store {u.database}: {cause}; check that the results folder is "
                 "writable, or choose another with --results")
-    return (f"cannot reach the results database {u.get_backend_name()} at host {u.host or 'localhost'}, "
-            f"port {u.port or 'default'}, database {u.database!r} ({cause}); check that the server runs "
-            "and the URL, user and password are right")
+    where = f"host {u.host or 'localhost'}, port {u.port or 'default'}, database {u.database!r}"
+    if "does not exist" in cause:
+        fix = f"create it (createdb -h {u.host or 'localhost'} -p {u.port or 5432} -U {u.username or 'postgres'} {u.database})"
+    elif "password" in cause or "authentication" in cause:
+        fix = "check the user and password in the URL (or ~/.pgpass)"
+    else:
+        fix = "check that the server runs there and accepts TCP connections, and that the URL is right"
+    return f"cannot reach the results database {u.get_backend_name()} at {where} ({cause}); {fix}"
 
 
 def _damage_message(url: str, exc: Exception) -> str:
     u = sa.engine.make_url(url)
-    where = u.database if u.get_backend_name() == "sqlite" else describe(url)
     cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+    if u.get_backend_name() != "sqlite":
+        return (f"results database {describe(url)} refused a query ({cause}); if its harness_* or Optuna "
+                "tables were made by another program or version, give a fresh database with --storage")
+    where = u.database
     return (f"results store {where} is damaged ({cause}); move it aside (e.g. mv {where} {where}.damaged) "
             "and rerun: finished studies in it cannot be read, the rest is recomputed")
 

@@ -2,7 +2,8 @@
 yields each spec with its outcome (or the exception it raised) as it finishes.
 
 The runner owns claims and the store; an executor only runs `harness.study.run_study`.
-`local` is a process pool on this machine (the default).
+`local` is a process pool on this machine (the default); `ray` runs each study as a Ray
+task on a cluster (imported only when chosen).
 """
 
 from __future__ import annotations
@@ -21,11 +22,21 @@ class Executor(Protocol):
         """Run studies until `next_study()` returns None and all started ones finished."""
 
 
-def create(name: str, workers: int, **options) -> Executor:
+def create(name: str, workers: int, address: str = "", device: str = "auto") -> Executor:
+    """`workers` sizes the local pool; a Ray cluster's size comes from its resources."""
     from harness.errors import UserError
 
     if name == "local":
         from harness.executors.local import LocalExecutor
 
         return LocalExecutor(workers)
-    raise UserError(f"unknown executor {name!r}; choose one of: local")
+    if name == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UserError("executor 'ray' needs Ray on this machine and every node: "
+                            "pip install 'harness[cluster]' (or pip install 'ray[default]')") from None
+        from harness.executors.ray import RayExecutor
+
+        return RayExecutor(address, device)
+    raise UserError(f"unknown executor {name!r}; choose one of: local, ray")
