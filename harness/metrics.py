@@ -25,10 +25,17 @@ def macro_f1(y: np.ndarray, proba: np.ndarray) -> float:
     return float(f1_score(y, np.argmax(proba, axis=1), average="macro", labels=np.unique(y)))
 
 
+def top5_accuracy(y: np.ndarray, proba: np.ndarray) -> float:
+    """Fraction whose true class is among the five most probable (ties by class order)."""
+    top = np.argsort(-proba, axis=1, kind="stable")[:, :5]
+    return float(np.mean(np.any(top == np.asarray(y)[:, None], axis=1)))
+
+
 METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
     "roc_auc": roc_auc,
     "accuracy": accuracy,
     "macro_f1": macro_f1,
+    "top5_accuracy": top5_accuracy,
 }
 
 
