@@ -23,7 +23,7 @@ from harness_plugins.tasks.spacegroups import (
 from harness.grouping import crystal_system
 
 # general positions of three elements: no symmetry beyond the space group's own
-GENERIC = [[0.1234, 0.2712, 0.3891], [0.4123, 0.0871, 0.1677], [0.3011, 0.4459, 0.0623]]
+GENERIC = [[0.1234, 0.2712, 0.3891], [0.4123, 0.0571, 0.1677], [0.3011, 0.4459, 0.0623]]
 
 
 def lattice_for(number: int) -> Lattice:
@@ -45,7 +45,7 @@ def generated(number: int) -> Material:
     return Material(f"sg{number}", structure)
 
 
-SAMPLE = [1, 2, 4, 14, 15, 19, 62, 70, 76, 78, 88, 122, 142, 144, 148, 161, 167, 173, 176, 194, 198, 205, 213, 220, 225, 229, 230]
+SAMPLE = [1, 2, 4, 14, 15, 19, 62, 70, 76, 78, 88, 122, 142, 144, 148, 161, 167, 173, 176, 194, 198, 205, 213, 220, 225, 227, 229, 230]
 
 
 def test_the_three_tasks_are_registered_with_their_class_counts_and_metrics():
