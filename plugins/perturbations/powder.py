@@ -79,7 +79,10 @@ class PeakBroadening(Perturbation):
 
 @dataclass
 class Noise(Perturbation):
-    name: ClassVar[str] = "noise"
+    """Named `powder_noise`, not `noise`: a generic name that third-party plugins (and the
+    test suite's toy plugin) already use; a built-in must not take it from them."""
+
+    name: ClassVar[str] = "powder_noise"
     description: ClassVar[str] = (
         "counting noise on a powder pattern: Poisson with `counts` at the strongest point, plus Gaussian "
         "of `sigma` x max"
