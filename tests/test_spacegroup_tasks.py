@@ -156,3 +156,13 @@ def test_top5_accuracy_counts_the_true_class_among_the_five_most_probable():
     ])
     assert top5_accuracy(np.array([4, 5, 6]), proba) == pytest.approx(2 / 3)
     assert METRICS["top5_accuracy"] is top5_accuracy
+
+
+def test_the_alternative_groupings_quoted_in_the_docs_give_the_counts_they_claim():
+    def count(key) -> int:
+        return len({(key(n), absent_reflections(n)) for n in range(1, 231)})
+
+    merged = {"trigonal": "hexagonal"}
+    assert count(crystal_system) == 112
+    assert count(lambda n: merged.get(crystal_system(n), crystal_system(n))) == 108
+    assert count(lambda n: 0) == 80

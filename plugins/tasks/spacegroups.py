@@ -9,8 +9,8 @@ setting (spglib's first Hall setting: unique axis b, hexagonal axes for R), a re
 h is systematically absent when some operation (R, t) fixes it (h R = h) with a
 non-integer phase h . t. Space groups of one crystal system with the same set of absent
 reflections (over |h|, |k|, |l| <= ABSENCE_RANGE, enough for the 6_1 screw's l = 6n) form
-one extinction group. That gives 112 groups (`EXTINCTION_COUNTS`); Kim et al. (npj
-Comput. Mater. 2024) count 101: see `extinction_groups` for why the counts differ.
+one extinction group. That gives 112 groups; Kim et al. (npj Comput. Mater. 2024) count
+101: see `extinction_groups` for why the counts differ.
 """
 
 from __future__ import annotations
@@ -77,10 +77,10 @@ def extinction_groups(max_index: int = ABSENCE_RANGE) -> tuple[tuple[int, ...], 
     Two types share a group when they belong to one crystal system (trigonal and hexagonal
     apart) and have the same absent reflections in their standard settings. The count is
     112 (1 triclinic, 6 monoclinic, 44 orthorhombic, 31 tetragonal, 6 trigonal, 7
-    hexagonal, 17 cubic). Kim et al.'s 101 is smaller; likely reasons: other settings and
-    merges (e.g. trigonal with hexagonal, Laue-class-free cubic symbols), which their paper
-    does not list. Grouping by Laue class instead of crystal system gives 131; by absences
-    alone, 80."""
+    hexagonal, 17 cubic). Kim et al. count 101 without listing their groups; no grouping
+    tried here gives 101 (trigonal and hexagonal merged: 108; per Laue class: 131; by
+    absences alone: 80). Likely differences: their table's settings (ITA lists several
+    settings and cell choices, which split or merge symbols) and which merges they made."""
     members: dict[tuple[str, frozenset], list[int]] = {}
     for number in range(1, 231):
         key = (crystal_system(number), absent_reflections(number, max_index))
@@ -159,8 +159,11 @@ class ExtinctionGroupTask(_SpaceGroupBased):
     @property
     def classes(self) -> tuple[str, ...]:
         symbols = space_group_symbols()
-        return tuple(", ".join(symbols[n - 1] for n in members[:3]) + (", ..." if len(members) > 3 else "")
-                     for members in extinction_groups())
+        # e.g. "[P4 P-4 P4/m +11]": the first members and how many more
+        return tuple(
+            "[" + " ".join(symbols[n - 1] for n in members[:3]) + (f" +{len(members) - 3}" if len(members) > 3 else "") + "]"
+            for members in extinction_groups()
+        )
 
     def label(self, material: Material) -> int | None:
         return extinction_index()[self.space_group(material) - 1]
