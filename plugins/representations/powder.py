@@ -2,8 +2,9 @@
 
 Every reflection inside the limiting sphere is summed separately (h and -h, all members
 of a family), so multiplicities enter as pymatgen's XRDCalculator counts them; each gets
-|F|^2 from the project's structure-factor kernel (`scattering.batch_patterns`, the same
-X-ray form factors) times the Lorentz-polarisation factor (1 + cos^2 2t) / (sin^2 t cos t).
+|F|^2 from the project's structure factors (`scattering.structure_factors`, the same
+X-ray form factors as the diffraction clouds) times the Lorentz-polarisation factor
+(1 + cos^2 2t) / (sin^2 t cos t).
 The sticks are then put on the grid: split linearly between the two nearest grid points
 (`fwhm = 0`: total and centroid kept), or as unit-area Gaussians of that FWHM. The pattern
 is scaled to a maximum of 1 (per crystal, no statistic of any data set).
@@ -50,8 +51,9 @@ def reflections(cell: _cells.Cell, wavelength: float, two_theta_min: float, two_
     hkl, g = hkl[keep], g[keep]
     if len(hkl) == 0:
         return Reflections(hkl, np.zeros(0), np.zeros(0))
-    (pattern,) = _sc.batch_patterns([cell], hkl, "xray", wavelength, limiting_sphere=False)
-    f2 = pattern.intensity * cell.volume**2  # the kernel gives |F|^2 / V^2
+    f = _sc.structure_factors(cell, hkl, "xray")  # in chunks: large cells have ~10^5 reflections
+    f2 = f.real**2 + f.imag**2
+    f2[f2 < _sc.ABSENT * f2.max()] = 0.0  # systematic absences exactly zero, as in the kernel
     theta = np.arcsin(np.clip(wavelength * g / 2, -1.0, 1.0))
     lorentz = (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
     return Reflections(hkl, np.degrees(2 * theta), f2 * lorentz)

@@ -225,11 +225,17 @@ def structure_factors(cell: Cell, hkl: np.ndarray, radiation: Radiation = "xray"
     hkl_f = np.asarray(hkl, dtype=float)
     g_norm = np.linalg.norm(hkl_f @ reciprocal(cell.lattice), axis=1)[None, :]  # (1, M)
     out = np.zeros(len(hkl_f), dtype=complex)
+    chunk = max(1, _PHASE_ENTRIES // max(1, len(cell.frac)))  # bounds the (sites, reflections) block
     for t, entries in enumerate(cell.species):
         sites = cell.frac[cell.types == t]
         if len(sites) == 0:
             continue
-        phase_sum = _phases(sites, hkl_f).sum(axis=0)
+        phase_sum = np.concatenate(
+            [_phases(sites, hkl_f[i : i + chunk]).sum(axis=0) for i in range(0, len(hkl_f), chunk)]
+        )
         for symbol, z, occ in entries:
             out += occ * _element_factors([(0, symbol, z)], g_norm, radiation)[0] * phase_sum
     return out
+
+
+_PHASE_ENTRIES = 4_000_000  # complex entries of one phase block (64 MB)
