@@ -55,6 +55,14 @@ def point_group_symbols() -> tuple[str, ...]:
     return tuple(spglib.get_spacegroup_type(h).pointgroup_international for h in standard_hall_numbers())
 
 
+@lru_cache(maxsize=1)
+def point_group_index() -> tuple[int, ...]:
+    """Point-group class index of each space-group type, index 0 = No. 1."""
+    symbols = point_group_symbols()
+    order = list(dict.fromkeys(symbols))
+    return tuple(order.index(s) for s in symbols)
+
+
 def absent_reflections(number: int, max_index: int = ABSENCE_RANGE) -> frozenset[tuple[int, int, int]]:
     """Systematically absent (h, k, l), |h|, |k|, |l| <= max_index, of space group `number`
     in its standard setting, from its symmetry operations."""
@@ -142,10 +150,10 @@ class PointGroupTask(_SpaceGroupBased):
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(point_group_symbols()))
+        return tuple(dict.fromkeys(point_group_symbols()))  # the 32, in space-group order
 
     def label(self, material: Material) -> int | None:
-        return self.classes.index(point_group_symbols()[self.space_group(material) - 1])
+        return point_group_index()[self.space_group(material) - 1]
 
 
 @dataclass
