@@ -35,11 +35,18 @@ def log_loss(y: np.ndarray, proba: np.ndarray) -> float:
     return float(sk_log_loss(y, np.clip(proba, 1e-15, 1), labels=np.arange(proba.shape[1])))
 
 
+def top5_accuracy(y: np.ndarray, proba: np.ndarray) -> float:
+    """Fraction whose true class is among the five most probable (ties by class order)."""
+    top = np.argsort(-proba, axis=1, kind="stable")[:, :5]
+    return float(np.mean(np.any(top == np.asarray(y)[:, None], axis=1)))
+
+
 BUILTIN = (
     Metric("roc_auc", roc_auc, True, "area under the ROC curve (one-vs-rest mean for several classes)"),
     Metric("accuracy", accuracy, True, "fraction of materials whose most probable class is right"),
     Metric("macro_f1", macro_f1, True, "F1 averaged over the classes present, unweighted"),
     Metric("log_loss", log_loss, False, "cross-entropy of the predicted probabilities"),
+    Metric("top5_accuracy", top5_accuracy, True, "fraction whose true class is among the five most probable"),
 )
 
 

@@ -2,10 +2,10 @@
 
 from harness import hookimpl
 
-from .neural import AttentionPool, E3NN, PointNet
+from .neural import CNN1D, CNN3D, AttentionPool, E3NN, PointNet
 from .trees import RandomForest, XGBoost
 
 
 @hookimpl
 def harness_models():
-    return [RandomForest, XGBoost, PointNet, AttentionPool, E3NN]
+    return [RandomForest, XGBoost, PointNet, AttentionPool, E3NN, CNN1D, CNN3D]

@@ -2,9 +2,12 @@
 
 from harness import hookimpl
 
+from .composition import Composition
+from .density import DensityCloud, DensityGrid
 from .diffraction import Barcode, NdCloud, XrdCloud
+from .powder import PowderPattern
 
 
 @hookimpl
 def harness_representations():
-    return [XrdCloud, NdCloud, Barcode]
+    return [XrdCloud, NdCloud, Barcode, DensityCloud, DensityGrid, PowderPattern, Composition]

@@ -217,3 +217,25 @@ def _element_factors(elements: list[tuple[int, str, int]], g_norm: np.ndarray, r
     s2 = (g_norm[crystal] / 2) ** 2  # (E, M)
     gauss = np.einsum("ek,ekm->em", coeff[:, :, 0], np.exp(-coeff[:, :, 1, None] * s2[:, None, :]))
     return z[:, None] - _XRAY_PREFACTOR * s2 * gauss
+
+
+def structure_factors(cell: Cell, hkl: np.ndarray, radiation: Radiation = "xray") -> np.ndarray:
+    """Complex F(hkl) of one cell (electrons for X-rays, fm for neutrons), no 1/V: the
+    phases that `batch_patterns` squares away, for Fourier synthesis of the density."""
+    hkl_f = np.asarray(hkl, dtype=float)
+    g_norm = np.linalg.norm(hkl_f @ reciprocal(cell.lattice), axis=1)[None, :]  # (1, M)
+    out = np.zeros(len(hkl_f), dtype=complex)
+    chunk = max(1, _PHASE_ENTRIES // max(1, len(cell.frac)))  # bounds the (sites, reflections) block
+    for t, entries in enumerate(cell.species):
+        sites = cell.frac[cell.types == t]
+        if len(sites) == 0:
+            continue
+        phase_sum = np.concatenate(
+            [_phases(sites, hkl_f[i : i + chunk]).sum(axis=0) for i in range(0, len(hkl_f), chunk)]
+        )
+        for symbol, z, occ in entries:
+            out += occ * _element_factors([(0, symbol, z)], g_norm, radiation)[0] * phase_sum
+    return out
+
+
+_PHASE_ENTRIES = 4_000_000  # complex entries of one phase block (64 MB)

@@ -3,6 +3,7 @@
 from harness import hookimpl
 
 from .properties import BulkModulusTask, MetallicityTask, ShearModulusTask, StabilityTask
+from .spacegroups import ExtinctionGroupTask, PointGroupTask, SpaceGroupTask
 from .symmetry import CrystalSystemTask, TrigonalVsHexagonalTask
 
 
@@ -15,4 +16,7 @@ def harness_tasks():
         StabilityTask,
         CrystalSystemTask,
         TrigonalVsHexagonalTask,
+        SpaceGroupTask,
+        PointGroupTask,
+        ExtinctionGroupTask,
     ]

@@ -6,12 +6,13 @@ The entries import torch only when they fit, predict or build a network (`nets/`
 from typing import Any
 
 from .attention import AttentionPool
+from .conv import CNN1D, CNN3D
 from .equivariant import E3NN
 from .pointnet import PointNet
 
-MODELS = [PointNet, AttentionPool, E3NN]
+MODELS = [PointNet, AttentionPool, E3NN, CNN1D, CNN3D]
 
-__all__ = ["AttentionPool", "E3NN", "MODELS", "PointNet", "critical_points"]
+__all__ = ["AttentionPool", "CNN1D", "CNN3D", "E3NN", "MODELS", "PointNet", "critical_points"]
 
 
 def __getattr__(name: str) -> Any:
