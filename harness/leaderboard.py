@@ -55,7 +55,9 @@ def groups(results: Iterable[UnitResult]) -> dict[tuple, list[UnitResult]]:
 def build(results: Iterable[UnitResult]) -> list[dict[str, Any]]:
     """One row per combination, best first within each task, with intervals and the
     comparison with the best row."""
-    grouped = groups(results)
+    from harness import evaluation
+
+    grouped = groups(evaluation.expand(results))  # extra test sets: rows of their own
     rows = [_row(key, rs) for key, rs in grouped.items()]
     rows.sort(key=lambda r: (r["dataset"], r["task"], -r["mean"], r["representation"], r["perturbation"], r["model"]))
     for table in _tables(rows).values():
