@@ -145,9 +145,11 @@ class DatasetSpec(EntrySpec):
         return {k: [x] if isinstance(x, str) else x for k, x in v.items()} if isinstance(v, dict) else v
 
     def split_names(self) -> dict[str, str]:
-        """Column value (normalised) -> part, the defaults overridden by `split_values`."""
-        given = {**SPLIT_VALUES, **self.split_values}
-        return {str(value).lower(): part for part, values in given.items() for value in values}
+        """Column value (normalised) -> part. A part named in `split_values` takes exactly
+        the values given there, and those values leave the default parts they were in."""
+        names = {v: part for part, values in SPLIT_VALUES.items() if part not in self.split_values for v in values}
+        names.update({str(v).lower(): part for part, values in self.split_values.items() for v in values})
+        return names
 
     def split_identity(self) -> dict[str, Any]:
         """How this dataset departs from the run's random split; empty when it does not
