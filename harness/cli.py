@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _logging(console: Console) -> None:
+def _logging(console: Console, replace: bool = False) -> None:
     """Plugins report summaries (e.g. parser warnings) through `logging` at INFO."""
     import logging
 
@@ -130,6 +130,9 @@ def _logging(console: Console) -> None:
     for name in ("harness", "harness_plugins"):
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)
+        if replace:
+            for old in [h for h in logger.handlers if isinstance(h, RichHandler)]:
+                logger.removeHandler(old)
         if not logger.handlers:
             logger.addHandler(handler)
 
@@ -237,7 +240,10 @@ def _predict(args, console: Console) -> int:
     store = Store(_store_url(args, "predict"))
     registry = _registry(args)
     chosen = predict.select(store, args.only, args.seed)
-    status = console if args.format == "table" else Console(stderr=True)
+    status = console
+    if args.format != "table":  # stdout holds the CSV/JSON only; progress and logs go to stderr
+        status = Console(stderr=True)
+        _logging(status, replace=True)
     inputs = predict.read_structures(args.structures, registry, status, args.dataset, _parse_sets(args.set))
     found = [predict.predict(store, registry, r, inputs) for r in chosen]
     if args.format == "table":
