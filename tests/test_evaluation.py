@@ -196,3 +196,15 @@ def test_a_split_value_that_names_no_part_is_a_user_error_naming_it(tmp_path):
     conf = _config(tmp_path, datasets=[{"name": "toy_split", "split_column": "fold"}])
     with pytest.raises(UserError, match="no material carries the split column 'fold'"):
         _prepared(conf, tmp_path)
+
+
+def test_featurize_config_fills_the_cache_of_evaluate_datasets_too(tmp_path, capsys):
+    from harness.cli import main
+
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text('plugins = ["toy_plugin"]\ntasks = ["toy_system"]\nrepresentations = ["ratios"]\n'
+                   'perturbations = ["identity"]\nmodels = ["centroids"]\n[[datasets]]\nname = "toy"\n'
+                   '[[datasets]]\nname = "toy"\nlabel = "more"\nrole = "evaluate"\nsize = 37\nseed = 3\n')
+    assert main(["featurize", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "120 featurised" in out and "37 featurised" in out
