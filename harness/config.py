@@ -109,8 +109,11 @@ class HoldOutSpec(Strict):
 
     def criteria(self) -> dict[str, Any]:
         """What decides membership (the label only names it); part of every identity."""
-        return self.model_dump(exclude={"label"}, exclude_defaults=True) | (
-            {"symprec": self.symprec} if self.spacegroup else {})
+        out = self.model_dump(exclude={"label"}, exclude_defaults=True)
+        for key in ("ids", "spacegroup", "placeholders"):  # order never changes membership
+            if key in out:
+                out[key] = sorted(out[key])
+        return out | ({"symprec": self.symprec} if self.spacegroup else {})
 
 
 # Values of a split column that name each part (compared lower-case, on a path's file name
