@@ -17,6 +17,7 @@ import csv
 import fnmatch
 import io
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -46,7 +47,7 @@ class Inputs:
     """Materials to predict and their positions (what seeds their perturbations)."""
 
     materials: list[Material]
-    skipped: dict[str, int]
+    skipped: Counter
 
 
 @dataclass
@@ -54,7 +55,7 @@ class Predicted:
     result: UnitResult
     classes: tuple[str, ...]
     rows: list[dict[str, Any]]  # material, true, predicted, confidence, proba
-    skipped: dict[str, int]  # reason -> count: materials that could not be featurised
+    skipped: Counter  # reason -> count: materials that could not be read or featurised
 
 
 def select(store: Store, only: Sequence[str] | None, seed: int | None) -> list[UnitResult]:
@@ -117,7 +118,7 @@ def read_structures(paths: Sequence[str], registry: Registry, console: Console,
             materials = list(made.load(ctx))
         if not materials:
             raise UserError(f"dataset {made.title!r} yielded no materials; check its path and parameters")
-        return Inputs(materials, dict(ctx.skipped))
+        return Inputs(materials, Counter(ctx.skipped))
     if not paths:
         raise UserError("predict needs structure files (CIF, POSCAR, ...), a dataset file, or --dataset NAME")
     if any(_is_dataset_file(p) for p in paths):
@@ -131,7 +132,7 @@ def read_structures(paths: Sequence[str], registry: Registry, console: Console,
         except Exception as exc:  # noqa: BLE001 - any parser failure is the file's fault
             raise UserError(f"cannot read structure {p}: {exc}; give a CIF or POSCAR file") from None
         materials.append(Material(p, structure, {}))
-    return Inputs(materials, {})
+    return Inputs(materials, Counter())
 
 
 def _is_dataset_file(path: str) -> bool:
@@ -165,7 +166,9 @@ def predict(store: Store, registry: Registry, result: UnitResult, inputs: Inputs
         k = int(np.argmax(p))
         rows.append({"material": materials[i].id, "true": None if truth is None else task.classes[truth],
                      "predicted": task.classes[k], "confidence": float(p[k]), "proba": [float(v) for v in p]})
-    return Predicted(result, tuple(task.classes), rows, dict(fs.skipped))
+    skipped = Counter(inputs.skipped)  # unreadable in the input, then not featurisable
+    skipped.update(fs.skipped)
+    return Predicted(result, tuple(task.classes), rows, skipped)
 
 
 def _true_label(task, material: Material) -> int | None:
@@ -192,7 +195,7 @@ def render(found: list[Predicted], console: Console) -> None:
                           f"{row['confidence']:.3f}", style=style)
         console.print(table)
         if p.skipped:
-            console.print(f"[yellow]{sum(p.skipped.values())} materials not featurised[/]{skip_summary(p.skipped)}")
+            console.print(f"[yellow]{sum(p.skipped.values())} materials not predicted[/]{skip_summary(p.skipped)}")
 
 
 def to_csv(found: list[Predicted]) -> str:

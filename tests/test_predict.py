@@ -64,6 +64,11 @@ def test_predict_reproduces_the_stored_test_predictions_of_a_perturbed_toy_run(t
     one = _predicted(capsys, ["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy",
                               "--format", "json", "--seed", "1", "--only", "*/corners/*"])
     assert [p["seed"] for p in one] == [1] and "corners" in one[0]["study"]
+    # Crystals that cannot be featurised are counted, never dropped silently.
+    capsys.readouterr()
+    assert main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy", "--set", "bad=3",
+                 "--only", "*/ratios*/*", "--seed", "0"]) == 0
+    assert "3 materials not predicted (3 skipped: dummy species: 3)" in capsys.readouterr().out
 
 
 def _crystals(rng, n, start):
