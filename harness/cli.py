@@ -54,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--storage", help="results database URL (the results folder then only receives the report)")
     rp.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
+    pr = sub.add_parser("predict", help="apply stored models to new structures or a dataset file (Table II layout)")
+    pr.add_argument("results", help="results folder of a run")
+    pr.add_argument("structures", nargs="*", help="CIF/POSCAR files, or one dataset file read by the file dataset")
+    pr.add_argument("--only", action="append", metavar="GLOB", help="studies whose task/representation/perturbation/model matches")
+    pr.add_argument("--seed", type=int, help="the seed's study only (default: every seed)")
+    pr.add_argument("--dataset", help="predict every material of a registered dataset instead (e.g. demo)")
+    pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="parameter of the dataset (e.g. columns mapping of a dataset file)")
+    pr.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    pr.add_argument("--storage", help="results database URL (instead of a results folder)")
+    pr.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
+
     f = sub.add_parser("featurize", help="show what a model sees for one structure, or fill the feature cache for a config")
     f.add_argument("structure", nargs="?", help="a structure file (CIF, POSCAR, ...)")
     f.add_argument("--representation", "-r")
@@ -109,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _logging(console: Console) -> None:
+def _logging(console: Console, replace: bool = False) -> None:
     """Plugins report summaries (e.g. parser warnings) through `logging` at INFO."""
     import logging
 
@@ -119,6 +131,9 @@ def _logging(console: Console) -> None:
     for name in ("harness", "harness_plugins"):
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)
+        if replace:
+            for old in [h for h in logger.handlers if isinstance(h, RichHandler)]:
+                logger.removeHandler(old)
         if not logger.handlers:
             logger.addHandler(handler)
 
@@ -133,7 +148,7 @@ def _registry(args, config_plugins: Sequence[str] = ()):
 def _dispatch(args, console: Console) -> int:
     commands = {
         "run": _run, "list": _list, "leaderboard": _leaderboard, "featurize": _featurize,
-        "cache": _cache, "explain": _explain, "fetch": _fetch, "report": _report,
+        "cache": _cache, "explain": _explain, "fetch": _fetch, "report": _report, "predict": _predict,
     }
     return commands[args.command](args, console)
 
@@ -207,19 +222,46 @@ def _list(args, console: Console) -> int:
     return 0
 
 
-def _leaderboard(args, console: Console) -> int:
-    from harness import leaderboard
-    from harness.store import Store, location_of
+def _store_url(args, command: str) -> str:
+    from harness.store import location_of
 
     if args.storage:
-        url = args.storage
+        return args.storage
+    if not args.results:
+        raise UserError(f"{command} needs a results folder or --storage URL")
+    path = Path(args.results)
+    if not (path / "results.sqlite").is_file():
+        raise UserError(f"no results in {path} (no results.sqlite); give the results folder of a run")
+    return location_of(None, path)
+
+
+def _predict(args, console: Console) -> int:
+    from harness import predict
+    from harness.store import Store
+
+    store = Store(_store_url(args, "predict"))
+    registry = _registry(args)
+    chosen = predict.select(store, args.only, args.seed)
+    status = console
+    if args.format != "table":  # stdout holds the CSV/JSON only; progress and logs go to stderr
+        status = Console(stderr=True)
+        _logging(status, replace=True)
+    inputs = predict.read_structures(args.structures, registry, status, args.dataset, _parse_sets(args.set))
+    found = [predict.predict(store, registry, r, inputs) for r in chosen]
+    if args.format == "table":
+        predict.render(found, console)
+    elif args.format == "csv":
+        print(predict.to_csv(found), end="")
     else:
-        if not args.results:
-            raise UserError("leaderboard needs a results folder or --storage URL")
-        path = Path(args.results)
-        if not (path / "results.sqlite").is_file():
-            raise UserError(f"no results in {path} (no results.sqlite); give the results folder of a run")
-        url = location_of(None, path)
+        print(predict.to_json(found))
+    return 0
+
+
+def _leaderboard(args, console: Console) -> int:
+    from harness import leaderboard
+    from harness.store import Store
+
+    url = _store_url(args, "leaderboard")
     results = list(Store(url).results(include_superseded=args.superseded))
     rows = leaderboard.build(results)
     if args.format == "table":
@@ -314,10 +356,17 @@ def _featurize_config(args, console: Console) -> int:
     conf = _load_config(args.config, args)
     registry = _registry(args, conf.plugins)
     t0 = time.perf_counter()
+    reps: dict[str, dict] = {}  # evaluate dataset label -> the representations scored on it
     for spec, grid in plan.grids(conf, registry, args.only):
         dataset = registry.create("dataset", spec.name, spec.params, where=f"{conf.source}: ")
         loaded = plan.load(dataset, spec, console)
         prepare.featurize_all(conf, loaded, grid.representations(), console)
+        for other in conf.evaluation_datasets(spec):
+            reps.setdefault(other.label, {}).update({r.title: r for r in grid.representations()})
+    for spec in conf.datasets:
+        if spec.label in reps:
+            dataset = registry.create("dataset", spec.name, spec.params, where=f"{conf.source}: ")
+            prepare.featurize_all(conf, plan.load(dataset, spec, console), list(reps[spec.label].values()), console)
     console.print(f"total {time.perf_counter() - t0:.1f} s; cache {FeatureCache(cache_dir()).root}")
     return 0
 

@@ -79,15 +79,95 @@ class EntrySpec(Strict):
         return out
 
 
+def _check_evaluation_dataset(d: "DatasetSpec") -> None:
+    for key in ("tasks", "hold_out", "split_column", "evaluate_on"):
+        if getattr(d, key):
+            raise ValueError(f"dataset {d.label!r} has role = \"evaluate\": it is scored with the tasks of the "
+                             f"datasets that train on it, so {key} does not apply; remove it")
+
+
 def _as_spec(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
+class HoldOutSpec(Strict):
+    """A family of materials kept out of training and validation and scored on its own
+    (the paper's Table II holds out ABO3 perovskites). A material belongs to the family
+    when it meets every criterion given; `harness.families` defines the pattern language."""
+
+    label: str = Field(min_length=1, description="how tables name the family, e.g. perovskites")
+    formula: str = ""  # reduced-formula template, e.g. "ABO3" with placeholders = ["A", "B"]
+    placeholders: list[str] = Field(default_factory=list)
+    anonymized: str = ""  # pymatgen's Composition.anonymized_formula, e.g. "ABC3"
+    spacegroup: list[int] = Field(default_factory=list)  # international numbers (spglib)
+    symprec: float = Field(0.1, gt=0)
+    ids: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _some_criterion(self) -> "HoldOutSpec":
+        if not (self.formula or self.anonymized or self.spacegroup or self.ids):
+            raise ValueError(f"hold_out {self.label!r} has no criterion: give formula, anonymized, spacegroup or ids")
+        if self.placeholders and not self.formula:
+            raise ValueError(f"hold_out {self.label!r}: placeholders need a formula")
+        return self
+
+    def criteria(self) -> dict[str, Any]:
+        """What decides membership (the label only names it); part of every identity."""
+        out = self.model_dump(exclude={"label"}, exclude_defaults=True)
+        for key in ("ids", "spacegroup", "placeholders"):  # order never changes membership
+            if key in out:
+                out[key] = sorted(out[key])
+        return out | ({"symprec": self.symprec} if self.spacegroup else {})
+
+
+# Values of a split column that name each part (compared lower-case, on a path's file name
+# without its extensions: "data/Train.csv.gz" reads as "train").
+SPLIT_VALUES = {"train": ["train", "training"], "valid": ["valid", "validation", "val", "dev"],
+                "test": ["test", "testing"]}
+
+
 class DatasetSpec(EntrySpec):
-    """A dataset, optionally with its own tasks (one config may compare several files)."""
+    """A dataset, optionally with its own tasks (one config may compare several files).
+
+    `role = "evaluate"`: a dataset nothing trains on. The models of every training dataset
+    (or of those that list it in `evaluate_on`) are scored on each of its materials that
+    their task labels, beside their own test split."""
 
     label: str = ""  # how tables name it; default: the dataset's name
     tasks: list[EntrySpec] = Field(default_factory=list)
+    role: Literal["train", "evaluate"] = "train"
+    evaluate_on: list[str] | None = None  # labels of evaluate datasets; None: all of them
+    hold_out: list[HoldOutSpec] = Field(default_factory=list)
+    split_column: str = ""  # a property holding train/valid/test (e.g. source_file)
+    split_values: dict[Literal["train", "valid", "test"], list[str]] = Field(default_factory=dict)
+
+    @field_validator("hold_out", mode="before")
+    @classmethod
+    def _hold_out(cls, v: Any) -> Any:
+        return [v] if isinstance(v, dict) else v
+
+    @field_validator("split_values", mode="before")
+    @classmethod
+    def _split_values(cls, v: Any) -> Any:
+        return {k: [x] if isinstance(x, str) else x for k, x in v.items()} if isinstance(v, dict) else v
+
+    def split_names(self) -> dict[str, str]:
+        """Column value (normalised) -> part. A part named in `split_values` takes exactly
+        the values given there, and those values leave the default parts they were in."""
+        names = {v: part for part, values in SPLIT_VALUES.items() if part not in self.split_values for v in values}
+        names.update({str(v).lower(): part for part, values in self.split_values.items() for v in values})
+        return names
+
+    def split_identity(self) -> dict[str, Any]:
+        """How this dataset departs from the run's random split; empty when it does not
+        (so configs without these options keep their keys)."""
+        out: dict[str, Any] = {}
+        if self.split_column:
+            out["column"] = self.split_column
+            out["values"] = {k: sorted(v) for k, v in sorted(self.split_names().items())}
+        if self.hold_out:
+            out["hold_out"] = [h.criteria() for h in self.hold_out]
+        return out
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -135,16 +215,37 @@ class Config(Strict):
             # no name: the dataset a plugin declares as the default (harness.grid.fill_defaults)
             self.datasets = [self.dataset or DatasetSpec(name="")]
         for d in self.datasets:
+            d.label = d.label or d.name
+            if d.role == "evaluate":
+                _check_evaluation_dataset(d)
+                continue
             if not d.tasks:
                 d.tasks = list(self.tasks)
             if not d.tasks:
                 raise ValueError(f"no tasks for dataset {d.label or d.name or 'default'!r}: add tasks = [...]")
-            d.label = d.label or d.name
-        labels = [d.label for d in self.datasets]
+        labels = [d.label for d in self.datasets] + [h.label for d in self.datasets for h in d.hold_out]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
-            raise ValueError(f"several datasets are labelled {dupes[0]!r}: give each a distinct label = \"...\"")
+            raise ValueError(f"several datasets or hold_out families are labelled {dupes[0]!r}: "
+                             "give each a distinct label = \"...\"")
+        evaluate = {d.label for d in self.datasets if d.role == "evaluate"}
+        if evaluate and not any(d.role == "train" for d in self.datasets):
+            raise ValueError("every dataset has role = \"evaluate\": give at least one dataset to train on")
+        for d in self.datasets:
+            unknown = sorted(set(d.evaluate_on or ()) - evaluate)
+            if unknown:
+                raise ValueError(f"dataset {d.label!r}: evaluate_on names {unknown[0]!r}, which is no dataset with "
+                                 f"role = \"evaluate\" (those are: {', '.join(sorted(evaluate)) or 'none'})")
         return self
+
+    def evaluation_datasets(self, part: DatasetSpec) -> list[DatasetSpec]:
+        """The evaluate datasets the models trained on `part` are scored on."""
+        wanted = part.evaluate_on
+        return [d for d in self.datasets if d.role == "evaluate" and (wanted is None or d.label in wanted)]
+
+    @property
+    def training_datasets(self) -> list[DatasetSpec]:
+        return [d for d in self.datasets if d.role == "train"]
 
     @field_validator("tasks", "representations", "perturbations", "models", mode="before")
     @classmethod

@@ -1,5 +1,6 @@
 """What a study reads: the labelled, featurised materials of one (dataset, task,
-representation) and the split of every seed, as one checksummed file in the cache.
+representation) and the split of every seed, as one checksummed file in the cache, with
+the extra test sets its models are also scored on (held-out families, evaluate datasets).
 
 `prepare` writes it once; every study of that task and representation, in any process or
 on any machine that sees the cache, reads it. Nothing reaches a worker through globals.
@@ -7,7 +8,7 @@ on any machine that sees the cache, reads it. Nothing reaches a worker through g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,9 @@ class StudyInputs:
     columns: list[str]
     kind: str
     splits: dict[int, Split]  # seed -> positions into the arrays above
+    # name -> positions into the arrays above: materials never in any seed's train or
+    # valid split, scored on their own (a held-out family, an evaluate dataset)
+    evaluations: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def write_inputs(path: Path, inputs: StudyInputs) -> None:
@@ -42,7 +46,11 @@ def write_inputs(path: Path, inputs: StudyInputs) -> None:
     for seed, split in inputs.splits.items():
         for part in ("train", "valid", "test"):
             arrays[f"split_{seed}_{part}"] = np.asarray(getattr(split, part), dtype=np.int64)
-    write_arrays(path, arrays, {"columns": inputs.columns, "kind": inputs.kind, "seeds": sorted(inputs.splits)})
+    names = list(inputs.evaluations)
+    for i, name in enumerate(names):
+        arrays[f"evaluation_{i}"] = np.asarray(inputs.evaluations[name], dtype=np.int64)
+    write_arrays(path, arrays, {"columns": inputs.columns, "kind": inputs.kind, "seeds": sorted(inputs.splits),
+                                "evaluations": names})
 
 
 def read_inputs(path: Path) -> StudyInputs:
@@ -54,4 +62,6 @@ def read_inputs(path: Path) -> StudyInputs:
     xs = [data[offsets[i]:offsets[i + 1]].reshape(tuple(int(s) for s in shapes[i] if s >= 0)) for i in range(len(shapes))]
     splits = {int(seed): Split(a[f"split_{seed}_train"], a[f"split_{seed}_valid"], a[f"split_{seed}_test"])
               for seed in meta["seeds"]}
-    return StudyInputs(xs, a["y"], [str(i) for i in a["ids"]], a["positions"], list(meta["columns"]), meta["kind"], splits)
+    evaluations = {name: a[f"evaluation_{i}"] for i, name in enumerate(meta.get("evaluations", []))}
+    return StudyInputs(xs, a["y"], [str(i) for i in a["ids"]], a["positions"], list(meta["columns"]), meta["kind"],
+                       splits, evaluations)

@@ -22,6 +22,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from harness import evaluation
 from harness.report import stats
 from harness.store import UnitResult
 
@@ -45,9 +46,10 @@ def latest(results: Iterable[UnitResult]) -> list[UnitResult]:
 
 
 def groups(results: Iterable[UnitResult]) -> dict[tuple, list[UnitResult]]:
-    """The studies of each leaderboard row (one per seed), seeds in order."""
+    """The studies of each leaderboard row (one per seed), seeds in order. A study scored
+    on extra test sets (held-out families, evaluate datasets) also counts in their rows."""
     out: dict[tuple, list[UnitResult]] = defaultdict(list)
-    for r in latest(results):
+    for r in latest(evaluation.expand(results)):
         out[tuple(getattr(r, k) for k in KEY)].append(r)
     return {k: sorted(v, key=lambda r: r.seed) for k, v in out.items()}
 

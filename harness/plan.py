@@ -38,8 +38,22 @@ class Loaded:
 
 
 @dataclass
+class Source:
+    """A dataset of the config with its content identity, loaded at most once."""
+
+    spec: DatasetSpec
+    dataset: Dataset
+    content: str = ""
+    loaded: Loaded | None = None  # set when the content could only be known by loading
+
+    def identity(self) -> dict:
+        return {"label": self.spec.label, **identity.entry_identity(self.dataset), "content": self.content}
+
+
+@dataclass
 class PartPlan:
-    """One dataset of the config: its grid, its content identity, and its studies."""
+    """One training dataset of the config: its grid, its content identity, its studies,
+    and the evaluate datasets its models are also scored on."""
 
     spec: DatasetSpec
     dataset: Dataset
@@ -47,6 +61,7 @@ class PartPlan:
     content: str
     studies: list[StudySpec] = field(default_factory=list)
     loaded: Loaded | None = None  # set when the content could only be known by loading
+    evaluations: list[Source] = field(default_factory=list)
 
 
 @dataclass
@@ -70,7 +85,7 @@ class Plan:
 
 def grids(config: Config, registry: Registry, only: list[str] | None = None) -> list[tuple[DatasetSpec, Grid]]:
     """The grid of each dataset of the config; an empty selection is a user error."""
-    out = [(part, expand(config, registry, only, part)) for part in config.datasets]
+    out = [(part, expand(config, registry, only, part)) for part in config.training_datasets]
     if not any(g.combinations for _, g in out):
         raise UserError(
             f"{config.source or 'config'}: no combination to run"
@@ -83,7 +98,7 @@ def grids(config: Config, registry: Registry, only: list[str] | None = None) -> 
 def make_plan(config: Config, registry: Registry, store: Store, console: Console,
               only: list[str] | None = None) -> Plan:
     parts, skipped = [], []
-    split = config.run.split.model_dump()
+    sources: dict[str, Source] = {}
     for spec, grid in grids(config, registry, only):
         dataset = registry.create("dataset", spec.name, spec.params, where=f"{config.source}: ")
         part = PartPlan(spec, dataset, grid, content="")
@@ -92,12 +107,17 @@ def make_plan(config: Config, registry: Registry, store: Store, console: Console
             part.loaded = load(dataset, spec, console)
             content = materials_digest(part.loaded)
         part.content = content
+        part.evaluations = [_source(sources, registry, config, e, console) for e in config.evaluation_datasets(spec)]
+        split = split_identity(config, part)
+        evaluate = [e.identity() for e in part.evaluations]
         skipped += [(f"{spec.label}:{cid}", why) for cid, why in grid.skipped]
         for combo in grid.combinations:
             for seed in config.run.seeds:
                 ident = identity.study_identity(
                     dataset=identity.entry_identity(dataset), dataset_content=content, combination=combo,
                     split=split, seed=seed, trials=config.run.trials, timeout=config.run.timeout)
+                if evaluate:  # only then: configs without evaluate datasets keep their keys
+                    ident["evaluate"] = evaluate
                 part.studies.append(StudySpec(
                     key=identity.key_of(ident), unit=f"{spec.label}:{combo.id}#{seed}", dataset=spec.label,
                     combination=combo, seed=seed, trials=config.run.trials, timeout=config.run.timeout,
@@ -107,6 +127,24 @@ def make_plan(config: Config, registry: Registry, store: Store, console: Console
     plan.done = store.done_keys(sorted(plan.keys))
     store.supersede({s.unit: s.key for s in plan.studies})
     return plan
+
+
+def split_identity(config: Config, part: PartPlan) -> dict:
+    """The run's split, plus this dataset's split column and held-out families."""
+    return {**config.run.split.model_dump(), **part.spec.split_identity()}
+
+
+def _source(sources: dict[str, Source], registry: Registry, config: Config, spec: DatasetSpec,
+            console: Console) -> Source:
+    """An evaluate dataset, its content named once however many training datasets use it."""
+    if spec.label not in sources:
+        dataset = registry.create("dataset", spec.name, spec.params, where=f"{config.source}: ")
+        source = Source(spec, dataset, dataset.content_id() or "")
+        if not source.content:
+            source.loaded = load(dataset, spec, console)
+            source.content = materials_digest(source.loaded)
+        sources[spec.label] = source
+    return sources[spec.label]
 
 
 def load(dataset: Dataset, spec: DatasetSpec, console: Console) -> Loaded:

@@ -25,9 +25,9 @@ from harness.errors import UserError
 from harness.features import FeatureCache, FeatureSet, featurize
 from harness.inputs import StudyInputs, write_inputs
 from harness.paths import cache_dir
-from harness.plan import Loaded, PartPlan, load
+from harness.plan import Loaded, PartPlan, load, split_identity
 from harness.progress import progress_bar, skip_summary
-from harness.splits import Split, check_classes, stratified_split
+from harness.splits import Split, check_classes, column_split, stratified_split
 from harness.study import StudySpec
 
 
@@ -56,14 +56,17 @@ def label(task: Task, materials: list[Material]) -> Labels:
 
 
 def inputs_path(config: Config, part: PartPlan, study: StudySpec) -> str:
-    """Content-keyed: the same data, task, representation, split and seeds give the same file."""
+    """Content-keyed: the same data, task, representation, split, seeds and extra test
+    sets give the same file."""
     c = study.combination
-    key = identity.digest({
+    blob = {
         "dataset": part.content, "task": identity.entry_identity(c.task),
         "representation": {**identity.entry_identity(c.representation), "feature_code": identity.FEATURE_CODE_VERSION},
-        "split": config.run.split.model_dump(), "seeds": sorted(config.run.seeds), "inputs": 1,
-    })
-    return str(cache_dir() / "inputs" / f"{key}.npz")
+        "split": split_identity(config, part), "seeds": sorted(config.run.seeds), "inputs": 1,
+    }
+    if part.evaluations:
+        blob["evaluate"] = [e.identity() for e in part.evaluations]
+    return str(cache_dir() / "inputs" / f"{identity.digest(blob)}.npz")
 
 
 def prepare(config: Config, part: PartPlan, studies: list[StudySpec], console: Console) -> None:
@@ -77,13 +80,106 @@ def prepare(config: Config, part: PartPlan, studies: list[StudySpec], console: C
         return
     loaded = part.loaded or load(part.dataset, part.spec, console)
     part.loaded = loaded
+    sources = [(e, _loaded(e, console)) for e in part.evaluations]
+    held = held_out(part, loaded, sources, console)
     tasks = {t.title: t for t, _ in missing.values()}
     labels = {title: _label_task(task, loaded, part.spec.label, console) for title, task in tasks.items()}
-    splits = {title: _splits(config, loaded, labels[title], tasks[title], part.spec.label) for title in tasks}
+    splits = {title: _splits(config, part, loaded, labels[title], tasks[title], held.excluded) for title in tasks}
     reps = {r.title: r for _, r in missing.values()}
     features = featurize_all(config, loaded, list(reps.values()), console)
+    extra = {e.spec.label: (el, {t: _label_evaluation(task, el, e.spec.label, console) for t, task in tasks.items()},
+                            featurize_all(config, el, list(reps.values()), console)) for e, el in sources}
     for path, (task, rep) in missing.items():
-        write_inputs(Path(path), _inputs(labels[task.title], splits[task.title], features[rep.title], loaded))
+        data = _inputs(labels[task.title], splits[task.title], features[rep.title], loaded)
+        _add_families(data, held.families)
+        for name, (el, lab, fs) in extra.items():
+            _add_evaluation(data, name, lab[task.title], fs[rep.title], el)
+        write_inputs(Path(path), data)
+
+
+@dataclass
+class HeldOut:
+    """Materials of a training dataset that no train or valid split may hold."""
+
+    excluded: np.ndarray  # bool per material of the dataset
+    families: dict[str, np.ndarray]  # family label -> positions of its members
+
+
+def held_out(part: PartPlan, loaded: Loaded, sources: list, console: Console) -> HeldOut:
+    """Family members, and materials an evaluate dataset also holds (same id or structure):
+    both are kept out of every split and scored on their own."""
+    excluded = np.zeros(len(loaded.materials), dtype=bool)
+    families = {}
+    for spec in part.spec.hold_out:
+        where = np.asarray(_family_members(spec, loaded), dtype=int)
+        families[spec.label] = where
+        excluded[where] = True
+        console.print(f"hold_out [bold]{escape(spec.label)}[/]: {where.size} materials of {escape(part.spec.label)} "
+                      "kept out of training and validation, scored on their own")
+    for source, el in sources:
+        ids, hashes = {m.id for m in el.materials}, set(el.hashes)
+        shared = np.asarray([m.id in ids or h in hashes for m, h in zip(loaded.materials, loaded.hashes)], dtype=bool)
+        if shared.any():
+            excluded |= shared
+            console.print(f"evaluate dataset [bold]{escape(source.spec.label)}[/]: {int(shared.sum())} of its materials "
+                          f"are also in {escape(part.spec.label)} (same id or structure): kept out of its splits")
+    return HeldOut(excluded, families)
+
+
+def _family_members(spec, loaded: Loaded) -> list[int]:
+    """Cached by content: formulas and space groups of 36k crystals take a minute."""
+    from harness import families
+
+    h = hashlib.blake2b(identity.digest([spec.criteria(), "families-v1"]).encode(), digest_size=16)
+    for m, sh in zip(loaded.materials, loaded.hashes):
+        h.update(m.id.encode())
+        h.update(sh)
+    path = cache_dir() / "families" / f"{h.hexdigest()}.json"
+    cached = read_json(path)
+    if cached is not None:
+        return list(cached)
+    found = families.members(spec, loaded.materials)
+    write_json(path, found)
+    return found
+
+
+def _loaded(source, console: Console) -> Loaded:
+    source.loaded = source.loaded or load(source.dataset, source.spec, console)
+    return source.loaded
+
+
+def _label_evaluation(task: Task, loaded: Loaded, dataset: str, console: Console) -> Labels:
+    lab = label(task, loaded.materials)
+    counts = ", ".join(f"{task.classes[k]} {c}" for k, c in sorted(Counter(lab.y.tolist()).items()))
+    console.print(f"task [bold]{escape(task.title)}[/] on evaluate dataset {escape(dataset)}: {len(lab.y)} labelled "
+                  f"({escape(counts)})" + (f"; {lab.unlabelled} unlabelled" if lab.unlabelled else "")
+                  + skip_summary(lab.skipped))
+    if not lab.y.size:
+        reads = tuple(getattr(task, "reads", ()) or ())
+        raise UserError(f"task {task.title!r} finds no labelled material in evaluate dataset {dataset!r}"
+                        + (f" (it reads {', '.join(map(repr, reads))}); map that column under the dataset"
+                           if reads else "; use a dataset that carries this property"))
+    return lab
+
+
+def _add_families(data: StudyInputs, families: dict[str, np.ndarray]) -> None:
+    """A family's labelled, featurised members are already in the arrays (positions are
+    the dataset's): point at them."""
+    place = {int(p): i for i, p in enumerate(data.positions)}
+    for name, where in families.items():
+        data.evaluations[name] = np.asarray([place[int(p)] for p in where if int(p) in place], dtype=np.int64)
+
+
+def _add_evaluation(data: StudyInputs, name: str, lab: Labels, fs: FeatureSet, loaded: Loaded) -> None:
+    """Append an evaluate dataset's labelled, featurised materials; positions are its own."""
+    kept = np.asarray([i for i in lab.index if fs.features[i] is not None], dtype=int)
+    y = dict(zip(lab.index.tolist(), lab.y.tolist()))
+    start = len(data.X)
+    data.X = [*data.X, *(fs.features[i] for i in kept)]
+    data.y = np.concatenate([data.y, np.asarray([y[i] for i in kept], dtype=data.y.dtype)])
+    data.ids = [*data.ids, *(loaded.materials[i].id for i in kept)]
+    data.positions = np.concatenate([data.positions, kept]).astype(np.int64)
+    data.evaluations[name] = np.arange(start, start + kept.size, dtype=np.int64)
 
 
 def _intact(path: Path) -> bool:
@@ -110,18 +206,36 @@ def _label_task(task: Task, loaded: Loaded, dataset: str, console: Console) -> L
     return lab
 
 
-def _splits(config: Config, loaded: Loaded, lab: Labels, task: Task, dataset: str) -> dict[int, Split]:
-    s = config.run.split
-    groups = _group_keys(loaded, lab.index, s.group_by)
+def _splits(config: Config, part: PartPlan, loaded: Loaded, lab: Labels, task: Task,
+            excluded: np.ndarray) -> dict[int, Split]:
+    """Per seed, positions into `lab` of train, valid and test: drawn over the labelled
+    materials that are not held out, or read from the dataset's split column."""
+    s, dataset = config.run.split, part.spec.label
+    pool = np.flatnonzero(~excluded[lab.index]) if lab.index.size else np.zeros(0, dtype=int)
+    y = lab.y[pool]
+    column = part.spec.split_column
+    if column:
+        values = [loaded.materials[i].props.get(column) for i in lab.index[pool]]
+        if all(v is None for v in values):
+            some = sorted({k for m in loaded.materials[:50] for k in m.props})
+            raise UserError(f"dataset {dataset!r}: no material carries the split column {column!r} (its properties: "
+                            f"{', '.join(some) or 'none'}); set split_column to one of them")
+    else:
+        groups = _group_keys(loaded, lab.index, s.group_by)[pool]
     out = {}
     for seed in config.run.seeds:
+        where = f"task {task.title!r} on {dataset!r}, seed {seed}"
         try:
-            split = stratified_split(lab.y, seed, (s.train, s.valid, s.test), groups)
+            if column:
+                split = column_split(values, part.spec.split_names(), y, seed, (s.train, s.valid, s.test),
+                                     f"dataset {dataset!r}, split_column {column!r}")
+            else:
+                split = stratified_split(y, seed, (s.train, s.valid, s.test), groups)
         except ValueError as exc:  # scikit-learn: too few materials for these fractions
-            raise UserError(f"task {task.title!r} on {dataset!r}: {len(lab.y)} labelled materials cannot be split "
+            raise UserError(f"task {task.title!r} on {dataset!r}: {len(y)} labelled materials cannot be split "
                             f"{s.train:g}/{s.valid:g}/{s.test:g} ({exc}); use a larger dataset or limit") from None
-        check_classes(split, lab.y, task.classes, f"task {task.title!r} on {dataset!r}, seed {seed}")
-        out[seed] = split
+        check_classes(split, y, task.classes, where)
+        out[seed] = Split(pool[split.train], pool[split.valid], pool[split.test])
     return out
 
 

@@ -72,3 +72,38 @@ def check_classes(split: Split, y: np.ndarray, classes: tuple[str, ...], where: 
                 f"{where}: the {part} split holds a single class ({only}); "
                 "use a larger or more balanced dataset, or change the task's threshold"
             )
+
+
+def split_value(value: object) -> str:
+    """A split column's value as compared with the names of the parts: lower-case, and a
+    path read as its file name without extensions ("data/Train.csv.gz" -> "train")."""
+    text = str(value).strip()
+    if "/" in text or "\\" in text or text.count(".") >= 1 and not text.replace(".", "").isdigit():
+        text = text.replace("\\", "/").rsplit("/", 1)[-1].split(".", 1)[0]
+    return text.lower()
+
+
+def column_split(values: list[object], names: dict[str, str], y: np.ndarray, seed: int,
+                 fractions: tuple[float, float, float], where: str) -> Split:
+    """The split a dataset ships: each material's part read from its column value.
+
+    Without a valid part (many datasets ship train and test only), validation materials are
+    drawn from the train part, stratified and seeded, at the run's valid / (train + valid)."""
+    parts = [names.get(split_value(v)) if v not in (None, "") else None for v in values]
+    unknown = [v for v, p in zip(values, parts) if p is None]
+    if unknown:
+        example = next((v for v in unknown if v not in (None, "")), None)
+        what = f"the value {example!r}" if example is not None else "no value"
+        raise UserError(f"{where}: {len(unknown)} labelled materials have {what} in the split column, which names "
+                        f"no part (known: {', '.join(sorted(names))}); map it with split_values = "
+                        "{ train = [...], valid = [...], test = [...] } under the dataset")
+    index = {p: np.flatnonzero(np.asarray(parts) == p) for p in ("train", "valid", "test")}
+    for p in ("train", "test"):
+        if not index[p].size:
+            raise UserError(f"{where}: the split column marks no material as {p}; "
+                            f"map its values with split_values = {{ {p} = [...] }} under the dataset")
+    train, valid = index["train"], index["valid"]
+    if not valid.size:
+        share = fractions[1] / (fractions[0] + fractions[1])
+        train, valid = _split(train, y[train], share, seed)
+    return Split(np.sort(train), np.sort(valid), np.sort(index["test"]))

@@ -88,6 +88,9 @@ class UnitResult:
     versions: dict[str, str] = field(default_factory=dict)  # libraries, device, commit
     # Test predictions: {"ids": [...], "y": [...], "proba": [[...], ...]} (one column per class)
     predictions: dict[str, Any] | None = None
+    # Extra test sets (held-out families, evaluate datasets): name -> {"value", "extra",
+    # "n", "predictions"}, written by `harness.study.score_set`
+    evaluations: dict[str, Any] = field(default_factory=dict)
 
 
 def new_owner() -> str:

@@ -154,6 +154,8 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
     proba = tuning.class_probabilities(model, test.X, n_classes)
     value = metric(test.y, proba)
     extra = {m.name: m(test.y, proba) for m in combo.metrics[1:]}
+    evaluations = {name: score_set(model, combo, spec.seed, data, where, n_classes)
+                   for name, where in data.evaluations.items()}
     finished = study.get_trials(deepcopy=False, states=FINISHED)
     result = UnitResult(
         unit=spec.unit, key=spec.key, dataset=spec.dataset, task=task.title,
@@ -164,5 +166,27 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
         fit_seconds=float(np.mean(fit_seconds)) if fit_seconds else 0.0, device=env.device,
         identity=spec.identity, versions=env.versions,
         predictions={"ids": list(test.ids), "y": test.y.tolist(), "proba": proba.tolist()},
+        evaluations=evaluations,
     )
     return StudyOutcome(result, persist.dump(model))
+
+
+def score_set(model: Any, combo: Combination, seed: int, data: StudyInputs, where: np.ndarray,
+              n_classes: int) -> dict[str, Any]:
+    """The fitted model on an extra test set (a held-out family, an evaluate dataset):
+    every metric of the task, and the predictions. A metric the set cannot define (ROC-AUC
+    on one class) is NaN, never an error: the predictions still tell the story."""
+    part = samples(combo, seed, data, where, training=False)
+    proba = tuning.class_probabilities(model, part.X, n_classes) if len(part) else np.zeros((0, n_classes))
+    values = {m.name: _defined(m, part.y, proba) for m in combo.metrics}
+    return {"value": values[combo.metrics[0].name], "extra": {k: v for k, v in values.items() if k != combo.metrics[0].name},
+            "n": len(part), "predictions": {"ids": list(part.ids), "y": part.y.tolist(), "proba": proba.tolist()}}
+
+
+def _defined(metric: Any, y: np.ndarray, proba: np.ndarray) -> float:
+    if len(y) == 0:
+        return float("nan")
+    try:
+        return float(metric(y, proba))
+    except ValueError:  # e.g. a single class present
+        return float("nan")

@@ -1,0 +1,216 @@
+"""`harness predict`: stored models applied to new structures, in the layout of the
+paper's Table II (material, true label, predicted label, confidence).
+
+A study's result holds its identity (task, representation, perturbation, transforms and
+model, each with name and parameters) and the store holds its fitted model as data. The
+entries are rebuilt from the registry, the structures featurised as the run featurised
+them, and the inputs perturbed as `harness.study.samples` perturbs a test split: each
+material's random draws are seeded by (study seed, perturbation, position), where a
+material's *position* is its place among the inputs in the order given on the command
+line, or its place in a dataset file as the dataset reads it. Predicting the file a study
+was trained on therefore reproduces its stored test predictions exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness import persist, tuning
+from harness.api import LoadContext, Material, Skip
+from harness.errors import UserError
+from harness.features import FeatureCache, featurize, material_hash
+from harness.grid import Combination, task_metrics
+from harness.paths import cache_dir
+from harness.progress import progress_bar, skip_summary, tracker
+from harness.registry import Registry
+from harness.store import Store, UnitResult
+from harness.study import perturb
+
+# Inputs read through the `file` dataset rather than as one structure each.
+DATASET_SUFFIXES = (".csv", ".tsv", ".parquet", ".json", ".xyz", ".extxyz")
+
+
+@dataclass
+class Inputs:
+    """Materials to predict and their positions (what seeds their perturbations)."""
+
+    materials: list[Material]
+    skipped: Counter
+
+
+@dataclass
+class Predicted:
+    result: UnitResult
+    classes: tuple[str, ...]
+    rows: list[dict[str, Any]]  # material, true, predicted, confidence, proba
+    skipped: Counter  # reason -> count: materials that could not be read or featurised
+
+
+def select(store: Store, only: Sequence[str] | None, seed: int | None) -> list[UnitResult]:
+    """Current results whose combination id (task/representation/perturbation/model) or
+    unit matches a glob, of the seed asked for."""
+    results = list(store.results())
+    if not results:
+        raise UserError("the results store holds no finished study; run a benchmark first")
+
+    def combo_id(r: UnitResult) -> str:
+        return "/".join((r.task, r.representation, r.perturbation, r.model))
+
+    chosen = [r for r in results
+              if (not only or any(fnmatch.fnmatchcase(combo_id(r), p) or fnmatch.fnmatchcase(r.unit, p) for p in only))
+              and (seed is None or r.seed == seed)]
+    if not chosen:
+        known = sorted({combo_id(r) for r in results})
+        raise UserError(f"no stored study matches --only {' '.join(only or ['*'])}"
+                        + (f" --seed {seed}" if seed is not None else "")
+                        + f"; stored combinations: {', '.join(known[:5])}{' ...' if len(known) > 5 else ''}")
+    return sorted(chosen, key=lambda r: (r.unit, r.seed))
+
+
+def rebuild(registry: Registry, result: UnitResult) -> Combination:
+    """The study's entries, from the names and parameters its identity holds."""
+    ident = result.identity
+    if not ident:
+        raise UserError(f"result {result.unit} stores no identity (written by an older harness); rerun it")
+    where = f"stored study {result.unit}: "
+
+    def entry(kind: str, spec: dict[str, Any]):
+        made = registry.create(kind, spec["name"], spec.get("params", {}), where=where)
+        version = str(getattr(made, "version", "1"))
+        if version != str(spec.get("version", "1")):
+            raise UserError(f"{where}{kind} {spec['name']!r} is version {version} here but the model was trained "
+                            f"with version {spec.get('version')}; install the version it was trained with, or rerun")
+        return made
+
+    task = entry("task", ident["task"])
+    return Combination(
+        task, entry("representation", ident["representation"]), entry("perturbation", ident["perturbation"]),
+        entry("model", ident["model"]), tuple(entry("perturbation", t) for t in ident.get("transforms", [])),
+        task_metrics(registry, task, where))
+
+
+def read_structures(paths: Sequence[str], registry: Registry, console: Console,
+                    dataset: str | None = None, params: dict[str, Any] | None = None) -> Inputs:
+    """Structure files (one material each, id = the path as given), or one dataset: a
+    dataset file read by the `file` dataset, or any registered dataset by `--dataset`."""
+    if dataset or (len(paths) == 1 and _is_dataset_file(paths[0])):
+        name = dataset or "file"
+        args = dict(params or {})
+        if not dataset:
+            args["path"] = paths[0]
+        elif paths:
+            raise UserError("give structure files or --dataset, not both")
+        made = registry.create("dataset", name, args, where="predict: ")
+        with progress_bar(console) as bar:
+            ctx = LoadContext(cache_dir(), progress=tracker(bar, f"loading {made.title}"))
+            materials = list(made.load(ctx))
+        if not materials:
+            raise UserError(f"dataset {made.title!r} yielded no materials; check its path and parameters")
+        return Inputs(materials, Counter(ctx.skipped))
+    if not paths:
+        raise UserError("predict needs structure files (CIF, POSCAR, ...), a dataset file, or --dataset NAME")
+    if any(_is_dataset_file(p) for p in paths):
+        raise UserError("give one dataset file at a time, and no structure files beside it")
+    from pymatgen.core import Structure
+
+    materials = []
+    for p in paths:
+        try:
+            structure = Structure.from_file(p)
+        except Exception as exc:  # noqa: BLE001 - any parser failure is the file's fault
+            raise UserError(f"cannot read structure {p}: {exc}; give a CIF or POSCAR file") from None
+        materials.append(Material(p, structure, {}))
+    return Inputs(materials, Counter())
+
+
+def _is_dataset_file(path: str) -> bool:
+    p = Path(path)
+    suffixes = [s.lower() for s in p.suffixes if s.lower() != ".gz"]
+    return p.is_dir() or bool(suffixes and suffixes[-1] in DATASET_SUFFIXES)
+
+
+def predict(store: Store, registry: Registry, result: UnitResult, inputs: Inputs) -> Predicted:
+    """The stored model of `result` on every material of `inputs` it can featurise."""
+    stored = store.model(result.key)
+    if stored is None:
+        raise UserError(f"study {result.unit} has no stored model (its model cannot save itself); "
+                        "predict needs a model with save/load")
+    combo = rebuild(registry, result)
+    model = persist.restore(registry, stored)
+    task, rep = combo.task, combo.representation
+    materials = inputs.materials
+    fs = featurize(materials, rep, FeatureCache(cache_dir()), workers=1, hashes=[material_hash(m) for m in materials])
+    kept = np.asarray([i for i, x in enumerate(fs.features) if x is not None], dtype=int)
+    # As the run's inputs file stores them: float32, then perturbed like a test split.
+    xs = [np.asarray(fs.features[i], dtype=np.float32) for i in kept]
+    perts = [p for p in (*combo.transforms, combo.perturbation) if not p.training_only]
+    xs = perturb(xs, kept, perts, result.seed, list(fs.columns))
+    X: Any = np.stack(xs) if rep.kind == "vector" and xs else xs
+    n_classes = len(task.classes)
+    proba = tuning.class_probabilities(model, X, n_classes) if len(kept) else np.zeros((0, n_classes))
+    rows = []
+    for i, p in zip(kept, proba):
+        truth = _true_label(task, materials[i])
+        k = int(np.argmax(p))
+        rows.append({"material": materials[i].id, "true": None if truth is None else task.classes[truth],
+                     "predicted": task.classes[k], "confidence": float(p[k]), "proba": [float(v) for v in p]})
+    skipped = Counter(inputs.skipped)  # unreadable in the input, then not featurisable
+    skipped.update(fs.skipped)
+    return Predicted(result, tuple(task.classes), rows, skipped)
+
+
+def _true_label(task, material: Material) -> int | None:
+    """The task's label when the input carries what it reads (a CIF has no band gap)."""
+    try:
+        value = task.label(material)
+    except (Skip, KeyError, TypeError, ValueError):
+        return None
+    return None if value is None else int(value)
+
+
+# ----------------------------------------------------------------- output
+
+
+def render(found: list[Predicted], console: Console) -> None:
+    for p in found:
+        r = p.result
+        table = Table(title=f"{r.unit} (test {r.metric} {r.value:.3f})", title_justify="left")
+        for col in ("material", "true label", "predicted label", "confidence"):
+            table.add_column(col, justify="right" if col == "confidence" else "left")
+        for row in p.rows:
+            style = None if row["true"] is None else ("green" if row["true"] == row["predicted"] else "red")
+            table.add_row(escape(row["material"]), escape(row["true"] or "—"), escape(row["predicted"]),
+                          f"{row['confidence']:.3f}", style=style)
+        console.print(table)
+        if p.skipped:
+            console.print(f"[yellow]{sum(p.skipped.values())} materials not predicted[/]{skip_summary(p.skipped)}")
+
+
+def to_csv(found: list[Predicted]) -> str:
+    buf = io.StringIO()
+    classes = list(dict.fromkeys(c for p in found for c in p.classes))
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["study", "seed", "material", "true", "predicted", "confidence", *(f"p_{c}" for c in classes)])
+    for p in found:
+        for row in p.rows:
+            probs = dict(zip(p.classes, row["proba"]))
+            writer.writerow([p.result.unit, p.result.seed, row["material"], row["true"] or "", row["predicted"],
+                             repr(row["confidence"]), *(repr(probs[c]) if c in probs else "" for c in classes)])
+    return buf.getvalue()
+
+
+def to_json(found: list[Predicted]) -> str:
+    return json.dumps([{"study": p.result.unit, "key": p.result.key, "seed": p.result.seed, "classes": list(p.classes),
+                        "skipped": p.skipped, "materials": p.rows} for p in found], indent=2)
