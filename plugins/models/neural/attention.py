@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .base import TorchModel
+from harness.torch import TorchModel
 from .mlp import PAPER_DEFAULTS, head_widths, mlp_space, point_widths
 
 if TYPE_CHECKING:  # pragma: no cover

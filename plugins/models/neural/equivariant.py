@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .base import TorchModel
+from harness.torch import TorchModel
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

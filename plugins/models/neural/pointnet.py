@@ -11,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-from .base import TorchModel
+from harness.torch import TorchModel
 from .mlp import PAPER_DEFAULTS, head_widths, mlp_space, point_widths
 
 
