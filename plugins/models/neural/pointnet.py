@@ -15,12 +15,27 @@ from harness.torch import TorchModel
 from .mlp import PAPER_DEFAULTS, head_widths, mlp_space, point_widths
 
 
+SIZES = {"small": 0, "paper": 1024}  # width cap; 0: `max_width`
+
+
 @dataclass
 class PointNet(TorchModel):
     name = "pointnet"
     description = "PointNet (paper): point-wise MLP, global max pool, FC head"
 
     max_width: int = 256  # caps every layer width; 1024 gives the paper's full-size network
+    # "paper": the study's network, uncapped (point MLP 64-128-512-1024, max pool, head
+    # 1024-512-256-128-k; its Table III search space), whatever max_width says.
+    size: str = "small"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.size not in SIZES:
+            raise ValueError(f"size = {self.size!r}: choose one of {', '.join(SIZES)}")
+
+    @property
+    def width_cap(self) -> int:
+        return SIZES[self.size] or self.max_width
 
     def default_params(self) -> dict[str, Any]:
         return dict(PAPER_DEFAULTS)
@@ -39,6 +54,6 @@ class PointNet(TorchModel):
         from .nets.pointnet import PointNetNet
 
         return PointNetNet(
-            in_dim, point_widths(params, self.max_width), head_widths(params, self.max_width),
+            in_dim, point_widths(params, self.width_cap), head_widths(params, self.width_cap),
             n_classes, float(params["dropout"]),
         )
