@@ -221,7 +221,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=[m.name for m in MODELS])
     ap.add_argument("--n", nargs="*", type=int, default=[3, 27, 125, 343], choices=[3, 27, 125, 343])
     ap.add_argument("--samples", type=int, default=2000, help="training clouds per row (capped by --max-points)")
-    ap.add_argument("--max-points", type=int, default=200_000, help="at most this many training points per row")
+    ap.add_argument("--max-points", type=int, default=200_000, help="at most this many training points per row (0: no cap)")
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up epoch")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -244,7 +244,7 @@ def main() -> None:
     print(header)
     for model in args.models:
         for n in args.n:
-            samples = max(8, min(args.samples, args.max_points // n))
+            samples = max(8, min(args.samples, args.max_points // n)) if args.max_points else args.samples
             try:
                 speed = isolated(measure, model, args.size, n, samples, args.layouts, device, args.precision,
                                  args.compile, args.epochs, n_threads=args.threads, device=device)
