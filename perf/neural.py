@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.api import FitContext
 from harness.neural import accel, loop
 from harness.neural.sets import make_set
 from harness.torch import seeded, threads
