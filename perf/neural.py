@@ -2,7 +2,14 @@
 
 For each model and cloud size n, on synthetic reciprocal-lattice clouds (random
 lattices, h,k,l grids, random intensities; n = 3 is the three basis vectors, n = 343
-all h,k,l in [-3, 3]), both layouts in the same run, on the same clouds and weights:
+all h,k,l in [-3, 3]), every layout in the same run, on the same clouds and initial
+weights: `dense` and `graph` (this engine) and `main`, the graph engine before the dense
+path (collation and rotation per batch, unfused optimizer, a host sync per batch), as
+the reference.
+
+Times are CPU seconds of the measuring process on CPU (`--clock cpu`, the default there:
+on a machine shared with other jobs it counts the work done, not the waits for a core)
+and wall seconds on CUDA, synchronised around each timed region.
 
 * train/s: clouds per second of a training epoch (shuffle, rotation augmentation,
   forward, backward, optimizer step), after one warm-up epoch; the layouts' epochs
@@ -18,7 +25,7 @@ all h,k,l in [-3, 3]), both layouts in the same run, on the same clouds and weig
 
     python perf/neural.py                                  # CPU, 1 thread, all models, n = 3 27 125 343
     python perf/neural.py --models pointnet --n 27 343 --size paper
-    python perf/neural.py --device cuda --samples 25700 --size paper --models pointnet --n 343
+    python perf/neural.py --device cuda --samples 25700 --max-points 0 --size paper --models pointnet --n 343
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import torch
 
 from harness.neural import accel, loop
 from harness.neural.sets import make_set
-from harness.torch import seeded, threads
+from harness.torch import random_rotations, seeded, threads
 from harness_plugins.models.neural import MODELS
 
 ROTATION = 0.785  # the demo's augmentation: within +/- pi/4
@@ -67,11 +74,21 @@ def gemm_rate(device: str, dtype: torch.dtype, size: int = 2048, repeats: int = 
     b = torch.randn(size, size, device=device, dtype=dtype)
     a @ b
     sync(device)
-    start = time.perf_counter()
+    start = clock()
     for _ in range(repeats):
         a @ b
     sync(device)
-    return 2 * size**3 * repeats / (time.perf_counter() - start)
+    return 2 * size**3 * repeats / (clock() - start)
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = [time.perf_counter]
+
+
+def clock() -> float:
+    """The timer chosen by --clock: wall time, or this process's CPU time (on a shared
+    CPU machine the work done, not the time spent waiting for a core)."""
+    return _clock[0]()
 
 
 def sync(device: str) -> None:
@@ -86,18 +103,40 @@ def rss_mb() -> float:
 def timed_batches(batches, spent: list[float]):
     it = iter(batches)
     while True:
-        start = time.perf_counter()
+        start = clock()
         try:
             batch = next(it)
         except StopIteration:
-            spent[0] += time.perf_counter() - start
+            spent[0] += clock() - start
             return
-        spent[0] += time.perf_counter() - start
+        spent[0] += clock() - start
+        yield batch
+
+
+def main_engine_batches(data, batch_size: int, generator: torch.Generator):
+    """The engine before the dense path (main at f69dbf8), as a reference: a permutation
+    per epoch, `Batch.from_data_list` per batch, a fresh rotation per cloud per batch,
+    applied through the batch vector."""
+    from torch_geometric.data import Batch
+
+    from harness.neural.sets import spans
+
+    order = torch.randperm(len(data), generator=generator).tolist()
+    for start, end in spans(len(data), batch_size):
+        batch = Batch.from_data_list([data.data[i] for i in order[start:end]])
+        rot = random_rotations(batch.num_graphs, ROTATION, generator).to(batch.x.device)
+        x = batch.x.clone()
+        x[:, :3] = torch.einsum("nij,nj->ni", rot[batch.batch], x[:, :3])
+        batch.x = x
         yield batch
 
 
 class Row:
-    """One layout of one (model, n): its set, network and optimizer, and timing helpers."""
+    """One layout of one (model, n): its set, network and optimizer, and timing helpers.
+
+    Layouts: `dense` and `graph` (this engine), `main` (the graph engine before it:
+    per-batch collation and rotation, an unfused optimizer, a host sync per batch to
+    check the loss and per evaluation batch to copy its probabilities)."""
 
     def __init__(self, model, params, X, y, Xv, layout: str, device: str, precision: str, compile_net: bool,
                  init: dict[str, torch.Tensor] | None):
@@ -108,7 +147,13 @@ class Row:
         if init is not None:
             self.net.load_state_dict(init)  # both layouts start from the same weights
         self.forward = accel.compiled(self.net, compile_net)
-        self.optimizer = loop.make_optimizer(self.net, params["optimizer"], float(params["lr"]))
+        self.layout = layout
+        if layout == "main":
+            lr = float(params["lr"])
+            self.optimizer = (torch.optim.Adam(self.net.parameters(), lr=lr) if params["optimizer"] == "adam"
+                              else torch.optim.SGD(self.net.parameters(), lr=lr, momentum=0.9))
+        else:
+            self.optimizer = loop.make_optimizer(self.net, params["optimizer"], float(params["lr"]))
         self.generator = torch.Generator().manual_seed(0)
         self.autocast = lambda: accel.autocast(device, precision)
         self.epoch_s: list[float] = []
@@ -119,19 +164,38 @@ class Row:
         self.net.train()
         spent = [0.0]
         sync(self.device)
-        start = time.perf_counter()
-        batches = loop.epoch_batches(self.train, self.model.batch_size, self.generator, ROTATION)
-        finite = loop.train_epoch(self.forward, timed_batches(batches, spent), self.optimizer,
-                                  torch.device(self.device), self.autocast)
-        bool(finite)
+        start = clock()
+        if self.layout == "main":
+            self.main_engine_epoch(spent)
+        else:
+            batches = loop.epoch_batches(self.train, self.model.batch_size, self.generator, ROTATION)
+            finite = loop.train_epoch(self.forward, timed_batches(batches, spent), self.optimizer,
+                                      torch.device(self.device), self.autocast)
+            bool(finite)
         sync(self.device)
-        self.epoch_s.append(time.perf_counter() - start)
+        self.epoch_s.append(clock() - start)
         self.host_s.append(spent[0])
 
+    def main_engine_epoch(self, spent: list[float]) -> None:
+        batches = main_engine_batches(self.train, self.model.batch_size, self.generator)
+        for batch in timed_batches(batches, spent):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(self.forward(batch), batch.y)
+            if not torch.isfinite(loss):
+                break
+            loss.backward()
+            self.optimizer.step()
+
     def evaluate(self) -> None:
-        start = time.perf_counter()
-        loop.predict(self.forward, self.valid, self.autocast)
-        self.eval_s.append(time.perf_counter() - start)
+        start = clock()
+        if self.layout == "main":
+            self.net.eval()
+            with torch.no_grad():
+                out = [torch.softmax(self.forward(b), dim=-1).double().cpu() for b in self.valid.eval_batches()]
+            torch.cat(out).numpy()
+        else:
+            loop.predict(self.forward, self.valid, self.autocast)
+        self.eval_s.append(clock() - start)
 
 
 def measure(name: str, size: str, n_points: int, samples: int, layouts: list[str], device: str,
@@ -227,19 +291,24 @@ def main() -> None:
     ap.add_argument("--size", default="small", choices=["small", "paper"], help="pointnet's size setting")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--compile", action="store_true", help="torch.compile the networks (both layouts)")
-    ap.add_argument("--layouts", nargs="*", default=["dense", "graph"], choices=["dense", "graph"])
+    ap.add_argument("--clock", choices=list(CLOCKS), default=None,
+                    help="timer: cpu (process CPU time; the default on CPU, robust to other load) or wall")
+    ap.add_argument("--layouts", nargs="*", default=["dense", "graph", "main"], choices=["dense", "graph", "main"],
+                    help="main: the graph engine before the dense path, as a reference")
     args = ap.parse_args()
     device = args.device
+    clock_name = args.clock or ("wall" if torch.device(device).type == "cuda" else "cpu")
+    _clock[0] = CLOCKS[clock_name]
     dtype = accel.autocast_dtype(device, args.precision) or torch.float32
     with threads(args.threads):
         peak = gemm_rate(device, dtype)
     name = torch.cuda.get_device_name() if torch.device(device).type == "cuda" else f"CPU ({os.cpu_count()} cores)"
     print(f"torch {torch.__version__} · {name} · {args.threads} thread(s) · precision {args.precision} "
           f"({dtype}) · compile {args.compile} · pointnet size {args.size} · load average "
-          f"{os.getloadavg()[0]:.1f}")
+          f"{os.getloadavg()[0]:.1f} · clock {clock_name}")
     print(f"measured {dtype} GEMM (2048^3) on this device: {peak / 1e12:.3f} TFLOP/s")
     header = (f"{'model':15} {'n':>4} {'clouds':>6} {'layout':6} {'train/s':>9} {'eval/s':>9} {'host %':>7} "
-              f"{'peak MB':>8} {'TFLOP/s':>8} {'of gemm':>7} {'dense/graph':>11}")
+              f"{'peak MB':>8} {'TFLOP/s':>8} {'of gemm':>7} {args.layouts[0] + '/x':>11}")
     print(header)
     for model in args.models:
         for n in args.n:
@@ -262,7 +331,9 @@ def main() -> None:
                     ratio = f"{d['train_per_s'] / r['train_per_s']:5.2f}x {d['eval_per_s'] / r['eval_per_s']:4.1f}x"
                 print(f"{model:15} {n:4d} {samples:6d} {layout:6} {r['train_per_s']:9.1f} {r['eval_per_s']:9.1f} "
                       f"{r['host_share']:7.1%} {memory[layout]:8.0f} {tf} {ratio:>11}", flush=True)
-    print("dense/graph: train and eval samples/s of the dense path over the graph path, same clouds, same run")
+    first = args.layouts[0]
+    print(f"{first}/x: train and eval clouds/s of the {first} path over this row's (same clouds, same run); "
+          "main: the graph engine before the dense path")
 
 
 if __name__ == "__main__":

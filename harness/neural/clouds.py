@@ -66,9 +66,10 @@ Clouds = Union[DenseClouds, Batch]
 def max_pool(h: Tensor, clouds: Clouds) -> Tensor:
     """Per-cloud maximum of point features h (sum n_i, F) -> (B, F)."""
     if isinstance(clouds, DenseClouds):
-        # max with indices: its backward routes each gradient to the one winning point,
-        # cheaper than amax's (which compares every point with the maximum)
-        return h.view(clouds.num_graphs, clouds.n_points, -1).max(dim=1).values
+        h = h.view(clouds.num_graphs, clouds.n_points, -1)
+        # In training, max with indices: its backward routes each gradient to the one
+        # winning point, cheaper than amax's (which compares every point with the maximum).
+        return h.max(dim=1).values if h.requires_grad else h.amax(dim=1)
     return global_max_pool(h, clouds.batch, size=clouds.num_graphs)
 
 
