@@ -112,7 +112,8 @@ class TorchModel(Model):
     normalize_scale: bool = False
     # "auto": bf16 autocast on CUDA (fp32 master weights), fp32 on CPU; "fp32"; "bf16".
     precision: str = "auto"
-    # torch.compile the network (pays on CUDA for long fits; compiling costs a minute).
+    # torch.compile the network on the dense path (fixed shapes; graph batches change
+    # shape every batch and stay eager). Pays on CUDA for long fits; compiling costs a minute.
     compile: bool = False
     # "auto": one (N, n, d) tensor when every cloud has the same size, else graphs;
     # "dense" or "graph" force one path (for benchmarks and checks).
@@ -140,6 +141,7 @@ class TorchModel(Model):
         import torch
 
         from harness.neural import accel, loop
+        from harness.neural.sets import DenseSet
 
         params = {**self.default_params(), **params}
         in_dim = int(np.asarray(train.X[0]).shape[1])
@@ -156,7 +158,7 @@ class TorchModel(Model):
                 batch_size=self.batch_size, generator=generator,
                 augment_rotation=self.augment_rotation,
                 plateau_patience=self.plateau_patience,
-                forward=accel.compiled(net, self.compile),
+                forward=accel.compiled(net, self.compile and isinstance(train_set, DenseSet)),
                 autocast=lambda: accel.autocast(device, self.precision),
             )
         self._net = net
