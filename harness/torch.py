@@ -40,7 +40,9 @@ if importlib.util.find_spec("torch") is None:  # pragma: no cover - torch is a d
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from harness.neural.clouds import Clouds, DenseClouds, max_pool, mean_pool, min_pool, padded, random_rotations, rotate
+    from harness.neural.clouds import (
+        Clouds, DenseClouds, max_pool, mean_pool, min_pool, padded, random_rotations, rotate,
+    )
     from harness.neural.loop import History
     from harness.neural.sets import CloudSet, DenseSet, GraphSet, make_set
 
@@ -173,7 +175,9 @@ class TorchModel(Model):
         with accel.fast_matmul(device):
             return loop.predict(net, self.as_set(X, None, device), lambda: accel.autocast(device, self.precision))
 
-    def as_set(self, X: Sequence[np.ndarray] | np.ndarray, y: np.ndarray | None = None, device: str = "cpu") -> "CloudSet":
+    def as_set(
+        self, X: Sequence[np.ndarray] | np.ndarray, y: np.ndarray | None = None, device: str = "cpu",
+    ) -> "CloudSet":
         """The clouds as the network sees them, on `device` (the same in training and
         prediction); made once per list of clouds while it is in use."""
         dense = {"auto": None, "dense": True, "graph": False}[self.layout]

@@ -50,7 +50,8 @@ ROTATION = 0.785  # the demo's augmentation: within +/- pi/4
 
 def clouds(n_samples: int, n_points: int, rng: np.random.Generator) -> list[np.ndarray]:
     r = {3: None, 27: 1, 125: 2, 343: 3}[n_points]
-    hkl = np.eye(3) if r is None else np.stack(np.meshgrid(*[np.arange(-r, r + 1)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    grid = np.meshgrid(*[np.arange(-(r or 0), (r or 0) + 1)] * 3, indexing="ij")
+    hkl = np.eye(3) if r is None else np.stack(grid, -1).reshape(-1, 3)
     out = []
     for _ in range(n_samples):
         basis = rng.uniform(0.2, 0.6, (3, 3)) + np.diag(rng.uniform(0.3, 0.6, 3))
@@ -284,7 +285,8 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=[m.name for m in MODELS])
     ap.add_argument("--n", nargs="*", type=int, default=[3, 27, 125, 343], choices=[3, 27, 125, 343])
     ap.add_argument("--samples", type=int, default=2000, help="training clouds per row (capped by --max-points)")
-    ap.add_argument("--max-points", type=int, default=200_000, help="at most this many training points per row (0: no cap)")
+    ap.add_argument("--max-points", type=int, default=200_000,
+                    help="at most this many training points per row (0: no cap)")
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up epoch")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
