@@ -58,10 +58,6 @@ class DenseClouds:
             self._batch = torch.arange(b, device=self.points.device).repeat_interleave(n)
         return self._batch
 
-    def to(self, device: str | torch.device) -> "DenseClouds":
-        y = None if self.y is None else self.y.to(device)
-        return DenseClouds(self.points.to(device), y)
-
 
 Clouds = Union[DenseClouds, Batch]
 
@@ -87,7 +83,7 @@ def mean_pool(h: Tensor, clouds: Clouds) -> Tensor:
 def min_pool(h: Tensor, clouds: Clouds) -> Tensor:
     """Per-cloud minimum of point features h (sum n_i, F) -> (B, F)."""
     if isinstance(clouds, DenseClouds):
-        return h.view(clouds.num_graphs, clouds.n_points, -1).min(dim=1).values
+        return h.view(clouds.num_graphs, clouds.n_points, -1).amin(dim=1)
     return scatter(h, clouds.batch, dim=0, dim_size=clouds.num_graphs, reduce="min")
 
 
