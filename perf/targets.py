@@ -26,7 +26,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -123,50 +122,16 @@ def reference_rows(cifs: list[str], n: int) -> tuple[float, float, float]:
 
 
 def epoch_breakdown(n_points: int, samples: int, epochs: int, threads: int) -> tuple[float, float]:
-    """Seconds per epoch of `pointnet` at the paper's size, and the share of its fit spent
-    outside the network: converting clouds to tensors, collating and rotating batches."""
-    from harness.api import FitContext, Samples
-    from harness_plugins.models.neural import PointNet, loop
+    """Seconds per epoch of `pointnet` at the paper's size on the dense path, and the share
+    of it spent outside the network: drawing, indexing and rotating batches (`neural.py`)."""
+    from harness.torch import threads as torch_threads
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from neural_epoch import clouds
+    import neural
 
-    spent = [0.0]
-
-    def timed(fn):
-        def wrapper(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                spent[0] += time.perf_counter() - start
-        return wrapper
-
-    def timed_batches(*args, **kwargs):
-        it = original_batches(*args, **kwargs)
-        while True:
-            try:
-                batch = timed(next)(it)
-            except StopIteration:
-                return
-            yield batch
-
-    rng = np.random.default_rng(0)
-    X, Xv = clouds(samples, n_points, rng), clouds(max(2, samples * 15 // 70), n_points, rng)
-    y, yv = rng.integers(0, 2, len(X)), rng.integers(0, 2, len(Xv))
-    model = PointNet(max_width=1024, max_epochs=epochs, patience=epochs, augment_rotation=0.785)
-    model.as_data = timed(model.as_data)  # type: ignore[method-assign]
-    ctx = FitContext("cpu", 0, 2, lambda t, p: float((p.argmax(1) == t).mean()), threads=threads)
-    cols = ["x", "y", "z", "intensity"]
-    original_batches, original_rotate = loop.batches, loop.rotate_batch
-    loop.batches, loop.rotate_batch = timed_batches, timed(original_rotate)
-    try:
-        start = time.perf_counter()
-        model.fit(Samples(X, y, [""] * len(X), cols, "cloud"), Samples(Xv, yv, [""] * len(Xv), cols, "cloud"), ctx)
-        total = time.perf_counter() - start
-    finally:
-        loop.batches, loop.rotate_batch = original_batches, original_rotate
-    return total / epochs, spent[0] / total
+    with torch_threads(threads):
+        row = neural.measure("pointnet", "paper", n_points, samples, ["dense"], "cpu", "auto", False, epochs)["dense"]
+    return row["epoch_s"], row["host_share"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -270,17 +270,18 @@ def test_search_space_is_overridable_and_fits(cls, mixed):
 
 
 def test_rotation_augmentation_turns_each_cloud_rigidly_and_reproducibly():
-    import torch
     from torch_geometric.data import Batch
 
-    from harness_plugins.models.neural.data import random_rotations, rotate_batch, to_data
+    from harness.torch import make_set, random_rotations, rotate
 
     rng = np.random.default_rng(0)
     clouds = [rng.normal(size=(k, 4)).astype(np.float32) for k in (3, 5)]
-    batch = Batch.from_data_list(to_data(clouds))
-    out = rotate_batch(batch.clone(), 0.785, torch.Generator().manual_seed(1))
-    again = rotate_batch(batch.clone(), 0.785, torch.Generator().manual_seed(1))
+    batch = Batch.from_data_list(make_set(clouds, None, "cpu").data)
+    before = batch.x.clone()
+    out = rotate(batch, random_rotations(2, 0.785, torch.Generator().manual_seed(1)))
+    again = rotate(batch, random_rotations(2, 0.785, torch.Generator().manual_seed(1)))
     assert torch.equal(out.x, again.x)
+    assert torch.equal(batch.x, before)  # the input batch is untouched
     for i, x in enumerate(clouds):
         turned = out.x[out.batch == i].numpy()
         gram = lambda p: p[:, :3] @ p[:, :3].T  # noqa: E731 - distances and angles within a cloud
@@ -303,11 +304,29 @@ def test_normalize_scale_makes_predictions_independent_of_cell_size(cls, mixed):
     assert not np.allclose(plain.predict_proba(scaled), plain.predict_proba(clouds), atol=1e-3)
 
 
-def test_normalize_scale_puts_each_cloud_in_the_unit_sphere():
-    from harness_plugins.models.neural.data import to_data
+@pytest.mark.parametrize("dense", [True, False], ids=["dense", "graph"])
+def test_normalize_scale_puts_each_cloud_in_the_unit_sphere(dense):
+    from harness.torch import make_set
+
+    def points(cloud_set):
+        return (cloud_set.points[0] if dense else cloud_set.data[0].x).numpy()
 
     cloud = np.array([[3.0, 0, 0, 7.0], [0, 4.0, 0, 1.0], [0, 0, -6.0, 2.0]], np.float32)
-    x = to_data([cloud], normalize_scale=True)[0].x.numpy()
+    x = points(make_set([cloud], None, "cpu", normalize_scale=True, dense=dense))
     np.testing.assert_allclose(np.linalg.norm(x[:, :3], axis=1), [0.5, 2 / 3, 1.0], rtol=1e-6)
     np.testing.assert_array_equal(x[:, 3], cloud[:, 3])  # intensities untouched
-    np.testing.assert_array_equal(to_data([cloud])[0].x.numpy(), cloud)  # off by default
+    np.testing.assert_array_equal(points(make_set([cloud], None, "cpu", dense=dense)), cloud)  # off by default
+
+
+@pytest.mark.parametrize("cls", [PointNet, AttentionPool, E3NN])
+def test_a_fitted_network_is_stored_as_data_and_predicts_the_same(cls, mixed):
+    """No pickle: an architecture JSON and a state_dict read with weights_only=True."""
+    from harness import persist, registry
+
+    train, valid = mixed
+    model = cls(max_epochs=2, tune=False).fit(train, valid, ctx())
+    fmt, blob = persist.dump(model)
+    assert not blob.startswith(b"\x80")
+    restored = persist.restore(registry.load(), (fmt, blob))
+    assert type(restored) is cls
+    np.testing.assert_array_equal(restored.predict_proba(valid.X), model.predict_proba(valid.X))

@@ -20,7 +20,7 @@ import numpy as np
 
 from harness import VECTOR, Choice, FitContext, Samples, UserError
 
-from .base import TorchModel
+from harness.torch import TorchModel
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

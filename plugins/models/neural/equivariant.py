@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from harness import Choice, FitContext, Samples
 
-from .base import TorchModel
+from harness.torch import TorchModel
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch_geometric.data import Batch
+
+from harness.torch import DenseClouds, make_set
 
 from .nets.pointnet import PointNetNet
 from .pointnet import PointNet
@@ -23,7 +24,7 @@ def critical_points(model: PointNet, x: np.ndarray) -> np.ndarray:
         raise TypeError(f"critical points need a fitted pointnet, not {type(net).__name__}")
     net.eval()
     device = next(net.parameters()).device
-    batch = Batch.from_data_list(model.as_data([x], None, str(device)))
-    features = net.point_features(batch)  # (n, feature_dim)
+    cloud = make_set([x], None, str(device), model.normalize_scale, dense=True)
+    features = net.point_features(DenseClouds(cloud.points))  # (n, feature_dim)
     winners = features.argmax(dim=0).cpu()
     return torch.bincount(winners, minlength=features.shape[0]).numpy()

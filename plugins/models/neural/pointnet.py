@@ -14,12 +14,27 @@ if TYPE_CHECKING:  # pragma: no cover
 from .mlp import PointwiseMLP, head_widths, point_widths
 
 
+SIZES = {"small": 0, "paper": 1024}  # width cap; 0: `max_width`
+
+
 @dataclass
 class PointNet(PointwiseMLP):
     name = "pointnet"
     description = "PointNet (paper): point-wise MLP, global max pool, FC head"
 
     max_width: int = 256  # caps every layer width; 1024 gives the paper's full-size network
+    # "paper": the study's network, uncapped (point MLP 64-128-512-1024, max pool, head
+    # 1024-512-256-128-k; its Table III search space), whatever max_width says.
+    size: str = "small"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.size not in SIZES:
+            raise ValueError(f"size = {self.size!r}: choose one of {', '.join(SIZES)}")
+
+    @property
+    def width_cap(self) -> int:
+        return SIZES[self.size] or self.max_width
 
     def point_importance(self, x: np.ndarray) -> np.ndarray:
         """Feature dimensions each point of cloud `x` wins in the MAX pool (used by
@@ -32,6 +47,6 @@ class PointNet(PointwiseMLP):
         from .nets.pointnet import PointNetNet
 
         return PointNetNet(
-            in_dim, point_widths(params, self.max_width), head_widths(params, self.max_width),
+            in_dim, point_widths(params, self.width_cap), head_widths(params, self.width_cap),
             n_classes, float(params["dropout"]),
         )

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Batch
 from torch_geometric.nn.aggr import SetTransformerAggregation
+
+from harness.torch import Clouds, padded
 
 from .layers import head, point_encoder
 
@@ -25,6 +26,13 @@ class AttentionPoolNet(torch.nn.Module):
         )
         self.head = head(point[-1], hidden, n_classes, dropout)
 
-    def forward(self, batch: Batch) -> Tensor:
-        h = self.encoder(batch.x)
-        return self.head(self.pool(h, batch.batch, dim_size=batch.num_graphs))
+    def forward(self, clouds: Clouds) -> Tensor:
+        # The blocks of the Set Transformer aggregation, applied to (B, n, F) directly: a
+        # dense batch needs no padding mask, a graph batch is padded to its largest cloud.
+        h, mask = padded(self.encoder(clouds.x), clouds)
+        for block in self.pool.encoders:
+            h = block(h, mask)
+        h = self.pool.pma(h, mask)
+        for block in self.pool.decoders:
+            h = block(h)
+        return self.head(h.nan_to_num().mean(dim=1))

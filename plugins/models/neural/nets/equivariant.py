@@ -27,9 +27,9 @@ from e3nn import o3
 from e3nn.math import soft_one_hot_linspace
 from e3nn.nn import FullyConnectedNet, Gate
 from torch import Tensor
-from torch_geometric.data import Batch
-from torch_geometric.nn import global_mean_pool
-from torch_geometric.utils import scatter, to_dense_batch
+from torch_geometric.utils import scatter
+
+from harness.torch import Clouds, mean_pool, min_pool, padded
 
 NEIGHBOURS = 8.0  # messages are summed and divided by this typical neighbour count
 ORIGIN_RANGE = 6.0  # |g| / s covered by the origin basis (n = 343 reaches about 3 sqrt 3)
@@ -68,11 +68,11 @@ class Interaction(torch.nn.Module):
         self.self_interaction = o3.Linear(irreps_in, gate.irreps_in)
         self.gate = gate
 
-    def forward(self, h: Tensor, batch: Tensor, src: Tensor, dst: Tensor, sh: Tensor, emb: Tensor) -> Tensor:
+    def forward(self, h: Tensor, clouds: Clouds, src: Tensor, dst: Tensor, sh: Tensor, emb: Tensor) -> Tensor:
         messages = self.conv(h[src], sh, emb)
         # A sum, not a mean: an edge fading out at the cutoff must not change a divisor.
         pooled = scatter(messages, dst, dim=0, dim_size=h.shape[0], reduce="sum") / NEIGHBOURS
-        crystal = global_mean_pool(h, batch)[batch]
+        crystal = mean_pool(h, clouds)[clouds.batch]
         return self.gate(self.self_interaction(h) + pooled + self.context(h, crystal))
 
 
@@ -96,39 +96,42 @@ class EquivariantNet(torch.nn.Module):
             torch.nn.Linear(mul, 2 * mul), torch.nn.SiLU(), torch.nn.Linear(2 * mul, n_classes)
         )
 
-    def edges(self, pos: Tensor, batch: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
+    def edges(self, pos: Tensor, clouds: Clouds, scale: Tensor) -> tuple[Tensor, Tensor]:
         """(src, dst) of all ordered pairs in one crystal closer than radius x s."""
         with torch.no_grad():
-            dense, mask = to_dense_batch(pos, batch, batch_size=scale.shape[0])
+            dense, mask = padded(pos, clouds)
             dist = torch.cdist(dense, dense)
             n = dense.shape[1]
-            keep = mask[:, :, None] & mask[:, None, :] & (dist < self.radius * scale[:, None, None])
+            keep = dist < self.radius * scale[:, None, None]
+            if mask is not None:
+                keep &= mask[:, :, None] & mask[:, None, :]
             keep &= ~torch.eye(n, dtype=torch.bool, device=pos.device)
             b, i, j = keep.nonzero(as_tuple=True)
-            offset = torch.cumsum(mask.sum(1), 0) - mask.sum(1)
+            sizes = mask.sum(1) if mask is not None else torch.full_like(scale, n, dtype=torch.long)
+            offset = torch.cumsum(sizes, 0) - sizes
             return j + offset[b], i + offset[b]
 
-    def forward(self, data: Batch) -> Tensor:
-        pos, batch = data.x[:, :3], data.batch
-        n_graphs = data.num_graphs
+    def forward(self, clouds: Clouds) -> Tensor:
+        x = clouds.x
+        pos, batch = x[:, :3], clouds.batch
         norm = pos.norm(dim=1)
         far = torch.where(norm > 1e-6, norm, torch.full_like(norm, float("inf")))
-        scale = scatter(far, batch, dim=0, dim_size=n_graphs, reduce="min")
+        scale = min_pool(far[:, None], clouds)[:, 0]
         scale = torch.where(torch.isfinite(scale), scale, torch.ones_like(scale))
         s = scale[batch]
 
         ones = torch.ones_like(norm)[:, None]
-        scalars = torch.cat([data.x[:, 3:], ones, torch.log(s)[:, None]], dim=1)
+        scalars = torch.cat([x[:, 3:], ones, torch.log(s)[:, None]], dim=1)
         sh = o3.spherical_harmonics(self.irreps_sh, pos, normalize=True, normalization="component")
         emb = soft_one_hot_linspace(norm / s, 0.0, ORIGIN_RANGE, self.n_basis, basis="gaussian", cutoff=False)
         h = self.origin_gate(self.origin(scalars, sh, emb))
 
-        src, dst = self.edges(pos, batch, scale)
+        src, dst = self.edges(pos, clouds, scale)
         vec = pos[src] - pos[dst]
         edge_sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
         edge_emb = soft_one_hot_linspace(
             vec.norm(dim=1) / s[dst], 0.0, self.radius, self.n_basis, basis="smooth_finite", cutoff=True
         )
         for layer in self.layers:
-            h = layer(h, batch, src, dst, edge_sh, edge_emb)
-        return self.head(global_mean_pool(self.invariants(h), batch, size=n_graphs))
+            h = layer(h, clouds, src, dst, edge_sh, edge_emb)
+        return self.head(mean_pool(self.invariants(h), clouds))

@@ -1,11 +1,14 @@
-"""PointNet's network: shared point-wise MLP, global MAX pool, fully connected head."""
+"""PointNet's network: shared point-wise MLP, global MAX pool, fully connected head.
+
+One implementation for both batch layouts: the MLP runs on every point of the batch
+(`.x`, (sum n_i, d)); the pool reduces over each cloud's points."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Batch
-from torch_geometric.nn import global_max_pool
+
+from harness.torch import Clouds, max_pool
 
 from .layers import head, point_encoder
 
@@ -16,10 +19,9 @@ class PointNetNet(torch.nn.Module):
         self.encoder = point_encoder(in_dim, point, dropout)
         self.head = head(point[-1], hidden, n_classes, dropout)
 
-    def point_features(self, batch: Batch) -> Tensor:
+    def point_features(self, clouds: Clouds) -> Tensor:
         """Per-point feature vectors (num_points, feature_dim), before pooling."""
-        return self.encoder(batch.x)
+        return self.encoder(clouds.x)
 
-    def forward(self, batch: Batch) -> Tensor:
-        pooled = global_max_pool(self.point_features(batch), batch.batch, size=batch.num_graphs)
-        return self.head(pooled)
+    def forward(self, clouds: Clouds) -> Tensor:
+        return self.head(max_pool(self.point_features(clouds), clouds))

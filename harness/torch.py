@@ -1,0 +1,242 @@
+"""`TorchModel`: the base of every neural point-cloud model, built-in or third-party.
+
+    from harness.torch import TorchModel
+
+A subclass says how to build its network from a parameter dict (`build`), which
+parameters the search explores (`search_space`) and which it uses when none are given
+(`default_params`). Fitting, seeding, batching, mixed precision, prediction and pickling
+live here once (the engine: `harness.neural`).
+
+A network receives a mini-batch of clouds and returns logits (B, k). The batch is either
+`DenseClouds` (all clouds of the same size: one (B, n, d) tensor, the fast path) or a
+torch-geometric `Batch` (clouds of different sizes); both have `.x` (all points,
+(sum n_i, d)), `.batch` and `.num_graphs`. Apply point-wise layers to `.x` and reduce
+with `max_pool`, `mean_pool`, `min_pool` or `padded`, and one network serves both.
+
+Determinism: on CPU the same seed gives the same weights, bit for bit. On CUDA (bf16
+autocast, TF32) the same seed gives the same validation metric to within 0.02 (the
+tolerance `tests/test_neural_engine.py` checks where a GPU is present).
+
+Importing this module does not import torch (listing plugins stays fast): torch loads
+when a model fits, predicts or builds its network, and the engine's names (`DenseClouds`,
+`max_pool`, ...) load on first use. It needs torch installed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import contextlib
+import importlib.util
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
+
+import numpy as np
+
+from harness.api import CLOUD, FitContext, Model, Samples
+from harness.errors import UserError
+
+if importlib.util.find_spec("torch") is None:  # pragma: no cover - torch is a dependency
+    raise ImportError("harness.torch needs PyTorch: pip install torch")
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from harness.neural.clouds import (
+        Clouds, DenseClouds, max_pool, mean_pool, min_pool, padded, random_rotations, rotate,
+    )
+    from harness.neural.loop import History
+    from harness.neural.sets import CloudSet, DenseSet, GraphSet, make_set
+
+__all__ = [
+    "CloudSet", "Clouds", "DenseClouds", "DenseSet", "GraphSet", "History", "TorchModel", "make_set",
+    "max_pool", "mean_pool", "min_pool", "padded", "random_rotations", "rotate", "seeded", "threads",
+]
+
+_ENGINE = {
+    "harness.neural.clouds": ("Clouds", "DenseClouds", "max_pool", "mean_pool", "min_pool", "padded",
+                              "random_rotations", "rotate"),
+    "harness.neural.loop": ("History",),
+    "harness.neural.sets": ("CloudSet", "DenseSet", "GraphSet", "make_set"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    for module, names in _ENGINE.items():
+        if name in names:
+            return getattr(importlib.import_module(module), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+LAYOUTS = ("auto", "dense", "graph")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: str) -> Iterator[None]:
+    """Seed torch for the block without disturbing the caller's global RNG state."""
+    import torch
+
+    devices = [torch.device(device).index or 0] if str(device).startswith("cuda") else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Use `n` intra-op threads for the block (the core decides how many a unit gets)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class TorchModel(Model):
+    """Shared settings: `[settings.<model>]` in the TOML sets any of these fields."""
+
+    accepts: ClassVar[frozenset[str]] = frozenset({CLOUD})
+
+    max_epochs: int = 30
+    batch_size: int = 64
+    patience: int = 8
+    # Training-time augmentation: each training cloud is turned by a fresh random rotation
+    # within +/- this angle (radians) every epoch; 0 = off. Validation and test are untouched.
+    augment_rotation: float = 0.0
+    # Halve the learning rate after this many epochs without a better validation metric
+    # (0 = constant learning rate).
+    plateau_patience: int = 0
+    # Scale each cloud into the unit sphere (x, y, z over the largest point norm) before the
+    # network sees it: for labels that do not depend on cell size, such as crystal systems.
+    normalize_scale: bool = False
+    # "auto": bf16 autocast on CUDA (fp32 master weights), fp32 on CPU; "fp32"; "bf16".
+    precision: str = "auto"
+    # torch.compile the network on the dense path (fixed shapes; graph batches change
+    # shape every batch and stay eager). Pays on CUDA for long fits; compiling costs a minute.
+    compile: bool = False
+    # "auto": one (N, n, d) tensor when every cloud has the same size, else graphs;
+    # "dense" or "graph" force one path (for benchmarks and checks).
+    layout: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision = {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout = {self.layout!r}: choose one of {', '.join(LAYOUTS)}")
+
+    # ---- what a subclass provides
+
+    def default_params(self) -> dict[str, Any]:
+        """Parameters used for any the caller leaves out (the paper's choices)."""
+        raise NotImplementedError
+
+    def build(self, params: dict[str, Any], in_dim: int, n_classes: int) -> "torch.nn.Module":
+        """A fresh network mapping a batch of clouds to logits (num_graphs, n_classes)."""
+        raise NotImplementedError
+
+    # ---- the Model contract
+
+    def fit(self, train: Samples, valid: Samples, params: dict[str, Any], ctx: FitContext) -> "TorchModel":
+        import torch
+
+        from harness.neural import accel, loop
+        from harness.neural.sets import DenseSet
+
+        params = {**self.default_params(), **params}
+        in_dim = int(np.asarray(train.X[0]).shape[1])
+        device = ctx.device
+        with threads(ctx.threads), seeded(ctx.seed, device), accel.fast_matmul(device):
+            train_set = self.as_set(train.X, train.y, device)
+            valid_set = self.as_set(valid.X, None, device)
+            net = self.build(params, in_dim, ctx.n_classes).to(device)
+            optimizer = loop.make_optimizer(net, params["optimizer"], float(params["lr"]))
+            generator = torch.Generator().manual_seed(ctx.seed)
+            self.history_ = loop.train(
+                net, train_set, valid_set, np.asarray(valid.y), optimizer, ctx,
+                max_epochs=self.max_epochs, patience=self.patience,
+                batch_size=self.batch_size, generator=generator,
+                augment_rotation=self.augment_rotation,
+                plateau_patience=self.plateau_patience,
+                forward=accel.compiled(net, self.compile and isinstance(train_set, DenseSet)),
+                autocast=lambda: accel.autocast(device, self.precision),
+            )
+        self._net = net
+        self._arch = (params, in_dim, ctx.n_classes)
+        return self
+
+    def predict_proba(self, X: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        from harness.neural import accel, loop
+
+        net = self.network
+        device = str(next(net.parameters()).device)
+        with accel.fast_matmul(device):
+            return loop.predict(net, self.as_set(X, None, device), lambda: accel.autocast(device, self.precision))
+
+    def as_set(
+        self, X: Sequence[np.ndarray] | np.ndarray, y: np.ndarray | None = None, device: str = "cpu",
+    ) -> "CloudSet":
+        """The clouds as the network sees them, on `device` (the same in training and
+        prediction); made once per list of clouds while it is in use."""
+        dense = {"auto": None, "dense": True, "graph": False}[self.layout]
+        if dense and len({np.shape(x) for x in X}) > 1:
+            sizes = sorted({len(x) for x in X})
+            raise UserError(f"{self.name}: layout = 'dense' needs clouds of one size, got sizes {sizes[:5]}; "
+                            f"use layout = 'auto'")
+        from harness.neural.sets import upload
+
+        return upload(X, y, device, self.normalize_scale, dense)
+
+    @property
+    def network(self) -> "torch.nn.Module":
+        """The fitted torch module (raises before `fit`)."""
+        net = getattr(self, "_net", None)
+        if net is None:
+            raise RuntimeError(f"{self.name}: call fit() before using the model")
+        return net
+
+    # ---- persistence as data: the architecture as JSON, the weights as a state_dict that
+    # is read back with `weights_only=True` (tensors only, never code)
+
+    def save(self, path: "Path") -> None:
+        import json
+
+        import torch
+
+        params, in_dim, n_classes = self._arch
+        (Path(path) / "architecture.json").write_text(
+            json.dumps({"params": params, "in_dim": in_dim, "n_classes": n_classes}, sort_keys=True))
+        torch.save({k: v.detach().cpu() for k, v in self.network.state_dict().items()}, Path(path) / "weights.pt")
+
+    def load(self, path: "Path") -> "TorchModel":
+        import json
+
+        import torch
+
+        arch = json.loads((Path(path) / "architecture.json").read_text())
+        self._arch = (arch["params"], int(arch["in_dim"]), int(arch["n_classes"]))
+        net = self.build(*self._arch)
+        net.load_state_dict(torch.load(Path(path) / "weights.pt", map_location="cpu", weights_only=True))
+        self._net = net.eval()
+        return self
+
+    # ---- pickling: weights travel as CPU tensors, the network is rebuilt on load
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        net = state.pop("_net", None)
+        if net is not None:
+            state["_weights"] = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        weights = state.pop("_weights", None)
+        self.__dict__.update(state)
+        if weights is not None:
+            net = self.build(*self._arch)
+            net.load_state_dict(weights)
+            self._net = net.eval()

@@ -1,0 +1,342 @@
+"""Training and evaluation speed of the neural models: the dense path against the graph path.
+
+For each model and cloud size n, on synthetic reciprocal-lattice clouds (random
+lattices, h,k,l grids, random intensities; n = 3 is the three basis vectors, n = 343
+all h,k,l in [-3, 3]), every layout in the same run, on the same clouds and initial
+weights: `dense` and `graph` (this engine) and `main`, the graph engine before the dense
+path (collation and rotation per batch, unfused optimizer, a host sync per batch), as
+the reference.
+
+Times are CPU seconds of the measuring process on CPU (`--clock cpu`, the default there:
+on a machine shared with other jobs it counts the work done, not the waits for a core)
+and wall seconds on CUDA, synchronised around each timed region.
+
+* train/s: clouds per second of a training epoch (shuffle, rotation augmentation,
+  forward, backward, optimizer step), after one warm-up epoch; the layouts' epochs
+  alternate and each keeps its fastest (robust to other load on a shared machine);
+* eval/s: clouds per second of `predict` over the evaluation set (15 % as many);
+* host %: share of the epoch spent drawing batches outside the network (indexing or
+  collating, rotating, copying), timed around the batch iterator;
+* peak MB: CUDA: peak allocated memory; CPU: peak RSS growth of a forked child that
+  runs one epoch and one evaluation of that layout alone;
+* TFLOP/s (pointnet): the epoch's matrix FLOPs (counted from the layer widths: 3 x the
+  forward's 2 * in * out per point and per cloud) over its time, against the rate of a
+  large matrix product measured in the same run on the same device (`gemm`).
+
+    python perf/neural.py                                  # CPU, 1 thread, all models, n = 3 27 125 343
+    python perf/neural.py --models pointnet --n 27 343 --size paper
+    python perf/neural.py --device cuda --samples 25700 --max-points 0 --size paper --models pointnet --n 343
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.neural import accel, loop
+from harness.neural.sets import make_set
+from harness.torch import random_rotations, seeded, threads
+from harness_plugins.models.neural import MODELS
+
+ROTATION = 0.785  # the demo's augmentation: within +/- pi/4
+
+
+def clouds(n_samples: int, n_points: int, rng: np.random.Generator) -> list[np.ndarray]:
+    r = {3: None, 27: 1, 125: 2, 343: 3}[n_points]
+    grid = np.meshgrid(*[np.arange(-(r or 0), (r or 0) + 1)] * 3, indexing="ij")
+    hkl = np.eye(3) if r is None else np.stack(grid, -1).reshape(-1, 3)
+    out = []
+    for _ in range(n_samples):
+        basis = rng.uniform(0.2, 0.6, (3, 3)) + np.diag(rng.uniform(0.3, 0.6, 3))
+        points = hkl @ basis
+        out.append(np.hstack([points, rng.uniform(0, 1, (len(points), 1))]).astype(np.float32))
+    return out
+
+
+def pointnet_flops(net: torch.nn.Module, n_points: int) -> float:
+    """Matrix FLOPs of one training step per cloud: 3 x forward (backward is 2 x)."""
+    def matmul_flops(module: torch.nn.Module) -> int:  # 2 * in * out per linear layer
+        return sum(2 * p.numel() for name, p in module.named_parameters() if name.endswith("weight") and p.dim() == 2)
+
+    point, head = matmul_flops(net.encoder), matmul_flops(net.head)
+    return 3.0 * (n_points * point + head)
+
+
+def gemm_rate(device: str, dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of a square matrix product on `device`: the peak this run can compare to."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    a @ b
+    sync(device)
+    start = clock()
+    for _ in range(repeats):
+        a @ b
+    sync(device)
+    return 2 * size**3 * repeats / (clock() - start)
+
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = [time.perf_counter]
+
+
+def clock() -> float:
+    """The timer chosen by --clock: wall time, or this process's CPU time (on a shared
+    CPU machine the work done, not the time spent waiting for a core)."""
+    return _clock[0]()
+
+
+def sync(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed_batches(batches, spent: list[float]):
+    it = iter(batches)
+    while True:
+        start = clock()
+        try:
+            batch = next(it)
+        except StopIteration:
+            spent[0] += clock() - start
+            return
+        spent[0] += clock() - start
+        yield batch
+
+
+def main_engine_batches(data, batch_size: int, generator: torch.Generator):
+    """The engine before the dense path (main at f69dbf8), as a reference: a permutation
+    per epoch, `Batch.from_data_list` per batch, a fresh rotation per cloud per batch,
+    applied through the batch vector."""
+    from torch_geometric.data import Batch
+
+    from harness.neural.sets import spans
+
+    order = torch.randperm(len(data), generator=generator).tolist()
+    for start, end in spans(len(data), batch_size):
+        batch = Batch.from_data_list([data.data[i] for i in order[start:end]])
+        rot = random_rotations(batch.num_graphs, ROTATION, generator).to(batch.x.device)
+        x = batch.x.clone()
+        x[:, :3] = torch.einsum("nij,nj->ni", rot[batch.batch], x[:, :3])
+        batch.x = x
+        yield batch
+
+
+class Row:
+    """One layout of one (model, n): its set, network and optimizer, and timing helpers.
+
+    Layouts: `dense` and `graph` (this engine), `main` (the graph engine before it:
+    per-batch collation and rotation, an unfused optimizer, a host sync per batch to
+    check the loss and per evaluation batch to copy its probabilities)."""
+
+    def __init__(self, model, params, X, y, Xv, layout: str, device: str, precision: str, compile_net: bool,
+                 init: dict[str, torch.Tensor] | None):
+        self.model, self.device = model, device
+        self.train = make_set(X, y, device, dense=layout == "dense")
+        self.valid = make_set(Xv, None, device, dense=layout == "dense")
+        self.net = model.build(params, X[0].shape[1], 2).to(device)
+        if init is not None:
+            self.net.load_state_dict(init)  # both layouts start from the same weights
+        self.forward = accel.compiled(self.net, compile_net)
+        self.layout = layout
+        if layout == "main":
+            lr = float(params["lr"])
+            self.optimizer = (torch.optim.Adam(self.net.parameters(), lr=lr) if params["optimizer"] == "adam"
+                              else torch.optim.SGD(self.net.parameters(), lr=lr, momentum=0.9))
+        else:
+            self.optimizer = loop.make_optimizer(self.net, params["optimizer"], float(params["lr"]))
+        self.generator = torch.Generator().manual_seed(0)
+        self.autocast = lambda: accel.autocast(device, precision)
+        self.epoch_s: list[float] = []
+        self.host_s: list[float] = []
+        self.eval_s: list[float] = []
+
+    def epoch(self) -> None:
+        self.net.train()
+        spent = [0.0]
+        sync(self.device)
+        start = clock()
+        if self.layout == "main":
+            self.main_engine_epoch(spent)
+        else:
+            batches = loop.epoch_batches(self.train, self.model.batch_size, self.generator, ROTATION)
+            finite = loop.train_epoch(self.forward, timed_batches(batches, spent), self.optimizer,
+                                      torch.device(self.device), self.autocast)
+            bool(finite)
+        sync(self.device)
+        self.epoch_s.append(clock() - start)
+        self.host_s.append(spent[0])
+
+    def main_engine_epoch(self, spent: list[float]) -> None:
+        batches = main_engine_batches(self.train, self.model.batch_size, self.generator)
+        for batch in timed_batches(batches, spent):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(self.forward(batch), batch.y)
+            if not torch.isfinite(loss):
+                break
+            loss.backward()
+            self.optimizer.step()
+
+    def evaluate(self) -> None:
+        start = clock()
+        if self.layout == "main":
+            self.net.eval()
+            with torch.no_grad():
+                out = [torch.softmax(self.forward(b), dim=-1).double().cpu() for b in self.valid.eval_batches()]
+            torch.cat(out).numpy()
+        else:
+            loop.predict(self.forward, self.valid, self.autocast)
+        self.eval_s.append(clock() - start)
+
+
+def measure(name: str, size: str, n_points: int, samples: int, layouts: list[str], device: str,
+            precision: str, compile_net: bool, epochs: int) -> dict[str, dict[str, Any]]:
+    """Speed of each layout on the same clouds and initial weights. Epochs and evaluations
+    of the layouts alternate, and each keeps its fastest, so that load from other
+    processes on a shared machine falls on both alike."""
+    cls = {m.name: m for m in MODELS}[name]
+    rng = np.random.default_rng(0)
+    X, Xv = clouds(samples, n_points, rng), clouds(max(2, samples * 15 // 70), n_points, rng)
+    y = rng.integers(0, 2, len(X))
+    model = cls(size=size) if name == "pointnet" else cls()
+    params = model.default_params()
+    out: dict[str, dict[str, Any]] = {}
+    with seeded(0, device), accel.fast_matmul(device):
+        rows: dict[str, Row] = {}
+        init = None
+        for layout in layouts:
+            rows[layout] = Row(model, params, X, y, Xv, layout, device, precision, compile_net, init)
+            init = init or {k: v.clone() for k, v in rows[layout].net.state_dict().items()}
+        for _ in range(epochs + 1):  # the first round warms up (allocator, kernels, compile)
+            for row in rows.values():
+                row.epoch()
+        for _ in range(3):
+            for row in rows.values():
+                row.evaluate()
+    for layout, row in rows.items():
+        timed = range(1, len(row.epoch_s))
+        best = min(timed, key=lambda i: row.epoch_s[i])
+        epoch, host = row.epoch_s[best], row.host_s[best]
+        out[layout] = {"train_per_s": samples / epoch, "eval_per_s": len(Xv) / min(row.eval_s),
+                       "host_share": host / epoch, "epoch_s": epoch, "eval_s": min(row.eval_s),
+                       "samples": samples, "n_valid": len(Xv)}
+        if name == "pointnet":
+            out[layout]["tflops"] = pointnet_flops(row.net, n_points) * samples / epoch / 1e12
+    return out
+
+
+def peak_memory(name: str, size: str, n_points: int, samples: int, layout: str, device: str,
+                precision: str) -> float:
+    """MB: CUDA peak allocation, or on CPU the growth of this process's peak RSS, over one
+    training epoch and one evaluation of `layout` alone."""
+    cls = {m.name: m for m in MODELS}[name]
+    rng = np.random.default_rng(0)
+    X, Xv = clouds(samples, n_points, rng), clouds(max(2, samples * 15 // 70), n_points, rng)
+    y = rng.integers(0, 2, len(X))
+    model = cls(size=size) if name == "pointnet" else cls()
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    before = rss_mb()
+    with seeded(0, device), accel.fast_matmul(device):
+        row = Row(model, model.default_params(), X, y, Xv, layout, device, precision, False, None)
+        row.epoch()
+        row.evaluate()
+    return torch.cuda.max_memory_allocated() / 2**20 if cuda else rss_mb() - before
+
+
+def _child(queue, fn, args, n_threads) -> None:
+    torch.set_num_threads(n_threads)
+    try:
+        queue.put(fn(*args))
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def isolated(fn, *args, n_threads: int, device: str):
+    """`fn(*args)` in a forked child on CPU, so that its peak memory is its own (on CUDA
+    in this process: a forked child cannot use CUDA)."""
+    if torch.device(device).type == "cuda":
+        return fn(*args)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, fn, args, n_threads))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    if isinstance(result, dict) and "error" in result:
+        raise RuntimeError(result["error"])
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="*", default=[m.name for m in MODELS])
+    ap.add_argument("--n", nargs="*", type=int, default=[3, 27, 125, 343], choices=[3, 27, 125, 343])
+    ap.add_argument("--samples", type=int, default=2000, help="training clouds per row (capped by --max-points)")
+    ap.add_argument("--max-points", type=int, default=200_000,
+                    help="at most this many training points per row (0: no cap)")
+    ap.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up epoch")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--size", default="small", choices=["small", "paper"], help="pointnet's size setting")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    ap.add_argument("--compile", action="store_true", help="torch.compile the networks (both layouts)")
+    ap.add_argument("--clock", choices=list(CLOCKS), default=None,
+                    help="timer: cpu (process CPU time; the default on CPU, robust to other load) or wall")
+    ap.add_argument("--layouts", nargs="*", default=["dense", "graph", "main"], choices=["dense", "graph", "main"],
+                    help="main: the graph engine before the dense path, as a reference")
+    args = ap.parse_args()
+    device = args.device
+    clock_name = args.clock or ("wall" if torch.device(device).type == "cuda" else "cpu")
+    _clock[0] = CLOCKS[clock_name]
+    dtype = accel.autocast_dtype(device, args.precision) or torch.float32
+    with threads(args.threads):
+        peak = gemm_rate(device, dtype)
+    name = torch.cuda.get_device_name() if torch.device(device).type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    print(f"torch {torch.__version__} · {name} · {args.threads} thread(s) · precision {args.precision} "
+          f"({dtype}) · compile {args.compile} · pointnet size {args.size} · load average "
+          f"{os.getloadavg()[0]:.1f} · clock {clock_name}")
+    print(f"measured {dtype} GEMM (2048^3) on this device: {peak / 1e12:.3f} TFLOP/s")
+    header = (f"{'model':15} {'n':>4} {'clouds':>6} {'layout':6} {'train/s':>9} {'eval/s':>9} {'host %':>7} "
+              f"{'peak MB':>8} {'TFLOP/s':>8} {'of gemm':>7} {args.layouts[0] + '/x':>11}")
+    print(header)
+    for model in args.models:
+        for n in args.n:
+            samples = max(8, min(args.samples, args.max_points // n)) if args.max_points else args.samples
+            try:
+                speed = isolated(measure, model, args.size, n, samples, args.layouts, device, args.precision,
+                                 args.compile, args.epochs, n_threads=args.threads, device=device)
+                memory = {layout: isolated(peak_memory, model, args.size, n, samples, layout, device,
+                                           args.precision, n_threads=args.threads, device=device)
+                          for layout in args.layouts}
+            except RuntimeError as exc:
+                print(f"{model:15} {n:4d} {samples:6d} {exc}", flush=True)
+                continue
+            for layout in args.layouts:
+                r = speed[layout]
+                tf = f"{r['tflops']:8.4f} {r['tflops'] * 1e12 / peak:7.1%}" if "tflops" in r else f"{'':8} {'':7}"
+                ratio = ""
+                if layout != args.layouts[0]:
+                    d = speed[args.layouts[0]]
+                    ratio = f"{d['train_per_s'] / r['train_per_s']:5.2f}x {d['eval_per_s'] / r['eval_per_s']:4.1f}x"
+                print(f"{model:15} {n:4d} {samples:6d} {layout:6} {r['train_per_s']:9.1f} {r['eval_per_s']:9.1f} "
+                      f"{r['host_share']:7.1%} {memory[layout]:8.0f} {tf} {ratio:>11}", flush=True)
+    first = args.layouts[0]
+    print(f"{first}/x: train and eval clouds/s of the {first} path over this row's (same clouds, same run); "
+          "main: the graph engine before the dense path")
+
+
+if __name__ == "__main__":
+    main()
