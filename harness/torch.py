@@ -2,10 +2,10 @@
 
     from harness.torch import TorchModel
 
-A subclass says how to build its network from a parameter dict (`build`), which
-parameters the search explores (`search_space`) and which it uses when none are given
-(`default_params`). Fitting, seeding, batching, mixed precision, prediction and pickling
-live here once (the engine: `harness.neural`).
+A subclass declares its hyperparameters as fields, names the ones the search explores
+(`search_space`), and says how to build its network from them (`build`, given
+`default_params()`: by default those fields). Fitting, seeding, batching, mixed
+precision, prediction and saving as data live here once (the engine: `harness.neural`).
 
 A network receives a mini-batch of clouds and returns logits (B, k). The batch is either
 `DenseClouds` (all clouds of the same size: one (B, n, d) tensor, the fast path) or a
@@ -132,8 +132,9 @@ class TorchModel(Model):
     # ---- what a subclass provides
 
     def default_params(self) -> dict[str, Any]:
-        """Parameters used for any the caller leaves out (the paper's choices)."""
-        raise NotImplementedError
+        """What `build` and the optimiser read (`optimizer`, `lr`, widths ...): by default
+        the hyperparameter fields the model's `search_space` names."""
+        return {name: getattr(self, name) for name in type(self).search_space}
 
     def build(self, params: dict[str, Any], in_dim: int, n_classes: int) -> "torch.nn.Module":
         """A fresh network mapping a batch of clouds to logits (num_graphs, n_classes)."""
@@ -141,13 +142,13 @@ class TorchModel(Model):
 
     # ---- the Model contract
 
-    def fit(self, train: Samples, valid: Samples, params: dict[str, Any], ctx: FitContext) -> "TorchModel":
+    def fit(self, train: Samples, valid: Samples, ctx: FitContext) -> "TorchModel":
         import torch
 
         from harness.neural import accel, loop
         from harness.neural.sets import DenseSet
 
-        params = {**self.default_params(), **params}
+        params = self.default_params()
         in_dim = int(np.asarray(train.X[0]).shape[1])
         device = ctx.device
         with threads(ctx.threads), seeded(ctx.seed, device), accel.fast_matmul(device):

@@ -81,7 +81,7 @@ def test_a_fit_on_the_dense_path_matches_one_on_the_graph_path(cls, params):
     """Same seed: same initial weights, batch order and augmentation rotations."""
     train, valid = samples(lattice_clouds(24, 1, seed=2)), samples(lattice_clouds(8, 1, seed=3))
     fits = {
-        layout: cls(max_epochs=2, batch_size=8, augment_rotation=0.5, layout=layout).fit(train, valid, params, ctx())
+        layout: cls(max_epochs=2, batch_size=8, augment_rotation=0.5, layout=layout, **params).fit(train, valid, ctx())
         for layout in ("dense", "graph")
     }
     np.testing.assert_allclose(fits["dense"].predict_proba(valid.X), fits["graph"].predict_proba(valid.X), atol=1e-4)
@@ -109,7 +109,7 @@ def test_a_study_uploads_each_split_once(monkeypatch):
     sets.uploads.clear()
     train, valid = samples(lattice_clouds(16, 0, seed=4)), samples(lattice_clouds(8, 0, seed=5))
     for trial in range(3):
-        model = PointNet(max_epochs=1).fit(train, valid, SMALL, ctx(seed=trial))
+        model = PointNet(max_epochs=1, **SMALL).fit(train, valid, ctx(seed=trial))
         model.predict_proba(valid.X)
     assert sorted(made) == sorted([id(train.X), id(valid.X)])
 
@@ -132,7 +132,7 @@ def test_dense_batches_are_rotated_rigidly_and_scaled_into_the_unit_sphere():
 def test_a_diverging_fit_stops_and_keeps_finite_weights():
     X = lattice_clouds(16, 0, seed=7)
     X[3][0, 0] = np.nan  # a poisoned training cloud makes the loss NaN in its batch
-    model = PointNet(max_epochs=3).fit(samples(X), samples(lattice_clouds(8, 0, seed=8)), SMALL, ctx())
+    model = PointNet(max_epochs=3, **SMALL).fit(samples(X), samples(lattice_clouds(8, 0, seed=8)), ctx())
     assert model.history_.stopped == "diverged"
     assert all(torch.isfinite(p).all() for p in model.network.parameters())
 
@@ -155,8 +155,8 @@ def test_unknown_settings_are_user_errors_naming_the_choices(setting):
 def test_bf16_autocast_trains_and_predicts_close_to_fp32():
     """The CUDA default (bf16 autocast, fp32 weights), exercised on the CPU."""
     train, valid = samples(lattice_clouds(32, 1, seed=9)), samples(lattice_clouds(16, 1, seed=10))
-    fp32 = PointNet(max_epochs=1).fit(train, valid, SMALL, ctx())
-    bf16 = PointNet(max_epochs=1, precision="bf16").fit(train, valid, SMALL, ctx())
+    fp32 = PointNet(max_epochs=1, **SMALL).fit(train, valid, ctx())
+    bf16 = PointNet(max_epochs=1, precision="bf16", **SMALL).fit(train, valid, ctx())
     assert all(p.dtype == torch.float32 for p in bf16.network.parameters())
     np.testing.assert_allclose(bf16.predict_proba(valid.X), fp32.predict_proba(valid.X), atol=0.05)
 
@@ -170,9 +170,6 @@ class MeanNet(TorchModel):
 
     def default_params(self) -> dict[str, Any]:
         return {"optimizer": "adam", "lr": 0.01}
-
-    def search_space(self, trial) -> dict[str, Any]:
-        return {}
 
     def build(self, params: dict[str, Any], in_dim: int, n_classes: int) -> torch.nn.Module:
         class Net(torch.nn.Module):
@@ -191,7 +188,7 @@ def test_a_third_party_model_subclasses_the_public_base_on_both_layouts():
     same = lattice_clouds(12, 1, seed=11)
     mixed = same[:6] + lattice_clouds(6, 0, seed=12)
     for X in (same, mixed):
-        proba = MeanNet(max_epochs=2).fit(samples(X), samples(X[:4]), {}, ctx()).predict_proba(X)
+        proba = MeanNet(max_epochs=2).fit(samples(X), samples(X[:4]), ctx()).predict_proba(X)
         assert proba.shape == (12, 2) and np.isfinite(proba).all()
 
 
@@ -204,14 +201,14 @@ def test_importing_the_public_base_does_not_import_torch():
 @pytest.mark.slow
 def test_compiled_network_predicts_like_the_eager_one():
     train, valid = samples(lattice_clouds(32, 1, seed=13)), samples(lattice_clouds(16, 1, seed=14))
-    eager = PointNet(max_epochs=2).fit(train, valid, SMALL, ctx())
-    compiled = PointNet(max_epochs=2, compile=True).fit(train, valid, SMALL, ctx())
+    eager = PointNet(max_epochs=2, **SMALL).fit(train, valid, ctx())
+    compiled = PointNet(max_epochs=2, compile=True, **SMALL).fit(train, valid, ctx())
     np.testing.assert_allclose(compiled.predict_proba(valid.X), eager.predict_proba(valid.X), atol=1e-3)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_on_cuda_the_same_seed_gives_the_same_metric_within_tolerance():
     train, valid = samples(lattice_clouds(256, 1, seed=15)), samples(lattice_clouds(64, 1, seed=16))
-    scores = [PointNet(max_epochs=3).fit(train, valid, SMALL, ctx(device="cuda")).history_.best_score
+    scores = [PointNet(max_epochs=3, **SMALL).fit(train, valid, ctx(device="cuda")).history_.best_score
               for _ in range(2)]
     assert abs(scores[0] - scores[1]) <= 0.02

@@ -40,13 +40,9 @@ class _VectorConv(TorchModel):
         if self.augment_rotation or self.normalize_scale:
             raise ValueError(f"{self.name} takes vectors: augment_rotation and normalize_scale do not apply")
 
-    def default_params(self) -> dict[str, Any]:
-        """The hyperparameter fields: the network `build` makes."""
-        return {name: getattr(self, name) for name in type(self).search_space}
-
     def fit(self, train: Samples, valid: Samples, ctx: FitContext) -> "_VectorConv":
         self.check_length(np.asarray(train.X).shape[1])
-        return super().fit(_as_rows(train), _as_rows(valid), {}, ctx)
+        return super().fit(_as_rows(train), _as_rows(valid), ctx)
 
     def predict_proba(self, X) -> np.ndarray:
         return super().predict_proba(np.asarray(X, dtype=np.float32)[:, None, :])

@@ -33,11 +33,7 @@ class E3NN(TorchModel):
     optimizer: Literal["sgd", "adam"] = "adam"
     lr: float = 0.01
 
-    def default_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in E3NN.search_space}
 
-    def fit(self, train: Samples, valid: Samples, ctx: FitContext) -> "E3NN":
-        return super().fit(train, valid, {}, ctx)
 
     def build(self, params: dict[str, Any], in_dim: int, n_classes: int) -> "torch.nn.Module":
         from .nets.equivariant import EquivariantNet

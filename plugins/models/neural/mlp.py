@@ -66,11 +66,7 @@ class PointwiseMLP(TorchModel):
     lr: float = 0.001
     dropout: float = 0.0
 
-    def default_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in PointwiseMLP.search_space}
 
-    def fit(self, train: Samples, valid: Samples, ctx: FitContext) -> "PointwiseMLP":
-        return super().fit(train, valid, {}, ctx)
 
 
 def count_parameters(net: "torch.nn.Module") -> int:
