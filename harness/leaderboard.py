@@ -54,12 +54,23 @@ def groups(results: Iterable[UnitResult]) -> dict[tuple, list[UnitResult]]:
     return {k: sorted(v, key=lambda r: r.seed) for k, v in out.items()}
 
 
+def _direction(metric: str) -> int:
+    """+1 where higher is better (the usual), -1 for a loss: best first either way."""
+    from harness import metrics
+
+    try:
+        return 1 if metrics.get(metric).higher_is_better else -1
+    except KeyError:  # a plugin's metric whose plugin is not loaded: assume a score
+        return 1
+
+
 def build(results: Iterable[UnitResult]) -> list[dict[str, Any]]:
     """One row per combination, best first within each task, with intervals and the
     comparison with the best row."""
     grouped = groups(results)
     rows = [_row(key, rs) for key, rs in grouped.items()]
-    rows.sort(key=lambda r: (r["dataset"], r["task"], -r["mean"], r["representation"], r["perturbation"], r["model"]))
+    rows.sort(key=lambda r: (r["dataset"], r["task"], -_direction(r["metric"]) * r["mean"],
+                             r["representation"], r["perturbation"], r["model"]))
     for table in _tables(rows).values():
         _compare_with_best(table, grouped)
     return rows

@@ -133,3 +133,13 @@ def test_bootstraps_are_remembered_and_read_back_unchanged(three_models, monkeyp
     monkeypatch.setattr(leaderboard.stats, "bootstrap_interval", no_bootstrap)
     monkeypatch.setattr(leaderboard.stats, "paired_bootstrap", no_bootstrap)
     assert leaderboard.to_json(leaderboard.build(three_models)) == first
+
+
+def test_a_loss_ranks_lowest_first():
+    def plain(model, seed, value):
+        return UnitResult(unit=f"d:t/r/none/{model}#{seed}", key=f"{model}#{seed}", dataset="d", task="t",
+                          representation="r", perturbation="none", model=model, seed=seed, metric="log_loss",
+                          value=value)
+
+    rows = leaderboard.build([plain("a", s, 0.9) for s in range(2)] + [plain("b", s, 0.3) for s in range(2)])
+    assert [r["model"] for r in rows] == ["b", "a"]
