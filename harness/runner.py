@@ -67,12 +67,13 @@ def run(config: Config, registry: Registry, console: Console, only: list[str] | 
     if pending:
         ray = config.run.executor == "ray"  # the cluster's GPUs decide, not this machine's
         device = config.run.device if ray else resolve_device(config.run.device)
-        workers = 1 if device == "cuda" and not ray else config.run.workers
+        workers = config.run.workers  # on a GPU: studies that share it, in spawned workers
         where = f"Ray cluster at {config.run.address or 'this machine'}" if ray else f"{workers} worker(s)"
         console.print(f"device [bold]{device}[/] · {escape(where)} · seeds {config.run.seeds} · "
                       f"{config.run.trials} trials per study · results in {escape(str(results_dir))}")
         # Before preparing: a cluster that cannot be reached says so before any featurising.
-        executor = create_executor(config.run.executor, workers, config.run.address, config.run.device)
+        executor = create_executor(config.run.executor, workers, config.run.address, config.run.device,
+                                   start="spawn" if device == "cuda" else "fork")
         for part in plan.parts:
             todo = [s for s in part.studies if s.key not in plan.done]
             if todo:

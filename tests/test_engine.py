@@ -308,3 +308,32 @@ def test_editing_a_row_of_a_file_dataset_is_a_new_identity(tmp_path):
     table.write_text("material_id,band_gap,cif\nmp-1,0.5,x\n")
     assert FileDataset(path=str(table)).content_id() != before
     assert FileDataset(path=str(table), columns={"band_gap": "gap"}).content_id() != FileDataset(path=str(table)).content_id()
+
+
+def test_spawned_workers_give_the_numbers_of_forked_ones(tmp_path):
+    """On a GPU several studies share the device from spawned workers (a forked child
+    cannot use its parent's CUDA state); the numbers must not depend on how workers start."""
+    from rich.console import Console
+
+    from harness import config as cfgmod
+    from harness import registry
+    from harness.executors.local import LocalExecutor
+    from harness.plan import make_plan
+    from harness.prepare import prepare
+    from harness.runner import execute
+    from harness.store import Store
+    from harness.study import Environment
+
+    console = Console(quiet=True)
+    outcomes = {}
+    for start in ("fork", "spawn"):
+        conf = cfgmod.load(_config(tmp_path / start, trials=2))
+        store = Store(f"sqlite:///{tmp_path / start}/results.sqlite")
+        plan = make_plan(conf, registry.load(conf.plugins), store, console)
+        for part in plan.parts:
+            prepare(conf, part, part.studies, console)
+        store.optuna_storage()
+        env = Environment(store.url, "cpu", 1, {})
+        assert execute(plan.pending, store, LocalExecutor(2, start), env, console) == 0
+        outcomes[start] = [(r.unit, r.value, r.params) for r in store.results()]
+    assert len(outcomes["fork"]) == 1 and outcomes["spawn"] == outcomes["fork"]

@@ -22,14 +22,17 @@ class Executor(Protocol):
         """Run studies until `next_study()` returns None and all started ones finished."""
 
 
-def create(name: str, workers: int, address: str = "", device: str = "auto") -> Executor:
-    """`workers` sizes the local pool; a Ray cluster's size comes from its resources."""
+def create(name: str, workers: int, address: str = "", device: str = "auto", start: str = "fork") -> Executor:
+    """`workers` sizes the local pool; a Ray cluster's size comes from its resources.
+
+    `start`: how local workers start; "spawn" on a GPU, where a forked child cannot use
+    the CUDA state of its parent."""
     from harness.errors import UserError
 
     if name == "local":
         from harness.executors.local import LocalExecutor
 
-        return LocalExecutor(workers)
+        return LocalExecutor(workers, start)
     if name == "ray":
         try:
             import ray  # noqa: F401

@@ -45,18 +45,21 @@ def _run(spec: StudySpec, env: Environment):
 
 
 class LocalExecutor:
-    def __init__(self, workers: int = 2):
+    def __init__(self, workers: int = 2, start: str = "fork"):
         self.slots = max(1, workers)
+        # fork: workers start at once; spawn: fresh interpreters, needed on a GPU, where
+        # several small studies share the device and a fork cannot reuse CUDA.
+        self.start = start
 
     def run(self, next_study: Callable[[], StudySpec | None], env: Environment) -> Iterator[Finished]:
-        if self.slots == 1 or os.name != "posix":
+        if self.slots == 1 or (os.name != "posix" and self.start == "fork"):
             while (spec := next_study()) is not None:
                 try:
                     yield spec, run_study(spec, env)
                 except Exception as exc:  # noqa: BLE001 - reported by the runner
                     yield spec, exc
             return
-        ctx = multiprocessing.get_context("fork")
+        ctx = multiprocessing.get_context(self.start)
         pool = ProcessPoolExecutor(max_workers=self.slots, mp_context=ctx,
                                    initializer=_die_with_parent, initargs=(os.getpid(),))
         running: dict[Future, StudySpec] = {}
