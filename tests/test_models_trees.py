@@ -57,3 +57,19 @@ def test_the_paper_space_is_declared_over_fields():
     assert set(RandomForest.search_space) == {"n_estimators", "criterion", "max_depth", "max_features"}
     assert set(XGBoost.search_space) <= set(XGBoost.hyperparameters())
     assert RandomForest.search_space["max_depth"].values == (6, 12, None)
+
+
+def test_forest_probabilities_do_not_depend_on_thread_timing():
+    """Fitted with two threads, the forest must predict the same bits every time (the
+    stored test predictions are compared exactly by `harness predict`)."""
+    from harness import FitContext, Samples
+    from harness_plugins.models.trees import RandomForest
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(2000, 8)), rng.integers(0, 3, 2000)
+    train = Samples(X, y, [str(i) for i in range(2000)], [f"c{i}" for i in range(8)], "vector")
+    ctx = FitContext("cpu", 0, 3, lambda t, p: 0.0, threads=2)
+    model = RandomForest(n_estimators=150, max_depth=6).fit(train, train, ctx)
+    first = model.predict_proba(X)
+    for _ in range(20):
+        np.testing.assert_array_equal(model.predict_proba(X), first)

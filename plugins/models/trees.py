@@ -44,6 +44,9 @@ class RandomForest(Model):
             max_features=self.max_features, random_state=ctx.seed, n_jobs=ctx.threads,
         )
         self.estimator_.fit(np.asarray(train.X), train.y)
+        # Trees are fitted in parallel, but predicted on one thread: scikit-learn sums the
+        # trees' votes in whatever order threads finish, which moves the last bit.
+        self.estimator_.n_jobs = 1
         self.classes_ = self.estimator_.classes_
         return self
 
