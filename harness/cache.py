@@ -72,6 +72,33 @@ def read_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | No
         return None
 
 
+def pack_ragged(arrays: list[np.ndarray | None]) -> dict[str, np.ndarray]:
+    """Arrays of different shapes (1D or 2D; None for a missing one) as three flat arrays
+    that `write_arrays` can store: float32 data, offsets into it, and each shape."""
+    flat, offsets, shapes = [], [0], []
+    for a in arrays:
+        if a is None:
+            shapes.append((-1, -1))
+            offsets.append(offsets[-1])
+            continue
+        a = np.asarray(a, dtype=np.float32)
+        shapes.append(a.shape if a.ndim == 2 else (a.shape[0], -1))
+        flat.append(a.ravel())
+        offsets.append(offsets[-1] + a.size)
+    return {
+        "data": np.concatenate(flat) if flat else np.zeros(0, np.float32),
+        "offsets": np.asarray(offsets, dtype=np.int64),
+        "shapes": np.asarray(shapes, dtype=np.int64).reshape(-1, 2),
+    }
+
+
+def unpack_ragged(arrays: dict[str, np.ndarray]) -> list[np.ndarray | None]:
+    """The arrays `pack_ragged` packed (views into one buffer)."""
+    data, offsets, shapes = arrays["data"], arrays["offsets"], arrays["shapes"]
+    return [None if shape[0] < 0 else data[offsets[i]:offsets[i + 1]].reshape(tuple(int(s) for s in shape if s >= 0))
+            for i, shape in enumerate(shapes)]
+
+
 def write_json(path: Path, value: Any) -> None:
     """JSON in an array file, with the same checksum and atomicity."""
     write_arrays(path, {}, {"value": value})

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from harness.api import Material, Representation, Skip
-from harness.cache import read_arrays, write_arrays
+from harness.cache import pack_ragged, read_arrays, unpack_ragged, write_arrays
 
 FEATURE_CODE_VERSION = "2"  # 2: checksummed chunks (harness.cache)
 CHUNK = 256
@@ -92,41 +92,11 @@ class FeatureCache:
         if got is None:
             return None
         arrays, meta = got
-        data, offsets, shapes, reasons = arrays["data"], arrays["offsets"], arrays["shapes"], meta["reasons"]
-        out: list[np.ndarray | Skip] = []
-        for i, reason in enumerate(reasons):
-            if reason is not None:
-                out.append(Skip(reason))
-            else:
-                shape = tuple(int(s) for s in shapes[i] if s >= 0)
-                out.append(data[offsets[i] : offsets[i + 1]].reshape(shape))
-        return out
+        return [x if reason is None else Skip(reason) for x, reason in zip(unpack_ragged(arrays), meta["reasons"])]
 
     def write(self, path: Path, results: list[np.ndarray | Skip]) -> None:
-        flat, offsets, shapes, reasons = [], [0], [], []
-        for r in results:
-            if isinstance(r, Skip):
-                reasons.append(str(r))
-                shapes.append((-1, -1))
-                offsets.append(offsets[-1])
-            else:
-                a = np.asarray(r, dtype=np.float32)
-                reasons.append(None)
-                shapes.append(a.shape if a.ndim == 2 else (a.shape[0], -1))
-                flat.append(a.ravel())
-                offsets.append(offsets[-1] + a.size)
-        write_arrays(path, {
-            "data": np.concatenate(flat) if flat else np.zeros(0, np.float32),
-            "offsets": np.asarray(offsets, dtype=np.int64),
-            "shapes": np.asarray(shapes, dtype=np.int64),
-        }, {"reasons": reasons})
-
-    def clear(self) -> int:
-        import shutil
-
-        n = sum(1 for _ in self.root.rglob("*.npz")) if self.root.exists() else 0
-        shutil.rmtree(self.root, ignore_errors=True)
-        return n
+        reasons = [str(r) if isinstance(r, Skip) else None for r in results]
+        write_arrays(path, pack_ragged([None if isinstance(r, Skip) else r for r in results]), {"reasons": reasons})
 
 
 # Set by the parent before it forks the pool: workers read their chunk's structures from

@@ -8,7 +8,6 @@ change that could move the number makes a new one, and the old result is superse
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import platform
@@ -20,22 +19,9 @@ from typing import Any
 from harness.features import FEATURE_CODE_VERSION
 
 
-
 def entry_identity(entry: Any) -> dict[str, Any]:
     """Name, non-secret parameters and version of a registry entry."""
-    return {"name": entry.name, "params": public_params(entry), "version": str(getattr(entry, "version", "1"))}
-
-
-def public_params(entry: Any) -> dict[str, Any]:
-    """An entry's parameters without the secret ones (API keys and the like)."""
-    if hasattr(entry, "params"):
-        return entry.params()
-    out = {}
-    for f in dataclasses.fields(entry):
-        if f.name.startswith("_") or not f.init or f.metadata.get("secret"):
-            continue
-        out[f.name] = getattr(entry, f.name)
-    return out
+    return {"name": entry.name, "params": entry.params(), "version": str(entry.version)}
 
 
 def digest(blob: Any, size: int = 16) -> str:

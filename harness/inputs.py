@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.cache import read_arrays, write_arrays
+from harness.cache import pack_ragged, read_arrays, unpack_ragged, write_arrays
 from harness.splits import Split
 
 
@@ -32,13 +32,8 @@ class StudyInputs:
 
 
 def write_inputs(path: Path, inputs: StudyInputs) -> None:
-    xs = inputs.X
-    shapes = np.asarray([x.shape if x.ndim == 2 else (x.shape[0], -1) for x in xs], dtype=np.int64).reshape(-1, 2)
-    sizes = np.asarray([x.size for x in xs], dtype=np.int64)
     arrays = {
-        "data": np.concatenate([np.asarray(x, np.float32).ravel() for x in xs]) if xs else np.zeros(0, np.float32),
-        "offsets": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-        "shapes": shapes,
+        **pack_ragged(inputs.X),
         "y": np.asarray(inputs.y, dtype=np.int64),
         "ids": np.asarray(inputs.ids, dtype=str),
         "positions": np.asarray(inputs.positions, dtype=np.int64),
@@ -58,8 +53,7 @@ def read_inputs(path: Path) -> StudyInputs:
     if got is None:
         raise FileNotFoundError(f"study inputs {path} are missing or damaged; rerun to prepare them again")
     a, meta = got
-    data, offsets, shapes = a["data"], a["offsets"], a["shapes"]
-    xs = [data[offsets[i]:offsets[i + 1]].reshape(tuple(int(s) for s in shapes[i] if s >= 0)) for i in range(len(shapes))]
+    xs = unpack_ragged(a)
     splits = {int(seed): Split(a[f"split_{seed}_train"], a[f"split_{seed}_valid"], a[f"split_{seed}_test"])
               for seed in meta["seeds"]}
     evaluations = {name: a[f"evaluation_{i}"] for i, name in enumerate(meta.get("evaluations", []))}

@@ -181,7 +181,7 @@ def _report(plan: Plan, store: Store, results_dir: Path, console: Console) -> No
     except OSError as exc:
         raise UserError(f"cannot write the leaderboard into {results_dir}: {exc.strerror or exc}; "
                         "free space or choose another --results folder") from None
-    superseded = sum(1 for r in store.results(include_superseded=True) if r.superseded)
+    superseded = store.count_superseded()
     note = f" ({superseded} results of older settings or code kept as superseded)" if superseded else ""
     console.print(f"leaderboard written to {escape(str(results_dir))}/leaderboard.{{md,csv,json,png}}{note}")
 

@@ -29,13 +29,13 @@ class ReplayableTPESampler(BaseSampler):
     def __init__(self, seed: int, **tpe_options: Any):
         self.seed = seed
         self.options = tpe_options
-        self._by_trial: dict[int, TPESampler] = {}
+        self._by_trial: dict[int, TPESampler] = {}  # trial number -> its sampler
 
     def _sampler(self, study: Study, trial: FrozenTrial) -> TPESampler:
-        sampler = self._by_trial.get(trial._trial_id)
+        sampler = self._by_trial.get(trial.number)
         if sampler is None:
             n = len(study.get_trials(deepcopy=False, states=FINISHED))
-            sampler = self._by_trial[trial._trial_id] = TPESampler(seed=trial_seed(self.seed, n), **self.options)
+            sampler = self._by_trial[trial.number] = TPESampler(seed=trial_seed(self.seed, n), **self.options)
         return sampler
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -52,7 +52,7 @@ class ReplayableTPESampler(BaseSampler):
         self._sampler(study, trial).before_trial(study, trial)
 
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values) -> None:
-        sampler = self._by_trial.pop(trial._trial_id, None)
+        sampler = self._by_trial.pop(trial.number, None)
         if sampler is not None:
             sampler.after_trial(study, trial, state, values)
 
@@ -60,12 +60,10 @@ class ReplayableTPESampler(BaseSampler):
         pass
 
 
-def fail_orphaned_trials(study: optuna.Study) -> int:
+def fail_orphaned_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
     """Trials left RUNNING by a process that died: failed, so the count of finished trials
     (and the next trial's seed) is what an uncut run would see. Only the claim holder calls it."""
-    storage = study._storage
-    n = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+    for t in orphans:
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        n += 1
-    return n
+    return len(orphans)

@@ -164,10 +164,7 @@ class Store:
     # ------------------------------------------------------------------ results
     def done_keys(self, keys: list[str] | None = None) -> set[str]:
         with self._connect() as db:
-            q = sa.select(RESULTS.c.key)
-            if keys is not None:
-                q = q.where(RESULTS.c.key.in_(keys))
-            return {row[0] for row in db.execute(q)}
+            return {row[0] for q in _by_keys(sa.select(RESULTS.c.key), keys) for row in db.execute(q)}
 
     def add(self, result: UnitResult, model: tuple[str, bytes] | None = None) -> bool:
         """Write a finished study once; False if its key was already there (the first stays).
@@ -195,17 +192,21 @@ class Store:
         return inserted
 
     def results(self, keys: set[str] | None = None, include_superseded: bool = False) -> Iterator[UnitResult]:
+        """Results in the order they finished; only `keys` when given (selected by the database)."""
+        q = sa.select(RESULTS)
+        if not include_superseded:
+            q = q.where(RESULTS.c.superseded == sa.false())
         with self._connect() as db:
-            q = sa.select(RESULTS).order_by(RESULTS.c.finished, RESULTS.c.key)
-            if not include_superseded:
-                q = q.where(RESULTS.c.superseded == sa.false())
-            rows = [dict(r._mapping) for r in db.execute(q)]
+            rows = [dict(r._mapping) for part in _by_keys(q, keys) for r in db.execute(part)]
+        rows.sort(key=lambda row: (row["finished"], row["key"]))
+        known = {f.name for f in fields(UnitResult)}
         for row in rows:
-            if keys is not None and row["key"] not in keys:
-                continue
             body = json.loads(row.pop("body") or "{}")
-            known = {f.name for f in fields(UnitResult)}
             yield UnitResult(**{k: v for k, v in {**row, **body}.items() if k in known})
+
+    def count_superseded(self) -> int:
+        with self._connect() as db:
+            return db.execute(sa.select(sa.func.count()).where(RESULTS.c.superseded == sa.true())).scalar_one()
 
     def supersede(self, units: dict[str, str]) -> int:
         """Mark results of these units (unit -> current key) whose key differs as superseded."""
@@ -307,6 +308,14 @@ class _Guarded:
         if isinstance(exc, sa.exc.DatabaseError):
             raise UserError(_damage_message(self.store.url, exc)) from None
         return False
+
+
+def _by_keys(query, keys, size: int = 500) -> list:
+    """`query` as is, or restricted to `keys` in batches (databases cap bound parameters)."""
+    if keys is None:
+        return [query]
+    keys = sorted(keys)
+    return [query.where(RESULTS.c.key.in_(keys[i:i + size])) for i in range(0, len(keys), size)]
 
 
 def _retry_once(fn):

@@ -103,15 +103,16 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
     test = samples(combo, spec.seed, data, split.test, training=False)
     n_classes = len(task.classes)
 
+    storage = Store(env.store_url).optuna_storage()
     study = optuna.create_study(
         study_name=spec.key,
-        storage=Store(env.store_url).optuna_storage(),
+        storage=storage,
         direction="maximize",
         sampler=ReplayableTPESampler(seed=stable_seed(spec.key)),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
         load_if_exists=True,
     )
-    fail_orphaned_trials(study)  # we hold the claim: RUNNING trials belong to a dead process
+    fail_orphaned_trials(study, storage)  # we hold the claim: RUNNING trials belong to a dead process
     fitted: dict[int, tuple[float, Any]] = {}  # best trial this process fitted: number -> (value, model)
     fit_seconds: list[float] = []
 

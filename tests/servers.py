@@ -199,10 +199,12 @@ N_STUDIES = 2 * 3
 TESTS = Path(__file__).parent
 
 
-def run_env(tmp_path: Path) -> dict:
+def run_env(tmp_path: Path, claim_ttl: float = 3) -> dict:
+    """The environment of a `harness run` subprocess: the toy plugin importable, short
+    claim time-to-live and polling, a private cache."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
-    env["HARNESS_CLAIM_TTL"] = "3"
+    env["HARNESS_CLAIM_TTL"] = str(claim_ttl)
     env["HARNESS_POLL_SECONDS"] = "0.5"
     env.setdefault("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     return env

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from servers import run_env
 
 pytestmark = pytest.mark.slow
 
@@ -37,16 +38,10 @@ seeds = [0, 1, 2]
 results = "out"
 """
 N_STUDIES = 2 * 3
-TESTS = Path(__file__).parent
 
 
 def _env(tmp_path: Path) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
-    env["HARNESS_CLAIM_TTL"] = "10"  # long enough for a loaded CI machine; a rerun waits it out
-    env["HARNESS_POLL_SECONDS"] = "0.5"
-    env.setdefault("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
-    return env
+    return run_env(tmp_path, claim_ttl=10)  # long enough for a loaded CI machine; a rerun waits it out
 
 
 def _start(folder: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:
