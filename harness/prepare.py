@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from rich.console import Console
@@ -130,17 +131,9 @@ def _family_members(spec, loaded: Loaded) -> list[int]:
     """Cached by content: formulas and space groups of 36k crystals take a minute."""
     from harness import families
 
-    h = hashlib.blake2b(identity.digest([spec.criteria(), "families-v1"]).encode(), digest_size=16)
-    for m, sh in zip(loaded.materials, loaded.hashes):
-        h.update(m.id.encode())
-        h.update(sh)
-    path = cache_dir() / "families" / f"{h.hexdigest()}.json"
-    cached = read_json(path)
-    if cached is not None:
-        return list(cached)
-    found = families.members(spec, loaded.materials)
-    write_json(path, found)
-    return found
+    tag = identity.digest([spec.criteria(), "families-v1"])
+    return _cached_by_content("families", tag, loaded, range(len(loaded.materials)),
+                              lambda: families.members(spec, loaded.materials))
 
 
 def _loaded(source, console: Console) -> Loaded:
@@ -276,18 +269,22 @@ def _inputs(lab: Labels, splits: dict[int, Split], fs: FeatureSet, loaded: Loade
 
 def _group_keys(loaded: Loaded, index: np.ndarray, how: str) -> np.ndarray:
     """Split groups, cached by content: symmetry analysis of 36k crystals takes minutes."""
-    materials = loaded.materials
+    chosen = [loaded.materials[i] for i in index]
     if how in ("none", "parent"):
-        return np.asarray(grouping.group_keys([materials[i] for i in index], how))
-    h = hashlib.blake2b(f"{how}|{grouping.__name__}|v2".encode(), digest_size=16)
-    for i in index:
-        h.update(loaded.hashes[i])
-        h.update(materials[i].id.encode())
-    path = cache_dir() / "groups" / f"{h.hexdigest()}.npz"
-    cached = read_json(path)
-    if cached is not None:
-        return np.asarray(cached)
-    keys = [str(k) for k in grouping.group_keys([materials[i] for i in index], how)]
-    write_json(path, keys)
-    return np.asarray(keys)
+        return np.asarray(grouping.group_keys(chosen, how))
+    return np.asarray(_cached_by_content("groups", f"{how}|{grouping.__name__}|v2", loaded, index,
+                                         lambda: [str(k) for k in grouping.group_keys(chosen, how)]))
 
+
+def _cached_by_content(folder: str, tag: str, loaded: Loaded, index, compute: Callable[[], list]) -> list:
+    """`compute()` for these materials, remembered in the cache under their ids and content."""
+    h = hashlib.blake2b(tag.encode(), digest_size=16)
+    for i in index:
+        h.update(loaded.materials[i].id.encode())
+        h.update(loaded.hashes[i])
+    path = cache_dir() / folder / f"{h.hexdigest()}.npz"
+    cached = read_json(path)
+    if cached is None:
+        cached = compute()
+        write_json(path, cached)
+    return cached

@@ -38,10 +38,6 @@ class StudySpec:
     identity: dict[str, Any] = field(default_factory=dict)
     inputs: str = ""  # path of the StudyInputs file, set by prepare
 
-    @property
-    def id(self) -> str:
-        return self.unit
-
 
 @dataclass
 class Environment:
