@@ -269,12 +269,8 @@ class Store:
     def _guard(self, fn):
         try:
             return fn()
-        except sa.exc.IntegrityError:
-            raise  # a race or a bug, never the user's database
-        except sa.exc.OperationalError as exc:
-            raise _connection_error(self.url, exc) from None
         except sa.exc.DatabaseError as exc:
-            raise UserError(_damage_message(self.url, exc)) from None
+            _raise_for_user(self.url, exc)
 
 
 class _Guarded:
@@ -287,27 +283,27 @@ class _Guarded:
         try:
             self._ctx = self.store.engine.begin()
             return self._ctx.__enter__()
-        except sa.exc.OperationalError as exc:
-            raise _connection_error(self.store.url, exc) from None
         except sa.exc.DatabaseError as exc:
-            raise UserError(_damage_message(self.store.url, exc)) from None
+            _raise_for_user(self.store.url, exc)
 
     def __exit__(self, exc_type, exc, tb):
         try:
             self._ctx.__exit__(exc_type, exc, tb)  # commit, or roll back on an exception
-        except sa.exc.IntegrityError:
-            raise
-        except sa.exc.OperationalError as err:
-            raise _connection_error(self.store.url, err) from None
         except sa.exc.DatabaseError as err:
-            raise UserError(_damage_message(self.store.url, err)) from None
-        if isinstance(exc, sa.exc.IntegrityError):
-            return False
-        if isinstance(exc, sa.exc.OperationalError):
-            raise _connection_error(self.store.url, exc) from None
+            _raise_for_user(self.store.url, err)
         if isinstance(exc, sa.exc.DatabaseError):
-            raise UserError(_damage_message(self.store.url, exc)) from None
+            _raise_for_user(self.store.url, exc)
         return False
+
+
+def _raise_for_user(url: str, exc: sa.exc.DatabaseError) -> None:
+    """A database failure as the one line it means for the user (server unreachable, file
+    damaged); integrity errors are races or bugs and go up as they are."""
+    if isinstance(exc, sa.exc.IntegrityError):
+        raise exc
+    if isinstance(exc, sa.exc.OperationalError):
+        raise _connection_error(url, exc) from None
+    raise UserError(_damage_message(url, exc)) from None
 
 
 def _by_keys(query, keys, size: int = 500) -> list:
