@@ -360,6 +360,9 @@ class Model(Entry):
     """
 
     accepts: ClassVar[frozenset[str]] = frozenset({VECTOR})
+    # True for models that train much faster on a GPU: executors give them one where the
+    # machine or cluster has one (the neural models' base, `harness.torch.TorchModel`, says so).
+    uses_gpu: ClassVar[bool] = False
     # Field name -> domain, e.g. {"n_estimators": Choice(50, 100), "lr": Range(1e-4, 1e-1, log=True)}
     search_space: ClassVar[Mapping[str, Dimension]] = {}
     # Search-space overrides from the TOML: {"n_estimators": [100, 200]} or {"lr": {low, high, log}};

@@ -101,6 +101,7 @@ class TorchModel(Model):
     """Shared settings: `[settings.<model>]` in the TOML sets any of these fields."""
 
     accepts: ClassVar[frozenset[str]] = frozenset({CLOUD})
+    uses_gpu: ClassVar[bool] = True
 
     max_epochs: int = 30
     batch_size: int = 64

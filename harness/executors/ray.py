@@ -31,15 +31,8 @@ TASK_RETRIES = 3  # a study whose node dies runs again elsewhere, this many time
 
 
 def wants_gpu(spec: StudySpec) -> bool:
-    """Neural models train on a GPU when there is one; trees and the like do not need one.
-
-    A model may say so itself with `uses_gpu`; the built-in neural models derive from
-    `TorchModel`."""
-    model = spec.combination.model
-    flag = getattr(model, "uses_gpu", None)
-    if flag is not None:
-        return bool(flag)
-    return any(cls.__name__ == "TorchModel" for cls in type(model).__mro__)
+    """Models that say `uses_gpu` (the neural ones) train on a GPU when there is one."""
+    return bool(spec.combination.model.uses_gpu)
 
 
 def placement(spec: StudySpec, device: str, resources: dict[str, float], cpus: int) -> tuple[dict, str]:
