@@ -152,6 +152,7 @@ class TorchModel(Model):
         params = self.default_params()
         in_dim = int(np.asarray(train.X[0]).shape[1])
         device = ctx.device
+        accel.keep_freed_memory()
         with threads(ctx.threads), seeded(ctx.seed, device), accel.fast_matmul(device):
             train_set = self.as_set(train.X, train.y, device)
             valid_set = self.as_set(valid.X, None, device)

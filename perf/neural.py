@@ -5,14 +5,15 @@ lattices, h,k,l grids, random intensities; n = 3 is the three basis vectors, n =
 all h,k,l in [-3, 3]), every layout in the same run, on the same clouds and initial
 weights: `dense` and `graph` (this engine) and `main`, the graph engine before the dense
 path (collation and rotation per batch, unfused optimizer, a host sync per batch), as
-the reference.
+the reference. `dense` and `graph` run with the engine's allocator setting
+(`accel.keep_freed_memory`), `main` without it, as it ran before, in its own process.
 
 Times are CPU seconds of the measuring process on CPU (`--clock cpu`, the default there:
 on a machine shared with other jobs it counts the work done, not the waits for a core)
 and wall seconds on CUDA, synchronised around each timed region.
 
 * train/s: clouds per second of a training epoch (shuffle, rotation augmentation,
-  forward, backward, optimizer step), after one warm-up epoch; the layouts' epochs
+  forward, backward, optimizer step), after one warm-up epoch; the epochs of the layouts measured in one process
   alternate and each keeps its fastest (robust to other load on a shared machine);
 * eval/s: clouds per second of `predict` over the evaluation set (15 % as many);
 * host %: share of the epoch spent drawing batches outside the network (indexing or
@@ -210,6 +211,7 @@ def measure(name: str, size: str, n_points: int, samples: int, layouts: list[str
     y = rng.integers(0, 2, len(X))
     model = cls(size=size) if name == "pointnet" else cls()
     params = model.default_params()
+    engine_allocator(layouts)
     out: dict[str, dict[str, Any]] = {}
     with seeded(0, device), accel.fast_matmul(device):
         rows: dict[str, Row] = {}
@@ -235,6 +237,15 @@ def measure(name: str, size: str, n_points: int, samples: int, layouts: list[str
     return out
 
 
+def engine_allocator(layouts: list[str]) -> None:
+    """This engine's allocator setting for its layouts; `main` keeps glibc's default, as
+    the engine before the dense path did (never mixed in one process: it is process-wide)."""
+    if "main" in layouts and len(layouts) > 1:
+        raise ValueError("measure `main` in a process of its own")
+    if "main" not in layouts:
+        accel.keep_freed_memory()
+
+
 def peak_memory(name: str, size: str, n_points: int, samples: int, layout: str, device: str,
                 precision: str) -> float:
     """MB: CUDA peak allocation, or on CPU the growth of this process's peak RSS, over one
@@ -244,6 +255,7 @@ def peak_memory(name: str, size: str, n_points: int, samples: int, layout: str, 
     X, Xv = clouds(samples, n_points, rng), clouds(max(2, samples * 15 // 70), n_points, rng)
     y = rng.integers(0, 2, len(X))
     model = cls(size=size) if name == "pointnet" else cls()
+    engine_allocator([layout])
     cuda = torch.device(device).type == "cuda"
     if cuda:
         torch.cuda.empty_cache()
@@ -278,6 +290,12 @@ def isolated(fn, *args, n_threads: int, device: str):
     if isinstance(result, dict) and "error" in result:
         raise RuntimeError(result["error"])
     return result
+
+
+def layout_groups(layouts: list[str]) -> list[list[str]]:
+    """The layouts measured together in one process: this engine's, then `main` alone."""
+    engine = [layout for layout in layouts if layout != "main"]
+    return [group for group in (engine, ["main"] if "main" in layouts else []) if group]
 
 
 def main() -> None:
@@ -316,8 +334,10 @@ def main() -> None:
         for n in args.n:
             samples = max(8, min(args.samples, args.max_points // n)) if args.max_points else args.samples
             try:
-                speed = isolated(measure, model, args.size, n, samples, args.layouts, device, args.precision,
-                                 args.compile, args.epochs, n_threads=args.threads, device=device)
+                speed = {}
+                for group in layout_groups(args.layouts):
+                    speed.update(isolated(measure, model, args.size, n, samples, group, device, args.precision,
+                                          args.compile, args.epochs, n_threads=args.threads, device=device))
                 memory = {layout: isolated(peak_memory, model, args.size, n, samples, layout, device,
                                            args.precision, n_threads=args.threads, device=device)
                           for layout in args.layouts}
