@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness import CLOUD
 from harness.neural import accel, loop
 from harness.neural.sets import make_set
 from harness.torch import random_rotations, seeded, threads
@@ -301,7 +302,8 @@ def layout_groups(layouts: list[str]) -> list[list[str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="*", default=[m.name for m in MODELS])
+    cloud_models = [m.name for m in MODELS if CLOUD in m.accepts]  # the conv models take vectors
+    ap.add_argument("--models", nargs="*", default=cloud_models, choices=cloud_models)
     ap.add_argument("--n", nargs="*", type=int, default=[3, 27, 125, 343], choices=[3, 27, 125, 343])
     ap.add_argument("--samples", type=int, default=2000, help="training clouds per row (capped by --max-points)")
     ap.add_argument("--max-points", type=int, default=200_000,
