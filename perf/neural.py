@@ -239,12 +239,15 @@ def measure(name: str, size: str, n_points: int, samples: int, layouts: list[str
     return out
 
 
+_default_allocator = [False]  # --default-allocator: glibc's default for every layout
+
+
 def engine_allocator(layouts: list[str]) -> None:
     """This engine's allocator setting for its layouts; `main` keeps glibc's default, as
     the engine before the dense path did (never mixed in one process: it is process-wide)."""
     if "main" in layouts and len(layouts) > 1:
         raise ValueError("measure `main` in a process of its own")
-    if "main" not in layouts:
+    if "main" not in layouts and not _default_allocator[0]:
         accel.keep_freed_memory()
 
 
@@ -319,7 +322,10 @@ def main() -> None:
                     help="timer: cpu (process CPU time; the default on CPU, robust to other load) or wall")
     ap.add_argument("--layouts", nargs="*", default=["dense", "graph", "main"], choices=["dense", "graph", "main"],
                     help="main: the graph engine before the dense path, as a reference")
+    ap.add_argument("--default-allocator", action="store_true",
+                    help="glibc's default allocator for every layout (what `keep_freed_memory` gains)")
     args = ap.parse_args()
+    _default_allocator[0] = args.default_allocator
     device = args.device
     clock_name = args.clock or ("wall" if torch.device(device).type == "cuda" else "cpu")
     _clock[0] = CLOCKS[clock_name]
@@ -328,7 +334,8 @@ def main() -> None:
         peak = gemm_rate(device, dtype)
     name = torch.cuda.get_device_name() if torch.device(device).type == "cuda" else f"CPU ({os.cpu_count()} cores)"
     print(f"torch {torch.__version__} · {name} · {args.threads} thread(s) · precision {args.precision} "
-          f"({dtype}) · compile {args.compile} · pointnet size {args.size} · load average "
+          f"({dtype}) · compile {args.compile} · pointnet size {args.size} · allocator "
+          f"{'default' if args.default_allocator else 'engine'} · load average "
           f"{os.getloadavg()[0]:.1f} · clock {clock_name}")
     print(f"measured {dtype} GEMM (2048^3) on this device: {peak / 1e12:.3f} TFLOP/s")
     header = (f"{'model':15} {'n':>4} {'clouds':>6} {'layout':6} {'train/s':>9} {'eval/s':>9} {'host %':>7} "
