@@ -9,7 +9,7 @@ from harness import config, registry
 from harness.plan import grids
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-PAPER = sorted(BENCHMARKS.glob("paper*.toml"))
+CONFIGS = sorted(BENCHMARKS.glob("*.toml"))
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,8 @@ def _ids(path, reg):
     return {f"{part.label}:{c.id}": c for part, grid in grids(config.load(str(path)), reg) for c in grid.combinations}
 
 
-@pytest.mark.parametrize("path", PAPER, ids=[p.name for p in PAPER])
-def test_every_paper_config_validates_and_expands(path, reg):
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_shipped_config_validates_and_expands(path, reg):
     assert _ids(path, reg)
 
 
