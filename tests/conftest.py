@@ -22,3 +22,29 @@ def _isolated_cache(tmp_path_factory):
         os.environ.pop("HARNESS_CACHE_DIR", None)
     else:
         os.environ["HARNESS_CACHE_DIR"] = old
+
+
+MP20 = SHARED_DATA / "mp20_subset_ehull_2485.csv.gz"
+
+
+def prepared_mp20_stability(tmp_path: Path, **dataset):
+    """The stability task on the shared MP20 file (barcode n = 3, splits grouped by formula
+    and space group; `dataset` adds [dataset] settings), prepared as a run prepares it:
+    its one grid part (studies with their inputs) and the materials loaded."""
+    from rich.console import Console
+
+    from harness import config, registry
+    from harness.plan import load, make_plan
+    from harness.prepare import prepare
+    from harness.store import Store
+
+    conf = config.parse({
+        "dataset": {"name": "file", "path": str(MP20), **dataset},
+        "tasks": ["stability"], "representations": [{"name": "barcode", "n": 3}], "models": ["random_forest"],
+        "run": {"split": {"group_by": "formula_spacegroup"}, "workers": 1},
+    })
+    console = Console(quiet=True)
+    plan = make_plan(conf, registry.load(), Store(f"sqlite:///{tmp_path}/r.sqlite"), console)
+    (part,) = plan.parts
+    prepare(conf, part, part.studies, console)
+    return part, (part.loaded or load(part.dataset, part.spec, console)).materials

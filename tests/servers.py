@@ -179,8 +179,9 @@ def _kill(procs: list[psutil.Process]) -> int:
 
 
 # ---------------------------------------------------------------- runs on these servers
-TRIALS = 3
-CONFIG = f"""
+def toy_config(trials: int, workers: int, size: int) -> str:
+    """The toy benchmark the server and fault tests run: 2 combinations x 3 seeds."""
+    return f"""
 plugins = ["toy_plugin"]
 tasks = ["toy_system"]
 representations = ["ratios"]
@@ -188,13 +189,17 @@ perturbations = ["identity", {{name = "noise", sigma = 0.3}}]
 models = ["random_forest"]
 [dataset]
 name = "toy"
-size = 120
+size = {size}
 [run]
-trials = {TRIALS}
-workers = 1
+trials = {trials}
+workers = {workers}
 seeds = [0, 1, 2]
 results = "out"
 """
+
+
+TRIALS = 3
+CONFIG = toy_config(TRIALS, workers=1, size=120)
 N_STUDIES = 2 * 3
 TESTS = Path(__file__).parent
 

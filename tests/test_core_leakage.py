@@ -4,16 +4,12 @@ group with a training material."""
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
-from rich.console import Console
 
-from conftest import SHARED_DATA
-from harness import config, grouping, registry
+from conftest import MP20, prepared_mp20_stability
+from harness import grouping
 from harness.api import Material
 from harness.errors import UserError
 from harness.inputs import read_inputs
-from harness.plan import make_plan
-from harness.prepare import prepare
-from harness.store import Store
 from harness.splits import stratified_split
 
 
@@ -39,22 +35,10 @@ def test_polymorph_copies_stay_on_one_side():
     assert len(set(keys)) == 40
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "mp20_subset_ehull_2485.csv.gz").exists(), reason="needs ../shared/data")
+@pytest.mark.skipif(not MP20.exists(), reason="needs ../shared/data")
 def test_runner_splits_of_real_mp20_data_do_not_leak(tmp_path):
-    conf = config.parse({
-        "dataset": {"name": "file", "path": str(SHARED_DATA / "mp20_subset_ehull_2485.csv.gz")},
-        "tasks": ["stability"], "representations": [{"name": "barcode", "n": 3}], "models": ["random_forest"],
-        "run": {"split": {"group_by": "formula_spacegroup"}, "workers": 1},
-    })
-    console = Console(quiet=True)
-    plan = make_plan(conf, registry.load(), Store(f"sqlite:///{tmp_path}/r.sqlite"), console)
-    (part,) = plan.parts
-    prepare(conf, part, part.studies, console)
-    if part.loaded is None:
-        from harness.plan import load
-
-        part.loaded = load(part.dataset, part.spec, console)
-    by_id = {m.id: m for m in part.loaded.materials}
+    part, materials = prepared_mp20_stability(tmp_path)
+    by_id = {m.id: m for m in materials}
     for study in part.studies:
         data = read_inputs(study.inputs)
         keys = grouping.group_keys([by_id[i] for i in data.ids], "formula_spacegroup")

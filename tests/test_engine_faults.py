@@ -17,27 +17,12 @@ from pathlib import Path
 
 import psutil
 import pytest
-from servers import run_env
+from servers import N_STUDIES, run_env, toy_config
 
 pytestmark = pytest.mark.slow
 
 TRIALS = 4
-CONFIG = f"""
-plugins = ["toy_plugin"]
-tasks = ["toy_system"]
-representations = ["ratios"]
-perturbations = ["identity", {{name = "noise", sigma = 0.3}}]
-models = ["random_forest"]
-[dataset]
-name = "toy"
-size = 160
-[run]
-trials = {TRIALS}
-workers = 2
-seeds = [0, 1, 2]
-results = "out"
-"""
-N_STUDIES = 2 * 3
+CONFIG = toy_config(TRIALS, workers=2, size=160)
 
 
 def _env(tmp_path: Path) -> dict:
