@@ -9,7 +9,7 @@ training.
 
 On CPU one thing does change: `keep_freed_memory` stops glibc from handing every freed
 activation buffer back to the kernel, which otherwise zero-fills fresh pages for the
-next mini-batch (up to a fifth of a CPU epoch went to page faults; the numbers are identical).
+next mini-batch (in some processes up to a fifth of a CPU epoch went to page faults; the numbers are identical).
 """
 
 from __future__ import annotations
