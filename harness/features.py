@@ -1,8 +1,8 @@
 """Featurisation with an on-disk cache keyed by content, in parallel, with progress.
 
 Features are stored in chunks of consecutive materials. A chunk's key hashes its
-structures, the representation's name, parameters and version and `FEATURE_CODE_VERSION`:
-a changed structure, parameter or code version is a miss; finished chunks survive an
+structures, the representation's name, parameters, version and code hash (`harness.codeid`)
+and `FEATURE_CODE_VERSION`: a changed structure, parameter or code is a miss; finished chunks survive an
 interrupted run.
 """
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from harness.api import Material, Representation, Skip
 from harness.cache import pack_ragged, read_arrays, unpack_ragged, write_arrays
+from harness.codeid import code_identity
 
 FEATURE_CODE_VERSION = "2"  # 2: checksummed chunks (harness.cache)
 CHUNK = 256
@@ -68,7 +69,8 @@ def content_hash(lattice: np.ndarray, frac_coords: np.ndarray, site_labels: Sequ
 
 def representation_key(rep: Representation) -> str:
     blob = json.dumps(
-        {"name": rep.name, "params": rep.params(), "version": rep.version, "core": FEATURE_CODE_VERSION},
+        {"name": rep.name, "params": rep.params(), "version": rep.version, "code": code_identity(type(rep)),
+         "core": FEATURE_CODE_VERSION},
         sort_keys=True,
         default=str,
     )

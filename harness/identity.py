@@ -1,6 +1,6 @@
 """A study's identity: a key over everything that decides its number.
 
-Dataset content, each entry's name, parameters and version, the split, the seed, the
+Dataset content, each entry's name, parameters, version and code hash (`harness.codeid`), the split, the seed, the
 tuning budget and the harness version. Secret parameters (`field(metadata={"secret":
 True})`) never enter it. Two runs that would compute the same number share a key; any
 change that could move the number makes a new one, and the old result is superseded.
@@ -16,12 +16,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from harness.codeid import code_identity
 from harness.features import FEATURE_CODE_VERSION
 
 
 def entry_identity(entry: Any) -> dict[str, Any]:
-    """Name, non-secret parameters and version of a registry entry."""
-    return {"name": entry.name, "params": entry.params(), "version": str(entry.version)}
+    """Name, non-secret parameters, version and code hash of a registry entry: editing the
+    code that computes it (not its comments or docstrings) is a new identity."""
+    return {"name": entry.name, "params": entry.params(), "version": str(entry.version),
+            "code": code_identity(type(entry))}
 
 
 def digest(blob: Any, size: int = 16) -> str:
