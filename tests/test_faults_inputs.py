@@ -150,3 +150,42 @@ def test_editing_plugin_code_reruns_exactly_what_it_affects(tmp_path, capsys, co
     code_plugin("self.cut_ = float(np.median(train.X[:, -1]))", "self.cut_ = 0.0")
     out, _ = _run(tmp_path, capsys)
     assert "2 already done, 2 to run" in out
+
+
+# --- loading: file names and messages -------------------------------------------------
+
+def _salt():
+    from pymatgen.core import Lattice, Structure
+
+    return Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    from harness.api import LoadContext
+
+    return LoadContext(tmp_path / "cache")
+
+
+def _cif_folder(folder: Path, names: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        _salt().to(filename=str(folder / f"{name}.cif"))
+    return folder
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS refuses file names that are not UTF-8")
+def test_a_non_utf8_file_name_in_a_cif_folder_is_read_under_a_printable_id(tmp_path, ctx):
+    import os
+
+    from harness_plugins.datasets.files import FileDataset
+
+    folder = _cif_folder(tmp_path / "cifs", ["a", "b"])
+    os.rename(folder / "b.cif", os.fsencode(folder) + b"/caf\xe9.cif")  # a Latin-1 name
+    materials = FileDataset(path=str(folder)).load(ctx)
+    assert sorted(m.id for m in materials) == ["a", "caf\\xe9"]
+    json.dumps([m.id for m in materials]).encode()  # no surrogate left to trip an encoder
+    # with id_prop.csv naming only the readable file, the other is simply not listed
+    (folder / "id_prop.csv").write_text("a,1.0\n")
+    (material,) = FileDataset(path=str(folder)).load(ctx)
+    assert material.id == "a" and material.props["target"] == 1.0

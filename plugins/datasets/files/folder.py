@@ -12,7 +12,7 @@ from pathlib import Path
 from harness import UserError
 
 from .messages import capped
-from .sources import detect_format, is_structure_file, open_text
+from .sources import detect_format, is_structure_file, open_text, printable_name
 from .rows import ID_CANDIDATES, Table
 from .tabular import read_table
 from .values import typed_column
@@ -28,9 +28,9 @@ def structure_files(folder: Path) -> dict[str, Path]:
     for item in sorted(folder.iterdir()):
         if not is_structure_file(item):
             continue
-        stem = item.name
+        stem = printable_name(item.name)
         if item.suffix.lower() in (".cif", ".vasp", ".poscar", ".contcar"):
-            stem = item.name[: -len(item.suffix)]
+            stem = stem[: -len(item.suffix)]
         for prefix in ("POSCAR", "CONTCAR"):
             if stem.upper().startswith(prefix) and len(stem) > len(prefix) and stem[len(prefix)] in "_-.":
                 stem = stem[len(prefix) + 1:]
@@ -44,7 +44,7 @@ def read_folder(folder: Path, properties: str = "", id_column: str = "", limit: 
     if not properties and not (folder / ID_PROP_FILE).is_file() and len(tables) > 1:
         raise UserError(
             f"cannot read {folder}: no {ID_PROP_FILE}, and several tables could hold the properties "
-            f"({capped(tables)}); set [dataset] properties = \"<one of them>\""
+            f"({capped(map(printable_name, tables))}); set [dataset] properties = \"<one of them>\""
         )
     if not properties and not (folder / ID_PROP_FILE).is_file() and tables:
         properties = tables[0]  # the folder's one table (CGCNN folders with a CSV of their own)

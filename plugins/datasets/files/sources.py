@@ -64,7 +64,7 @@ def content_hash(path: Path, fmt: str) -> str:
         if fmt == "folder":
             for item in sorted(path.iterdir()):
                 if item.is_file():
-                    digest.update(item.name.encode() + b"\0")
+                    digest.update(os.fsencode(item.name) + b"\0")  # a non-UTF-8 name hashes its bytes
                     _update(digest, item)
         else:
             _update(digest, path)
@@ -77,6 +77,12 @@ def _update(digest, path: Path) -> None:
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+
+
+def printable_name(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (a Latin-1 name on Linux arrives as
+    surrogates) written as \\xNN, so ids, messages and caches never meet a surrogate."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def safe_stem(path: Path) -> str:
