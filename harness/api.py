@@ -85,8 +85,9 @@ class Entry:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    # Bump when the entry's output changes for the same parameters: results and caches
-    # key on it, so older numbers are superseded instead of mixed in.
+    # Bump when the entry's output changes for the same parameters and code (e.g. new data
+    # it downloads): results and caches key on it and on a hash of the entry's code
+    # (`harness.codeid`), so older numbers are superseded instead of mixed in.
     version: ClassVar[str] = "1"
     # True: the entry used when a config names none of this kind (one per kind, at most)
     default: ClassVar[bool] = False
@@ -170,6 +171,12 @@ class Dataset(Entry):
         """A cheap identity of what `load` would return (e.g. a hash of the files and
         parameters), so a rerun can tell what is done without loading. None: the core
         loads the dataset and hashes its materials."""
+        return None
+
+    def missing_property_hint(self, reads: Sequence[str]) -> str | None:
+        """The fix to show when no loaded material carries any of the properties `reads`
+        a task labels from (e.g. which file or mapping would supply them); None: the
+        core's generic advice."""
         return None
 
     def fetch(self, ctx: LoadContext) -> str | None:

@@ -1,6 +1,7 @@
 """Featurisation with an on-disk cache keyed by content, in parallel, with progress.
 
-Features are stored in chunks of consecutive materials. A chunk's key hashes its
+Features are stored in chunks of materials in content-hash order (the same crystals
+loaded in another order hit the same chunks). A chunk's key hashes its
 structures, the representation's name, parameters, version and code hash (`harness.codeid`)
 and `FEATURE_CODE_VERSION`: a changed structure, parameter or code is a miss; finished chunks survive an
 interrupted run.
@@ -111,8 +112,16 @@ def _featurize_chunk(rep: Representation, structures: list) -> list[np.ndarray |
     return rep.featurize_many(structures)
 
 
-def _featurize_inherited(rep: Representation, start: int, stop: int) -> list[np.ndarray | Skip]:
-    return rep.featurize_many([m.structure for m in _MATERIALS[start:stop]])
+def _featurize_inherited(rep: Representation, indices: list[int]) -> list[np.ndarray | Skip]:
+    return rep.featurize_many([_MATERIALS[i].structure for i in indices])
+
+
+def content_chunks(hashes: Sequence[bytes]) -> list[list[int]]:
+    """Positions of the materials in chunks of `CHUNK`, in content (hash) order: the same
+    crystals make the same chunks, and hit the same cache files, in whatever order they
+    were loaded."""
+    order = sorted(range(len(hashes)), key=hashes.__getitem__)
+    return [order[s : s + CHUNK] for s in range(0, len(order), CHUNK)]
 
 
 def featurize(
@@ -125,24 +134,24 @@ def featurize(
 ) -> FeatureSet:
     """Features for every material, from the cache where present, computed otherwise."""
     hashes = hashes if hashes is not None else [material_hash(m) for m in materials]
-    starts = list(range(0, len(materials), CHUNK))
+    chunks = content_chunks(hashes)
     results: dict[int, list[np.ndarray | Skip]] = {}
     todo = []
-    for start in starts:
-        path = cache._path(rep, hashes[start : start + CHUNK])
+    for n, chunk in enumerate(chunks):
+        path = cache._path(rep, [hashes[i] for i in chunk])
         cached = cache.read(path)
-        if cached is not None and len(cached) == len(materials[start : start + CHUNK]):
-            results[start] = cached
+        if cached is not None and len(cached) == len(chunk):
+            results[n] = cached
         else:
-            todo.append((start, path))
-    done = len(materials) - sum(min(CHUNK, len(materials) - s) for s, _ in todo)
+            todo.append((n, path))
+    done = len(materials) - sum(len(chunks[n]) for n, _ in todo)
     if progress:
         progress(done, len(materials))
 
-    def finish(start: int, path: Path, out: list) -> None:
+    def finish(n: int, path: Path, out: list) -> None:
         nonlocal done
         cache.write(path, out)
-        results[start] = out
+        results[n] = out
         done += len(out)
         if progress:
             progress(done, len(materials))
@@ -158,26 +167,29 @@ def featurize(
         try:
             with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
                 futures = {
-                    (pool.submit(_featurize_inherited, rep, s, s + CHUNK) if fork else
-                     pool.submit(_featurize_chunk, rep, [m.structure for m in materials[s : s + CHUNK]])): (s, p)
-                    for s, p in todo
+                    (pool.submit(_featurize_inherited, rep, chunks[n]) if fork else
+                     pool.submit(_featurize_chunk, rep, [materials[i].structure for i in chunks[n]])): (n, p)
+                    for n, p in todo
                 }
                 for fut in as_completed(futures):
-                    s, p = futures[fut]
-                    finish(s, p, fut.result())
+                    n, p = futures[fut]
+                    finish(n, p, fut.result())
         finally:
             _MATERIALS = ()
     else:
-        for s, p in todo:
-            finish(s, p, _featurize_chunk(rep, [m.structure for m in materials[s : s + CHUNK]]))
+        for n, p in todo:
+            finish(n, p, _featurize_chunk(rep, [materials[i].structure for i in chunks[n]]))
 
+    by_position: list[np.ndarray | Skip | None] = [None] * len(materials)
+    for n, chunk in enumerate(chunks):
+        for i, r in zip(chunk, results[n]):
+            by_position[i] = r
     features: list[np.ndarray | None] = []
     skipped: Counter = Counter()
-    for start in starts:
-        for r in results[start]:
-            if isinstance(r, Skip):
-                features.append(None)
-                skipped[str(r)] += 1
-            else:
-                features.append(r)
+    for r in by_position:
+        if isinstance(r, Skip):
+            features.append(None)
+            skipped[str(r)] += 1
+        else:
+            features.append(r)
     return FeatureSet(rep.title, rep.kind, rep.columns(), features, skipped)

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness import grouping, identity
-from harness.api import Material, Representation, Skip, Task
+from harness.api import Dataset, Material, Representation, Skip, Task
 from harness.cache import read_arrays, read_json, write_json
 from harness.config import Config
 from harness.errors import UserError
@@ -84,7 +84,7 @@ def prepare(config: Config, part: PartPlan, studies: list[StudySpec], console: C
     sources = [(e, _loaded(e, console)) for e in part.evaluations]
     held = held_out(part, loaded, sources, console)
     tasks = {t.title: t for t, _ in missing.values()}
-    labels = {title: _label_task(task, loaded, part.spec.label, console) for title, task in tasks.items()}
+    labels = {title: _label_task(task, loaded, part.spec.label, console, part.dataset) for title, task in tasks.items()}
     splits = {title: _splits(config, part, loaded, labels[title], tasks[title], held.excluded) for title in tasks}
     reps = {r.title: r for _, r in missing.values()}
     features = featurize_all(config, loaded, list(reps.values()), console)
@@ -180,7 +180,7 @@ def _intact(path: Path) -> bool:
     return path.exists() and read_arrays(path) is not None
 
 
-def _label_task(task: Task, loaded: Loaded, dataset: str, console: Console) -> Labels:
+def _label_task(task: Task, loaded: Loaded, dataset: str, console: Console, source: Dataset | None = None) -> Labels:
     lab = label(task, loaded.materials)
     reads = tuple(getattr(task, "reads", ()) or ())
     unlabelled = f"; {lab.unlabelled} unlabelled" + (f": no {', '.join(reads)}" if reads else "") if lab.unlabelled else ""
@@ -190,6 +190,7 @@ def _label_task(task: Task, loaded: Loaded, dataset: str, console: Console) -> L
     if not lab.y.size:
         fix = (f"map the column that holds it with columns = {{ {reads[0]} = \"<your column>\" }} under [dataset]"
                if reads else "use a dataset that carries this property")
+        fix = (source.missing_property_hint(reads) if source is not None and reads else None) or fix
         raise UserError(f"task {task.title!r} finds no labelled material in dataset {dataset!r}"
                         + (f" (it reads {', '.join(map(repr, reads))})" if reads else "") + f"; {fix}")
     if len(np.unique(lab.y)) < 2:

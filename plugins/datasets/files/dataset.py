@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 from harness import Dataset, LoadContext, Material, UserError
 
 from . import compact, parse
-from .folder import properties_path, read_folder
+from .folder import ID_PROP_FILE, properties_path, read_folder
 from .jsonfile import ORIENTS, read_json
 from .messages import capped
 from .sources import FORMATS, content_hash, detect_format, resolve_path, safe_stem
 from .rows import RawRow, Table, to_rows
 from .tabular import read_table
-from .values import lookup, nested_keys, split_path
+from .values import as_container, lookup, nested_keys, split_path
 from .xyz import read_extxyz
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,29 @@ class FileDataset(Dataset):
         if summary:
             log.log(level, summary)
         self._check_columns(cached["records"]["props"], described)
+        self._seen = (described, "folder" in formats, cached["records"]["props"][:200])
         return compact.unpack(cached["records"], self._alias)
+
+    def missing_property_hint(self, reads: Sequence[str]) -> str | None:
+        """A folder without a properties file needs `properties = ...`; a nested column
+        holding the property needs the "column.key" form."""
+        if not getattr(self, "_seen", None):
+            return None
+        described, folder, props = self._seen
+        present = set().union(*props) - {SOURCE_FILE} if props else set()
+        if folder and not present:
+            return (f"{described} has no properties file: add {ID_PROP_FILE} (one line `id,value` per structure) "
+                    f"with columns = {{ {reads[0]} = \"target\" }}, or set [dataset] properties = "
+                    f"\"<a CSV/JSON table with an id column and a {reads[0]} column>\"")
+        for column in sorted(present):
+            values = [p[column] for p in props if p.get(column) is not None]
+            keys = list(dict.fromkeys(k for v in values[:50] for k in nested_keys(v)))
+            for read in reads:
+                for key in keys:
+                    if difflib.SequenceMatcher(None, read.lower(), key.lower()).ratio() >= 0.6:
+                        return (f"{column!r} holds nested values with a key {key!r}: map it with the \"column.key\" "
+                                f"form, columns = {{ {read} = \"{column}.{key}\" }} under [dataset]")
+        return None
 
     def _read_all(self, sources: list[tuple[str, Path]], formats: list[str]) -> tuple[list[RawRow], list[tuple[str, str]]]:
         """Every file's rows, pooled; with several files each row records its file and
@@ -146,6 +169,7 @@ class FileDataset(Dataset):
         present = set().union(*props) if props else set()
         for prop, column in self.columns.items():
             if column in present:
+                _check_scalar(prop, column, props, source)
                 continue
             head, path = split_path(column, present)
             if head is None:
@@ -166,6 +190,21 @@ class FileDataset(Dataset):
         if not self.columns:
             return props
         return {**props, **{prop: lookup(props, column) for prop, column in self.columns.items()}}
+
+
+def _check_scalar(prop: str, column: str, props: list[dict[str, Any]], source: str) -> None:
+    """A column whose every value is nested (a dict or "{'vrh': 167.0, ...}" text) cannot be
+    a task's number: say so, with the "column.key" form that reads one key."""
+    values = [p[column] for p in props if p.get(column) is not None][:200]
+    if not values or not all(isinstance(as_container(v), (dict, list)) for v in values):
+        return
+    keys = list(dict.fromkeys(k for v in values for k in nested_keys(v)))
+    guess = max(keys, key=lambda k: difflib.SequenceMatcher(None, prop.lower(), k.lower()).ratio(), default="<key>")
+    raise UserError(
+        f"[dataset] columns maps {prop!r} to {column!r}, but its values in {source} are nested "
+        f"(e.g. {str(values[0])[:60]!r}); map one key with the \"column.key\" form, e.g. "
+        f"columns = {{ {prop} = \"{column}.{guess}\" }}; its keys: {capped(keys)}"
+    )
 
 
 def _walk(props: dict[str, Any], head: str, path: list[str]) -> Any:

@@ -69,8 +69,32 @@ def read_folder(folder: Path, properties: str = "", id_column: str = "", limit: 
     id_name = table.columns[0]
     table.index = [str(record.pop(id_name, "")) for record in table.records]
     table.columns = table.columns[1:]
+    if table.index and not any(material_id in files for material_id in table.index):
+        table_file = properties_path(folder, properties) if properties else folder / ID_PROP_FILE
+        raise UserError(_no_structure_matched(folder, table_file, table.index, files))
     table.structures = [_read_text(files.get(material_id)) for material_id in table.index]
     return table
+
+
+def _no_structure_matched(folder: Path, table_file: Path, ids: list[str], files: dict[str, Path]) -> str:
+    """Why no row found its structure file, and where structure files are (a CGCNN root
+    keeps its CIFs one folder down, in cif_files/)."""
+    head = (f"cannot read {folder}: none of the {len(ids)} ids of {table_file.name} (e.g. {ids[0]!r}) "
+            "names a structure file")
+    if files:
+        return (f"{head} of the folder ({capped(p.name for p in files.values())}); a file must be named "
+                "<id>.cif (or .vasp, .poscar, POSCAR_<id>): fix the ids or the file names")
+    found = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        inside = structure_files(sub)
+        if inside:
+            found.append((sum(i in inside for i in ids), len(inside), sub))
+    if not found:
+        return (f"{head}: no structure file (*.cif, *.vasp, POSCAR*) in the folder or the folders in it; "
+                "put them beside the properties table")
+    matched, count, sub = max(found, key=lambda f: (f[0], f[1]))
+    return (f"{head} in the folder; {count} structure files are one folder down in {sub} ({matched} of them named "
+            f"by an id): set [dataset] path = \"{sub}\" and properties = \"{table_file}\"")
 
 
 def _is_table(path: Path) -> bool:
@@ -138,6 +162,9 @@ def properties_path(folder: Path, properties: str) -> Path:
 def _properties_table(folder: Path, properties: str, id_column: str) -> Table:
     path = properties_path(folder, properties)
     fmt = detect_format(path, "auto")
+    if path.name == ID_PROP_FILE:  # CGCNN's id_prop.csv beside the folder (a CGCNN root's cif_files/)
+        table = _id_prop(path)
+        return Table(folder, f"a structure folder with properties table {path.name}", "", table.columns, table.records)
     if fmt == "json":
         from .jsonfile import read_json
 
