@@ -8,6 +8,7 @@ caller; writes are atomic (temporary file + rename).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -38,13 +39,15 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]
     path = Path(path)
     text = json.dumps(meta or {}, sort_keys=True)
     payload = {k: np.asarray(v) for k, v in arrays.items()}
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         with open(tmp, "wb") as f:
             np.savez(f, __meta__=np.asarray(text), __checksum__=np.asarray(_checksum(payload, text)), **payload)
         os.replace(tmp, path)
     except OSError as exc:
+        with contextlib.suppress(OSError):  # a full disk leaves no partial .tmpPID behind
+            tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write cache file {path}: {exc.strerror or exc}; free space or set "
                         "HARNESS_CACHE_DIR to a writable folder") from None
 

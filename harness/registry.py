@@ -69,6 +69,10 @@ class Registry:
         name = getattr(cls, "name", "")
         if not name or not isinstance(name, str):
             raise UserError(f"plugin {plugin!r}: {cls.__name__} has no `name`: give it a unique name")
+        if "/" in name or name != name.strip():
+            raise UserError(f"plugin {plugin!r}: {kind} name {name!r} of {cls.__name__} contains "
+                            f"{'a /' if '/' in name else 'leading or trailing spaces'}, which combination ids "
+                            "(task/representation/perturbation/model) and --only patterns cannot hold: rename it")
         if kind == "model":
             _check_search_space(cls, plugin)
         if name in self.entries[kind]:
@@ -173,7 +177,9 @@ def load(plugins: Iterable[str | object] = (), *, entry_points: bool = True) -> 
             try:
                 module = ep.load()
             except Exception as exc:
-                raise UserError(f"plugin entry point {ep.name!r} ({ep.value}) failed to import: {exc}") from None
+                raise UserError(f"plugin entry point {ep.name!r} ({ep.value}) failed to import: "
+                                f"{type(exc).__name__}: {exc}; fix or uninstall "
+                                f"{ep.dist.name if ep.dist else 'the package that declares it'}") from None
             if pm.is_registered(module):
                 continue
             pm.register(module, name=f"{ep.dist.name if ep.dist else '?'}:{ep.name}")
@@ -186,6 +192,9 @@ def load(plugins: Iterable[str | object] = (), *, entry_points: bool = True) -> 
                 raise UserError(
                     f"plugin module {name!r} cannot be imported ({exc}); check the name and that it is on PYTHONPATH"
                 ) from None
+            except Exception as exc:  # the plugin's own code failed: name it, not a traceback
+                raise UserError(f"plugin module {name!r} failed to import: {type(exc).__name__}: {exc}; "
+                                "fix the plugin or leave it out of `plugins`/--plugin") from None
         else:
             name = getattr(plugin, "__name__", None) or type(plugin).__name__
         if not pm.is_registered(plugin):

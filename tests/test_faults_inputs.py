@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness.cli import main
@@ -189,3 +190,200 @@ def test_a_non_utf8_file_name_in_a_cif_folder_is_read_under_a_printable_id(tmp_p
     (folder / "id_prop.csv").write_text("a,1.0\n")
     (material,) = FileDataset(path=str(folder)).load(ctx)
     assert material.id == "a" and material.props["target"] == 1.0
+
+
+def _error_of_run(tmp_path, capsys, config: str) -> str:
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text(config)
+    assert main(["run", str(cfg)]) == 2
+    captured = capsys.readouterr()
+    line = [x for x in (captured.out + captured.err).splitlines() if x.startswith("error:")]
+    assert len(line) == 1, captured.out + captured.err
+    return line[0]
+
+
+def test_a_cgcnn_root_says_no_cif_matched_and_where_the_cifs_are(tmp_path, ctx):
+    from harness.errors import UserError
+    from harness_plugins.datasets.files import FileDataset
+
+    root = tmp_path / "root"
+    _cif_folder(root / "cif_files", ["mp-1", "mp-2", "mp-3"])
+    (root / "id_prop.csv").write_text("mp-1,1.0\nmp-2,0.0\nmp-3,1.0\n")
+    with pytest.raises(UserError) as info:
+        FileDataset(path=str(root)).load(ctx)
+    message = str(info.value)
+    assert "none of the 3 ids of id_prop.csv" in message and "names a structure file" in message
+    assert f"3 structure files are one folder down in {root / 'cif_files'}" in message
+    assert f'path = "{root / "cif_files"}"' in message and f'properties = "{root / "id_prop.csv"}"' in message
+    # following the advice reads every crystal with its value (id_prop.csv has no header)
+    fixed = FileDataset(path=str(root / "cif_files"), properties=str(root / "id_prop.csv")).load(ctx)
+    assert sorted((m.id, m.props["target"]) for m in fixed) == [("mp-1", 1.0), ("mp-2", 0.0), ("mp-3", 1.0)]
+
+
+def test_ids_that_name_no_file_of_the_folder_say_how_files_are_named(tmp_path, ctx):
+    from harness.errors import UserError
+    from harness_plugins.datasets.files import FileDataset
+
+    folder = _cif_folder(tmp_path / "cifs", ["a", "b"])
+    (folder / "id_prop.csv").write_text("x,1\ny,0\n")
+    with pytest.raises(UserError, match=r"none of the 2 ids of id_prop.csv \(e.g. 'x'\).*a\.cif, b\.cif.*<id>\.cif"):
+        FileDataset(path=str(folder)).load(ctx)
+
+
+TASK_ON_FILES = """
+tasks = ["bulk_modulus"]
+representations = [{{ name = "barcode", n = 3 }}]
+models = ["random_forest"]
+[dataset]
+name = "file"
+path = "{path}"
+{extra}
+[run]
+seeds = [0]
+trials = 1
+results = "out"
+"""
+
+
+def test_a_cif_folder_without_properties_is_told_to_set_properties(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = _cif_folder(tmp_path / "cifs", ["a", "b", "c"])
+    line = _error_of_run(tmp_path, capsys, TASK_ON_FILES.format(path=folder, extra=""))
+    assert "finds no labelled material" in line
+    assert "cifs has no properties file: add id_prop.csv" in line and "properties = " in line
+    assert "map the column" not in line
+
+
+def _nested_csv(path: Path) -> Path:
+    import csv
+
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["material_id", "cif", "elasticity"])
+        for i in range(6):
+            writer.writerow([f"m-{i}", _salt().to(fmt="cif"), str({"voigt": 90.0 + i, "vrh": 80.0 + 2 * i})])
+    return path
+
+
+def test_a_nested_column_mapped_without_its_key_gets_the_column_key_form(tmp_path, ctx):
+    from harness.errors import UserError
+    from harness_plugins.datasets.files import FileDataset
+
+    path = _nested_csv(tmp_path / "elastic.csv")
+    with pytest.raises(UserError) as info:
+        FileDataset(path=str(path), columns={"k_vrh": "elasticity"}).load(ctx)
+    message = str(info.value)
+    assert "values in elastic.csv are nested" in message and "its keys: voigt, vrh" in message
+    assert 'columns = { k_vrh = "elasticity.vrh" }' in message
+    # the form it proposes reads the numbers
+    materials = FileDataset(path=str(path), columns={"k_vrh": "elasticity.vrh"}).load(ctx)
+    assert sorted(m.props["k_vrh"] for m in materials) == [80.0, 82.0, 84.0, 86.0, 88.0, 90.0]
+
+
+def test_an_unmapped_nested_column_is_named_when_a_task_finds_no_label(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = _nested_csv(tmp_path / "elastic.csv")
+    line = _error_of_run(tmp_path, capsys, TASK_ON_FILES.format(path=path, extra=""))
+    assert "'elasticity' holds nested values with a key 'vrh'" in line
+    assert 'columns = { k_vrh = "elasticity.vrh" }' in line
+
+
+def test_the_same_crystals_in_another_order_are_not_featurised_again(tmp_path, monkeypatch):
+    from harness import features
+    from harness.api import Material
+    from toy_plugin import Ratios, ToyDataset
+
+    monkeypatch.setattr(features, "CHUNK", 4)  # several chunks from a few crystals
+    materials = ToyDataset(size=18).load(None)
+    calls = []
+    rep = Ratios()
+    original = Ratios.featurize_many
+    monkeypatch.setattr(Ratios, "featurize_many", lambda self, s: calls.append(len(s)) or original(self, s))
+    cache = features.FeatureCache(tmp_path / "cache")
+    first = features.featurize(materials, rep, cache, workers=1)
+    assert sum(calls) == 18
+    shuffled = [materials[i] for i in np.random.default_rng(1).permutation(18)]
+    again = features.featurize(shuffled, rep, cache, workers=1)
+    assert sum(calls) == 18  # every chunk from the cache
+    by_id = {m.id: f for m, f in zip(materials, first.features)}
+    assert all(np.array_equal(by_id[m.id], f) for m, f in zip(shuffled, again.features))
+    # a new crystal only recomputes the chunks it falls in
+    extra = Material("new", materials[0].structure.copy(), {})
+    extra.structure.scale_lattice(extra.structure.volume * 1.5)
+    features.featurize([*shuffled, extra], rep, cache, workers=1)
+    assert 18 < sum(calls) < 2 * 18
+
+
+# --- item 14: smaller input faults -------------------------------------------------------
+
+def test_demo_size_zero_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = _error_of_run(tmp_path, capsys, """
+tasks = ["crystal_system"]
+representations = [{ name = "barcode", n = 3 }]
+models = ["random_forest"]
+[dataset]
+name = "demo"
+size = 0
+[run]
+results = "out"
+""")
+    assert "size = 0" in line and "size >= 1" in line
+
+
+def test_a_full_disk_leaves_no_partial_cache_file_and_keeps_the_generated_demo(tmp_path, monkeypatch, caplog):
+    import errno
+
+    from harness.api import LoadContext
+    from harness_plugins.datasets.demo import Demo
+
+    real_savez = np.savez
+
+    def full_disk(handle, **arrays):
+        real_savez(handle, **arrays)  # bytes on disk, then the device is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    cache = tmp_path / "cache"
+    materials = Demo(size=6, variants=2).load(LoadContext(cache))
+    assert len(materials) == 6  # the generated set is used, not thrown away
+    assert not [p for p in cache.rglob("*") if p.is_file()]  # no .demo-*.npz.tmpPID left
+    assert "No space left on device" in caplog.text and "without caching" in caplog.text
+
+
+def test_a_plugin_that_raises_at_import_is_one_line_naming_it(tmp_path, monkeypatch):
+    from harness import registry
+    from harness.errors import UserError
+
+    (tmp_path / "broken_plug.py").write_text("raise RuntimeError('boom at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UserError, match=r"plugin module 'broken_plug' failed to import: RuntimeError: boom at import"):
+        registry.load(["broken_plug"], entry_points=False)
+    sys.modules.pop("broken_plug", None)
+
+
+@pytest.mark.parametrize("name", ["a/b", " padded"])
+def test_entry_names_with_a_slash_are_refused_at_load(name):
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from harness import Representation, hookimpl, registry
+    from harness.errors import UserError
+
+    @dataclass
+    class Slashed(Representation):
+        description: ClassVar[str] = "a name the combination ids cannot hold"
+
+        def featurize(self, structure):
+            return np.zeros(1)
+
+    Slashed.name = name
+
+    class Plugin:
+        @hookimpl
+        def harness_representations(self):
+            return [Slashed]
+
+    with pytest.raises(UserError, match="rename it") as info:
+        registry.load([Plugin()], entry_points=False)
+    assert repr(name) in str(info.value)

@@ -19,6 +19,7 @@ import concurrent.futures
 import functools
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 from dataclasses import dataclass
@@ -33,11 +34,14 @@ from harness import (
     Dataset,
     LoadContext,
     Material,
+    UserError,
     crystal_system,
     read_json,
     symmetry_dataset,
     write_json,
 )
+
+log = logging.getLogger(__name__)
 
 # Bump when the generated crystals change: the cache keys on it.
 CODE_VERSION = "demo-1"
@@ -85,9 +89,12 @@ class Demo(Dataset):
     seed: int = 0
     variants: int = 2  # near-copies per parent (element substitution + symmetric strain)
 
-    def load(self, ctx: LoadContext) -> list[Material]:
+    def __post_init__(self) -> None:
         if self.size < 1 or self.variants < 0:
-            raise ValueError("demo: size must be >= 1 and variants >= 0")
+            raise UserError(f"[dataset] demo: size = {self.size}, variants = {self.variants}; the demo needs "
+                            "size >= 1 (materials in all) and variants >= 0 (near-copies per parent)")
+
+    def load(self, ctx: LoadContext) -> list[Material]:
         path = self._cache_path(ctx.cache_dir)
         from pymatgen.core import Structure
 
@@ -96,8 +103,11 @@ class Demo(Dataset):
             return [Material(r["id"], Structure.from_dict(r["structure"]), r["props"], group=r["group"])
                     for r in cached]
         materials = self._build(ctx)
-        write_json(path, [{"id": m.id, "structure": m.structure.as_dict(), "props": dict(m.props), "group": m.group}
-                          for m in materials])
+        try:
+            write_json(path, [{"id": m.id, "structure": m.structure.as_dict(), "props": dict(m.props),
+                               "group": m.group} for m in materials])
+        except UserError as exc:  # a full disk: keep the generated set for this run, uncached
+            log.warning("demo: %s; the %d generated crystals are used without caching", exc, len(materials))
         return materials
 
     def content_id(self) -> str:
