@@ -122,7 +122,7 @@ def _remembered(parts: list[Any], compute):
     from harness.paths import cache_dir
 
     blob = json.dumps([STATS_VERSION, stats.N_BOOT, *parts], sort_keys=True, default=str)
-    path = cache_dir() / "leaderboard-stats" / f"{hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()}.json"
+    path = cache_dir(writable=False) / "leaderboard-stats" / f"{hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()}.json"
     if path.exists():
         try:
             return json.loads(path.read_text())

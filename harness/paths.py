@@ -9,8 +9,11 @@ from pathlib import Path
 from harness.errors import UserError
 
 
-def cache_dir() -> Path:
-    """`HARNESS_CACHE_DIR`, else the user's cache folder (e.g. ~/.cache/harness)."""
+def cache_dir(writable: bool = True) -> Path:
+    """`HARNESS_CACHE_DIR`, else the user's cache folder (e.g. ~/.cache/harness).
+
+    `writable=False`: for readers that can do without the cache (the leaderboard's
+    remembered statistics): the folder as named, neither created nor probed."""
     env = os.environ.get("HARNESS_CACHE_DIR")
     if env:
         path = Path(env).expanduser()
@@ -18,6 +21,8 @@ def cache_dir() -> Path:
         import platformdirs
 
         path = Path(platformdirs.user_cache_dir("harness"))
+    if not writable:
+        return path
     return writable_folder(path, "cache folder", "set HARNESS_CACHE_DIR to a writable folder")
 
 

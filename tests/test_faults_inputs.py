@@ -387,3 +387,40 @@ def test_entry_names_with_a_slash_are_refused_at_load(name):
     with pytest.raises(UserError, match="rename it") as info:
         registry.load([Plugin()], entry_points=False)
     assert repr(name) in str(info.value)
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody can write, root included (`chattr +i`); skipped where that cannot be had."""
+    import os
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "ro-cache"
+    folder.mkdir()
+    immutable = shutil.which("chattr") and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+    if not immutable:
+        folder.chmod(0o555)
+    try:
+        (folder / "probe").write_text("x")
+        pytest.skip("cannot make a folder read-only here")
+    except OSError:
+        pass
+    yield folder
+    if immutable:
+        subprocess.run(["chattr", "-i", str(folder)], check=False)
+    folder.chmod(0o755)
+    assert os.access(folder, os.W_OK)
+
+
+def test_leaderboard_reads_results_with_a_read_only_cache_folder(tmp_path, capsys, monkeypatch, read_only_folder):
+    from servers import toy_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bench.toml").write_text(toy_config(trials=1, workers=1, size=40))
+    assert main(["run", "bench.toml", "--seeds", "0"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(read_only_folder))
+    assert main(["leaderboard", "out"]) == 0
+    out = capsys.readouterr().out
+    assert "ratios" in out and "error" not in out
