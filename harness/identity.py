@@ -64,6 +64,21 @@ def key_of(identity: dict[str, Any]) -> str:
     return digest(identity, 16)
 
 
+def seed_key(identity: dict[str, Any]) -> str:
+    """The key without the entries' code hashes: what a study's random streams (the
+    sampler's seed) derive from, so that a code edit that changes nothing else redraws
+    nothing (and keys made before code hashes existed keep their numbers)."""
+    return key_of(_without_code(identity))
+
+
+def _without_code(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_code(v) for k, v in value.items() if not (k == "code" and "version" in value)}
+    if isinstance(value, list):
+        return [_without_code(v) for v in value]
+    return value
+
+
 def versions(device: str) -> dict[str, str]:
     """Library versions, device and commit stored beside every result."""
     out = {"python": platform.python_version(), "device": device, "commit": commit()}

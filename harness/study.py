@@ -20,6 +20,7 @@ import numpy as np
 from harness import persist, tuning
 from harness.api import FitContext, Perturbation, Samples
 from harness.grid import Combination
+from harness.identity import seed_key
 from harness.inputs import StudyInputs, read_inputs
 from harness.store import UnitResult
 
@@ -104,7 +105,7 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
         study_name=spec.key,
         storage=storage,
         direction="maximize",
-        sampler=ReplayableTPESampler(seed=stable_seed(spec.key)),
+        sampler=ReplayableTPESampler(seed=stable_seed(seed_key(spec.identity) if spec.identity else spec.key)),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
         load_if_exists=True,
     )

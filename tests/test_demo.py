@@ -152,8 +152,10 @@ def test_a_corrupt_cache_is_rebuilt(tmp_path):
 
 
 def test_bad_parameters_are_rejected(tmp_path):
-    with pytest.raises(ValueError):
-        Demo(size=0).load(LoadContext(tmp_path))
+    from harness.errors import UserError
+
+    with pytest.raises(UserError, match="size >= 1"):  # one line for the user, not a traceback
+        Demo(size=0)
 
 
 @pytest.mark.slow

@@ -424,3 +424,47 @@ def test_leaderboard_reads_results_with_a_read_only_cache_folder(tmp_path, capsy
     assert main(["leaderboard", "out"]) == 0
     out = capsys.readouterr().out
     assert "ratios" in out and "error" not in out
+
+
+def test_code_identity_follows_helper_modules_of_the_plugin_package(tmp_path, monkeypatch):
+    """A helper module the entry's module imports (same package) counts; an unrelated
+    module of the package does not; the identity is the same in every process."""
+    from harness import codeid
+
+    package = tmp_path / "helperpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "maths.py").write_text("def scale(x):\n    return 2 * x\n")
+    (package / "other.py").write_text("VALUE = 1\n")
+    (package / "rep.py").write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        from typing import ClassVar
+
+        from harness import Representation
+        from .maths import scale
+
+
+        @dataclass
+        class Scaled(Representation):
+            name: ClassVar[str] = "scaled"
+
+            def featurize(self, structure):
+                return scale(structure.volume)
+        '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+
+    def identity() -> str:
+        for name in [m for m in sys.modules if m.startswith("helperpkg")]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+        return codeid.code_identity(importlib.import_module("helperpkg.rep").Scaled)
+
+    first = identity()
+    assert re.fullmatch(r"[0-9a-f]{16}", first)
+    (package / "other.py").write_text("VALUE = 2\n")
+    assert identity() == first
+    (package / "maths.py").write_text("def scale(x):\n    # doubled\n    return 2 * x\n")
+    assert identity() == first
+    (package / "maths.py").write_text("def scale(x):\n    return 3 * x\n")
+    assert identity() != first
