@@ -23,10 +23,10 @@ import inspect
 import site
 import sys
 import sysconfig
-from functools import lru_cache
+from collections.abc import Mapping
+from functools import cache, lru_cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 CORE = "harness"
 
@@ -39,7 +39,7 @@ def code_identity(cls: type) -> str:
         return ""
 
 
-@lru_cache(maxsize=None)
+@cache
 def _code_identity(cls: type) -> str:
     mro = [c for c in inspect.getmro(cls) if _counted(c.__module__)]
     keep: dict[str, set[str]] = {}
@@ -125,22 +125,19 @@ def _drop_other_entries(tree: ast.Module, module: ModuleType, keep: frozenset[st
     """Leave out top-level entry classes other than `keep` that the kept code never names."""
     from harness.api import Entry
 
-    def is_other_entry(node: ast.stmt) -> bool:
-        if not isinstance(node, ast.ClassDef) or node.name in keep:
-            return False
+    def is_other_entry(node: ast.ClassDef) -> bool:
         obj = getattr(module, node.name, None)
-        return isinstance(obj, type) and issubclass(obj, Entry)
+        return node.name not in keep and isinstance(obj, type) and issubclass(obj, Entry)
 
-    others = {node.name: node for node in tree.body if is_other_entry(node)}
+    others = {node.name for node in tree.body if isinstance(node, ast.ClassDef) and is_other_entry(node)}
     while True:
         kept = [node for node in tree.body if not (isinstance(node, ast.ClassDef) and node.name in others)]
         named = {n.id for node in kept for n in ast.walk(node) if isinstance(n, ast.Name)}
         named |= {n.attr for node in kept for n in ast.walk(node) if isinstance(n, ast.Attribute)}
-        back = named & set(others)
+        back = named & others
         if not back:
             break
-        for name in back:
-            del others[name]
+        others -= back
     tree.body = kept
 
 
@@ -153,7 +150,7 @@ def _strip_docstrings(tree: ast.AST) -> None:
         kept = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
                                         and isinstance(s.value.value, str))]
         if len(kept) != len(body):
-            node.body = kept or [ast.Pass()]
+            node.body = kept or [ast.Pass()]  # type: ignore[attr-defined]
 
 
 def _imports(tree: ast.Module, package: str) -> list[str]:
@@ -192,7 +189,7 @@ def _installed_version(name: str, path: Path | None) -> str:
     if path is None:
         return ""
     resolved = str(path.resolve())
-    if not any(resolved.startswith(d + "/") or resolved.startswith(d + "\\") for d in _site_dirs()):
+    if not any(resolved.startswith((d + "/", d + "\\")) for d in _site_dirs()):
         return ""
     return _distribution_version(name)
 
@@ -208,5 +205,5 @@ def _distribution_version(name: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _distributions() -> dict[str, Any]:
+def _distributions() -> Mapping[str, list[str]]:
     return importlib.metadata.packages_distributions()

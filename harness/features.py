@@ -186,10 +186,10 @@ def featurize(
             by_position[i] = r
     features: list[np.ndarray | None] = []
     skipped: Counter = Counter()
-    for r in by_position:
-        if isinstance(r, Skip):
+    for got in by_position:
+        if isinstance(got, Skip):
             features.append(None)
-            skipped[str(r)] += 1
+            skipped[str(got)] += 1
         else:
-            features.append(r)
+            features.append(got)
     return FeatureSet(rep.title, rep.kind, rep.columns(), features, skipped)

@@ -203,8 +203,9 @@ def _error_of_run(tmp_path, capsys, config: str) -> str:
 
 
 def test_a_cgcnn_root_says_no_cif_matched_and_where_the_cifs_are(tmp_path, ctx):
-    from harness.errors import UserError
     from harness_plugins.datasets.files import FileDataset
+
+    from harness.errors import UserError
 
     root = tmp_path / "root"
     _cif_folder(root / "cif_files", ["mp-1", "mp-2", "mp-3"])
@@ -221,8 +222,9 @@ def test_a_cgcnn_root_says_no_cif_matched_and_where_the_cifs_are(tmp_path, ctx):
 
 
 def test_ids_that_name_no_file_of_the_folder_say_how_files_are_named(tmp_path, ctx):
-    from harness.errors import UserError
     from harness_plugins.datasets.files import FileDataset
+
+    from harness.errors import UserError
 
     folder = _cif_folder(tmp_path / "cifs", ["a", "b"])
     (folder / "id_prop.csv").write_text("x,1\ny,0\n")
@@ -266,8 +268,9 @@ def _nested_csv(path: Path) -> Path:
 
 
 def test_a_nested_column_mapped_without_its_key_gets_the_column_key_form(tmp_path, ctx):
-    from harness.errors import UserError
     from harness_plugins.datasets.files import FileDataset
+
+    from harness.errors import UserError
 
     path = _nested_csv(tmp_path / "elastic.csv")
     with pytest.raises(UserError) as info:
@@ -289,9 +292,10 @@ def test_an_unmapped_nested_column_is_named_when_a_task_finds_no_label(tmp_path,
 
 
 def test_the_same_crystals_in_another_order_are_not_featurised_again(tmp_path, monkeypatch):
+    from toy_plugin import Ratios, ToyDataset
+
     from harness import features
     from harness.api import Material
-    from toy_plugin import Ratios, ToyDataset
 
     monkeypatch.setattr(features, "CHUNK", 4)  # several chunks from a few crystals
     materials = ToyDataset(size=18).load(None)
@@ -334,8 +338,9 @@ results = "out"
 def test_a_full_disk_leaves_no_partial_cache_file_and_keeps_the_generated_demo(tmp_path, monkeypatch, caplog):
     import errno
 
-    from harness.api import LoadContext
     from harness_plugins.datasets.demo import Demo
+
+    from harness.api import LoadContext
 
     real_savez = np.savez
 
@@ -398,7 +403,7 @@ def read_only_folder(tmp_path):
 
     folder = tmp_path / "ro-cache"
     folder.mkdir()
-    immutable = shutil.which("chattr") and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+    immutable = shutil.which("chattr") and subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False).returncode == 0
     if not immutable:
         folder.chmod(0o555)
     try:
