@@ -27,6 +27,7 @@ from harness.api import (
     secret,
 )
 from harness.cache import read_arrays, read_json, write_arrays, write_json
+from harness.codeid import code_identity
 from harness.errors import UserError
 from harness.features import content_hash, site_label, structure_hash
 from harness.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, spacegroup_number, symmetry_dataset
@@ -68,6 +69,7 @@ __all__ = [
     "content_hash",
     "site_label",
     "iter_chunks",
+    "code_identity",
     # symmetry helpers (spglib), shared so that tasks and datasets label alike
     "SYMPREC",
     "CRYSTAL_SYSTEMS",

@@ -35,6 +35,7 @@ from harness import (
     LoadContext,
     Material,
     UserError,
+    code_identity,
     crystal_system,
     read_json,
     symmetry_dataset,
@@ -43,7 +44,8 @@ from harness import (
 
 log = logging.getLogger(__name__)
 
-# Bump when the generated crystals change: the cache keys on it.
+# Bump when the generated crystals change for a reason outside this module (the cache keys
+# on it, and on this module's code hash: `harness.code_identity`).
 CODE_VERSION = "demo-1"
 
 # Elements with X-ray form factors and neutron scattering lengths in pymatgen's tables,
@@ -120,7 +122,8 @@ class Demo(Dataset):
 
         # The crystals depend on pyxtal's version, their labels on spglib's.
         key = {"size": self.size, "seed": self.seed, "variants": self.variants, "code": CODE_VERSION,
-               "pyxtal": pyxtal.__version__, "spglib": spglib.__version__}
+               "pyxtal": pyxtal.__version__, "spglib": spglib.__version__,
+               "code_hash": code_identity(type(self))}  # edited generation code never reuses old crystals
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         return Path(cache_dir) / "demo" / f"demo-{digest}.npz"
 

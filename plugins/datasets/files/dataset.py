@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from harness import Dataset, LoadContext, Material, UserError
+from harness import Dataset, LoadContext, Material, UserError, code_identity
 
 from . import compact, parse
 from .folder import ID_PROP_FILE, properties_path, read_folder
@@ -160,6 +160,7 @@ class FileDataset(Dataset):
             "code": compact.CODE_VERSION,
             "content": [content_hash(p, f) for p, f in zip(paths, formats)],
         }
+        params["code_hash"] = code_identity(type(self))  # an edited reader never reuses an old parse
         if self.properties and formats[0] == "folder":
             params["properties_content"] = content_hash(properties_path(paths[0], self.properties), "table")
         return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
