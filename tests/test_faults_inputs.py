@@ -473,3 +473,17 @@ def test_code_identity_follows_helper_modules_of_the_plugin_package(tmp_path, mo
     assert identity() == first
     (package / "maths.py").write_text("def scale(x):\n    return 3 * x\n")
     assert identity() != first
+
+
+def test_the_file_and_demo_caches_key_on_their_code(tmp_path, monkeypatch):
+    """An edited reader or generator (another code hash) never reuses its old parse or crystals."""
+    from harness_plugins.datasets import demo
+    from harness_plugins.datasets.files import FileDataset
+    from harness_plugins.datasets.files import dataset as file_dataset
+
+    folder = _cif_folder(tmp_path / "cifs", ["a"])
+    before = FileDataset(path=str(folder)).content_id(), demo.Demo(size=3).content_id()
+    monkeypatch.setattr(file_dataset, "code_identity", lambda cls: "edited")
+    monkeypatch.setattr(demo, "code_identity", lambda cls: "edited")
+    after = FileDataset(path=str(folder)).content_id(), demo.Demo(size=3).content_id()
+    assert before[0] != after[0] and before[1] != after[1]
