@@ -12,6 +12,9 @@ Modules installed in site-packages (a released third-party distribution) count b
 distribution's name and version instead of their source; a module whose source cannot be
 read counts by its distribution's version too, else not at all. The harness core
 (`harness.*`) is covered by the harness version and `FEATURE_CODE_VERSION`.
+
+Each distinct source text is parsed once and its per-statement hashes kept in the cache
+folder (`code/`), so a warm run reads them instead of parsing every plugin module.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Mapping
 from functools import cache, lru_cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 CORE = "harness"
 
@@ -73,22 +77,105 @@ def _module_code(name: str, keep: frozenset[str]) -> tuple[str, list[str]]:
     if installed:
         return installed, []
     try:
-        source = path.read_text(encoding="utf-8") if path else None
-    except (OSError, UnicodeDecodeError):
+        source = path.read_bytes() if path else None
+    except OSError:
         source = None
     if source is None:
         return _distribution_version(name), []
+    package = name if path and path.name == "__init__.py" else name.rpartition(".")[0]
+    info = _module_info(source, package)
+    if info is None:  # not parseable: its bytes count
+        return hashlib.blake2b(source, digest_size=8).hexdigest(), []
+    nodes, imports = info
+    dropped = _other_entries(nodes, sys.modules.get(name), keep) if keep else set()
+    h = hashlib.blake2b(digest_size=8)
+    for class_name, digest, _ in nodes:
+        if class_name not in dropped:
+            h.update(digest.encode())
+    return h.hexdigest(), _resolve(imports)
+
+
+def _other_entries(nodes: list, module: ModuleType | None, keep: frozenset[str]) -> set[str]:
+    """Top-level entry classes other than `keep` that the kept code never names: left out,
+    so that editing one entry does not rerun the studies of its neighbours."""
+    from harness.api import Entry
+
+    if module is None:
+        return set()
+    others = {c for c, _, _ in nodes
+              if c and c not in keep and isinstance(getattr(module, c, None), type)
+              and issubclass(getattr(module, c), Entry)}
+    while True:
+        named = {n for c, _, refs in nodes if c not in others for n in refs}
+        back = named & others
+        if not back:
+            return others
+        others -= back
+
+
+def _module_info(source: bytes, package: str) -> tuple[list, list] | None:
+    """Per top-level statement (class name or "", hash of its syntax tree without
+    docstrings, top-level class names it mentions), and the modules imported anywhere:
+    parsed once per distinct source, remembered in the cache folder."""
+    key = hashlib.blake2b(source + b"\0" + package.encode() + _FORMAT, digest_size=16).hexdigest()
+    if key in _INFO:
+        return _INFO[key]
+    from harness.cache import read_json, write_json
+    from harness.errors import UserError
+    from harness.paths import cache_dir
+
+    path = cache_dir(writable=False) / "code" / f"{key}.npz"
+    stored = read_json(path) if path.exists() else None
+    if stored is None:
+        stored = _parse(source, package)
+        try:
+            write_json(path, stored)
+        except UserError:  # a read-only cache: parse again next time
+            pass
+    info = None if stored == "unparseable" else ([tuple(n) for n in stored[0]], [tuple(i) for i in stored[1]])
+    _INFO[key] = info
+    return info
+
+
+_FORMAT = b"codeid-1"  # bump when _parse's output changes
+_INFO: dict[str, Any] = {}
+
+
+def _parse(source: bytes, package: str) -> Any:
     try:
         tree = ast.parse(source)
-    except SyntaxError:
-        return hashlib.blake2b(source.encode(), digest_size=8).hexdigest(), []
-    _drop_hook_functions(tree)
-    if keep and name in sys.modules:
-        _drop_other_entries(tree, sys.modules[name], keep)
-    _strip_docstrings(tree)
-    dump = ast.dump(tree, annotate_fields=False, include_attributes=False)
-    package = name if path and path.name == "__init__.py" else name.rpartition(".")[0]
-    return hashlib.blake2b(dump.encode(), digest_size=8).hexdigest(), _imports(tree, package)
+    except (SyntaxError, ValueError):
+        return "unparseable"
+    from harness import hookspecs
+
+    hooks = {n for n in dir(hookspecs) if n.startswith("harness_")}
+    classes = {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+    nodes = []
+    for node in tree.body:
+        if _is_string(node) or (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in hooks):
+            continue  # the module docstring; hook implementations only list the entries
+        _strip_docstrings(node)
+        named = set()
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name):
+                named.add(n.id)
+            elif isinstance(n, ast.Attribute):
+                named.add(n.attr)
+        digest = hashlib.blake2b(ast.dump(node, annotate_fields=False).encode(), digest_size=8).hexdigest()
+        nodes.append([node.name if isinstance(node, ast.ClassDef) else "", digest, sorted(named & classes)])
+    return [nodes, _imports(tree, package)]
+
+
+def _is_string(node: ast.AST) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _strip_docstrings(tree: ast.AST) -> None:
+    """Remove every statement that is only a string (docstrings and the like)."""
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and any(_is_string(s) for s in body):
+            node.body = [s for s in body if not _is_string(s)] or [ast.Pass()]  # type: ignore[attr-defined]
 
 
 def _source_file(name: str) -> Path | None:
@@ -111,66 +198,36 @@ def _source_file(name: str) -> Path | None:
     return None
 
 
-def _drop_hook_functions(tree: ast.Module) -> None:
-    """Leave out the hook implementations (`harness_representations()` ...): they only list
-    the entries, and would otherwise tie every entry of a module to the others."""
-    from harness import hookspecs
-
-    hooks = {n for n in dir(hookspecs) if n.startswith("harness_")}
-    tree.body = [node for node in tree.body
-                 if not (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in hooks)]
-
-
-def _drop_other_entries(tree: ast.Module, module: ModuleType, keep: frozenset[str]) -> None:
-    """Leave out top-level entry classes other than `keep` that the kept code never names."""
-    from harness.api import Entry
-
-    def is_other_entry(node: ast.ClassDef) -> bool:
-        obj = getattr(module, node.name, None)
-        return node.name not in keep and isinstance(obj, type) and issubclass(obj, Entry)
-
-    others = {node.name for node in tree.body if isinstance(node, ast.ClassDef) and is_other_entry(node)}
-    while True:
-        kept = [node for node in tree.body if not (isinstance(node, ast.ClassDef) and node.name in others)]
-        named = {n.id for node in kept for n in ast.walk(node) if isinstance(n, ast.Name)}
-        named |= {n.attr for node in kept for n in ast.walk(node) if isinstance(n, ast.Attribute)}
-        back = named & others
-        if not back:
-            break
-        others -= back
-    tree.body = kept
-
-
-def _strip_docstrings(tree: ast.AST) -> None:
-    """Remove every statement that is only a string (docstrings and the like)."""
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if not isinstance(body, list):
-            continue
-        kept = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
-                                        and isinstance(s.value.value, str))]
-        if len(kept) != len(body):
-            node.body = kept or [ast.Pass()]  # type: ignore[attr-defined]
-
-
-def _imports(tree: ast.Module, package: str) -> list[str]:
-    """Module names imported anywhere in `tree` (relative imports resolved against
-    `package`); `from a import b` yields `a.b` when that is a module, else `a`."""
-    out: list[str] = []
+def _imports(tree: ast.Module, package: str) -> list[tuple[str, list[str] | None]]:
+    """(module, names) imported anywhere in `tree`, relative imports resolved against
+    `package`; names is None for `import module`."""
+    out: list[tuple[str, list[str] | None]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            out += [alias.name for alias in node.names]
+            out += [(alias.name, None) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parts = package.split(".")
                 parent = ".".join(parts[: len(parts) - node.level + 1])
                 base = f"{parent}.{base}" if base else parent
-            submodules = [f"{base}.{a.name}" for a in node.names if _source_file(f"{base}.{a.name}")]
-            out += submodules
-            if len(submodules) < len(node.names):  # names defined in `base` itself
-                out.append(base)
+            out.append((base, [a.name for a in node.names]))
     return out
+
+
+def _resolve(imports: list) -> list[str]:
+    """The modules the imports name: `from a import b` is `a.b` when that is a module,
+    else `a` (so `from . import cells` counts cells, not the package's other modules)."""
+    out: list[str] = []
+    for base, names in imports:
+        if names is None:
+            out.append(base)
+            continue
+        submodules = [f"{base}.{n}" for n in names if _source_file(f"{base}.{n}")]
+        out += submodules
+        if len(submodules) < len(names):  # names defined in `base` itself
+            out.append(base)
+    return list(dict.fromkeys(out))
 
 
 @lru_cache(maxsize=1)
