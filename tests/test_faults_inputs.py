@@ -475,15 +475,19 @@ def test_code_identity_follows_helper_modules_of_the_plugin_package(tmp_path, mo
     assert identity() != first
 
 
-def test_the_file_and_demo_caches_key_on_their_code(tmp_path, monkeypatch):
-    """An edited reader or generator (another code hash) never reuses its old parse or crystals."""
+def test_the_file_and_demo_caches_key_on_their_code(tmp_path, monkeypatch, ctx):
+    """An edited reader or generator (another code hash) never reuses its old parse or
+    crystals; the dataset's content identity stays that of its data."""
     from harness_plugins.datasets import demo
     from harness_plugins.datasets.files import FileDataset
     from harness_plugins.datasets.files import dataset as file_dataset
 
     folder = _cif_folder(tmp_path / "cifs", ["a"])
-    before = FileDataset(path=str(folder)).content_id(), demo.Demo(size=3).content_id()
-    monkeypatch.setattr(file_dataset, "code_identity", lambda cls: "edited")
-    monkeypatch.setattr(demo, "code_identity", lambda cls: "edited")
-    after = FileDataset(path=str(folder)).content_id(), demo.Demo(size=3).content_id()
-    assert before[0] != after[0] and before[1] != after[1]
+    FileDataset(path=str(folder)).load(ctx)
+    before = FileDataset(path=str(folder)).content_id(), demo.Demo(size=3)._cache_file(tmp_path)
+    monkeypatch.setattr(file_dataset, "code_identity", lambda cls: "edited0")
+    monkeypatch.setattr(demo, "code_identity", lambda cls: "edited0")
+    FileDataset(path=str(folder)).load(ctx)
+    assert len(list((ctx.cache_dir / "datasets" / "file").glob("*.npz"))) == 2  # parsed again
+    assert demo.Demo(size=3)._cache_file(tmp_path) != before[1]
+    assert FileDataset(path=str(folder)).content_id() == before[0]

@@ -97,7 +97,7 @@ class Demo(Dataset):
                             "size >= 1 (materials in all) and variants >= 0 (near-copies per parent)")
 
     def load(self, ctx: LoadContext) -> list[Material]:
-        path = self._cache_path(ctx.cache_dir)
+        path = self._cache_file(ctx.cache_dir)
         from pymatgen.core import Structure
 
         cached = read_json(path)  # checksummed JSON: a damaged file is rebuilt, never unpickled
@@ -122,10 +122,15 @@ class Demo(Dataset):
 
         # The crystals depend on pyxtal's version, their labels on spglib's.
         key = {"size": self.size, "seed": self.seed, "variants": self.variants, "code": CODE_VERSION,
-               "pyxtal": pyxtal.__version__, "spglib": spglib.__version__,
-               "code_hash": code_identity(type(self))}  # edited generation code never reuses old crystals
+               "pyxtal": pyxtal.__version__, "spglib": spglib.__version__}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         return Path(cache_dir) / "demo" / f"demo-{digest}.npz"
+
+    def _cache_file(self, cache_dir: Path) -> Path:
+        """The cache file also keys on this module's code (the identity already carries it):
+        edited generation code never reuses old crystals."""
+        path = self._cache_path(cache_dir)
+        return path.with_name(f"{path.stem}-{code_identity(type(self))[:8]}.npz")
 
     def _build(self, ctx: LoadContext) -> list[Material]:
         per_family = self.variants + 1

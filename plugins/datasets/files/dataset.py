@@ -75,6 +75,7 @@ class FileDataset(Dataset):
         first = sources[0][1]
         name = safe_stem(first) + (f"+{len(sources) - 1}" if len(sources) > 1 else "")
         cache_file = Path(ctx.cache_dir) / "datasets" / "file" / f"{name}-{key[:20]}.npz"
+        cache_file = cache_file.with_name(f"{cache_file.stem}-{code_identity(type(self))[:8]}.npz")  # edited reader: reparse
         cached = compact.read_cache(cache_file)
         described = ", ".join(path.name for _, path in sources)
         if cached is None:
@@ -160,7 +161,6 @@ class FileDataset(Dataset):
             "code": compact.CODE_VERSION,
             "content": [content_hash(p, f) for p, f in zip(paths, formats)],
         }
-        params["code_hash"] = code_identity(type(self))  # an edited reader never reuses an old parse
         if self.properties and formats[0] == "folder":
             params["properties_content"] = content_hash(properties_path(paths[0], self.properties), "table")
         return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
