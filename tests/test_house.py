@@ -203,3 +203,39 @@ class _Named:
     @hookimpl
     def harness_executors(self):
         return [ExecutorEntry(self.name, lambda run, settings: None)]
+
+
+def _imports(root: Path) -> dict[str, set[str]]:
+    """Module -> the modules of the package it imports, at any depth (in functions too)."""
+    import ast
+
+    files = {".".join(p.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): p
+             for p in root.rglob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in files}
+    for mod, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets = [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for t in targets:
+                while t not in files and "." in t:
+                    t = t.rsplit(".", 1)[0]
+                if t in files and t != mod:
+                    graph[mod].add(t)
+    return graph
+
+
+def test_the_core_has_no_import_circle():
+    import graphlib
+
+    import harness
+
+    graph = _imports(Path(harness.__file__).parent)
+    assert "harness.report.figures" in graph["harness.leaderboard"]  # it sees imports inside functions
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        pytest.fail(f"import circle: {' -> '.join(exc.args[1])}")
