@@ -12,6 +12,8 @@ plan and prepare stages but not the runner.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -58,7 +60,7 @@ def explain(
                                 "explain works for e.g. pointnet")
             made = prepare(config, part, [study], console, loaded)
             (study,), loaded = made.studies, made.loaded
-            data = read_inputs(study.inputs)
+            data = read_inputs(Path(study.inputs))
             test = samples(combo, study.seed, data, data.splits[study.seed].test, training=False)
             _table(console, study.unit, combo, model, test, material_ids, limit)
             shown += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from harness import tuning
 from harness.api import Metric, Model, Perturbation, Representation, Task
@@ -71,7 +71,8 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
     for task in tasks:
         scores = task_metrics(registry, task, src)
         transforms = tuple(
-            registry.create("perturbation", name, params, where=f"{src}task {task.name!r} transform: ")
+            cast(Perturbation, registry.create("perturbation", name, params,
+                                               where=f"{src}task {task.name!r} transform: "))
             for name, params in task.transforms()
         )
         for spec in rep_specs:

@@ -16,6 +16,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 from rich.console import Console
 from rich.markup import escape
@@ -120,7 +121,7 @@ def make_plan(config: Config, registry: Registry, store: Store, console: Console
     sources: dict[str, Source] = {}
     seeds = tuple(config.run.seeds)
     for spec, grid in grids(config, registry, only):
-        dataset = registry.create("dataset", spec.name, spec.params, where=f"{config.source}: ")
+        dataset = cast(Dataset, registry.create("dataset", spec.name, spec.params, where=f"{config.source}: "))
         loaded = None
         content = dataset.content_id()
         if content is None:
@@ -160,7 +161,7 @@ def _source(sources: dict[str, Source], registry: Registry, config: Config, spec
             console: Console) -> Source:
     """An evaluate dataset, its content named once however many training datasets use it."""
     if spec.label not in sources:
-        dataset = registry.create("dataset", spec.name, spec.params, where=f"{config.source}: ")
+        dataset = cast(Dataset, registry.create("dataset", spec.name, spec.params, where=f"{config.source}: "))
         content = dataset.content_id() or ""
         loaded = None
         if not content:

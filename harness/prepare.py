@@ -20,6 +20,7 @@ from typing import Callable, Mapping
 import numpy as np
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import TaskID
 
 from harness import grouping, identity
 from harness.api import Material, Representation, Skip, Task
@@ -44,7 +45,10 @@ class Labels:
 
 
 def label(task: Task, materials: list[Material]) -> Labels:
-    index, y, skipped, unlabelled = [], [], Counter(), 0
+    index: list[int] = []
+    y: list[int] = []
+    skipped: Counter[str] = Counter()
+    unlabelled = 0
     for i, m in enumerate(materials):
         try:
             value = task.label(m)
@@ -259,9 +263,12 @@ def featurize_all(config: Config, loaded: Loaded, reps: list[Representation], co
         for rep in reps:
             t0 = time.perf_counter()
             handle = bar.add_task(f"featurising {escape(rep.title)}", total=len(loaded.materials))
+
+            def progress(done: int, total: int, h: TaskID = handle) -> None:
+                bar.update(h, completed=done)
+
             fs = features[rep.title] = featurize(
-                loaded.materials, rep, cache, workers=config.run.workers,
-                progress=lambda done, total, h=handle: bar.update(h, completed=done), hashes=loaded.hashes,
+                loaded.materials, rep, cache, workers=config.run.workers, progress=progress, hashes=loaded.hashes,
             )
             dt = time.perf_counter() - t0
             bar.console.print(f"  {escape(rep.title)}: {fs.n_ok} featurised in {dt:.1f} s "
