@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, help="studies in parallel")
     r.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], help="comma-separated seeds")
     r.add_argument("--storage", help="results database URL shared by many runs (default: SQLite in the results folder)")
-    r.add_argument("--executor", help="where studies run: local (default, a process pool) or ray")
+    r.add_argument("--executor", help="where studies run: local (default, a process pool), ray, or one a plugin registers")
     r.add_argument("--address", help="Ray cluster address for --executor ray: auto, host:6379 or ray://host:10001")
     r.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 

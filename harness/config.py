@@ -48,10 +48,13 @@ class RunConfig(Strict):
     # Where results, claims and Optuna's trials live: "" = SQLite in the results folder,
     # or a database URL (postgresql://user@host/db) shared by many runs and machines.
     storage: str = ""
-    # Where studies run: "local" (a process pool on this machine) or "ray" (each study a
-    # Ray task on the cluster at `address`: "auto" = the cluster this machine belongs to,
-    # "ray://host:10001" or "host:6379" = a remote head, "" = a private one-machine Ray).
-    executor: Literal["local", "ray"] = "local"
+    # Where studies run: the name of an executor (harness.executors): "local" (a process
+    # pool on this machine), "ray" (each study a Ray task on a cluster), or one a plugin
+    # registers. Its own settings go under [executors.<name>].
+    executor: str = "local"
+    # Kept for older configs and --address: the same as [executors.ray] address ("auto" =
+    # the cluster this machine belongs to, "ray://host:10001" or "host:6379" = a remote
+    # head, "" = a private one-machine Ray).
     address: str = ""
 
 
@@ -185,10 +188,12 @@ class Config(Strict):
     datasets: list[DatasetSpec] = Field(default_factory=list)
     tasks: list[EntrySpec] = Field(default_factory=list)
     representations: list[EntrySpec] = Field(min_length=1)
-    # empty: the perturbation a plugin declares as the default (harness.grid.fill_defaults)
+    # empty: the perturbation a plugin declares as the default (harness.grid.resolve)
     perturbations: list[EntrySpec] = Field(default_factory=list)
     models: list[EntrySpec] = Field(min_length=1)
     settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # [executors.<name>]: settings of an executor, checked by the executor when chosen
+    executors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Globs over combination ids (task/representation/perturbation/model) that shape the
     # grid: keep only those matching `only` (when given), drop those matching `exclude`.
     only: list[str] = Field(default_factory=list)
@@ -212,7 +217,7 @@ class Config(Strict):
         if self.dataset is not None and self.datasets:
             raise ValueError("give either [dataset] or [[datasets]], not both")
         if not self.datasets:
-            # no name: the dataset a plugin declares as the default (harness.grid.fill_defaults)
+            # no name: the dataset a plugin declares as the default (harness.grid.resolve)
             self.datasets = [self.dataset or DatasetSpec(name="")]
         for d in self.datasets:
             d.label = d.label or d.name

@@ -4,9 +4,15 @@ Works for any model that offers `point_importance(x) -> (n,)` (e.g. `pointnet`: 
 global features each point wins in the MAX pool). The study's model is read from the
 store (as data, never unpickled); its test split and perturbed inputs are rebuilt exactly
 as the run built them.
+
+Read-only: explain opens an existing store, plans without applying the plan's store
+decisions, and writes nothing there (the feature cache may fill). It shares the run's
+plan and prepare stages but not the runner.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -19,7 +25,7 @@ from harness.inputs import read_inputs
 from harness.plan import make_plan
 from harness.prepare import prepare
 from harness.registry import Registry
-from harness.runner import open_store
+from harness.store import Store, location_of
 from harness.study import samples
 
 
@@ -34,13 +40,15 @@ def explain(
 ) -> int:
     seeds = [seed] if seed is not None else config.run.seeds[:1]
     pattern = unit_glob.split("#")[0].split(":", 1)[-1]
-    store = open_store(config)
+    store = _existing_store(config)
     plan = make_plan(config, registry, store, console, only=[pattern])
     shown = 0
+    loaded: dict = {}
     for part in plan.parts:
-        for study in part.studies:
-            if study.seed not in seeds:
+        for planned in part.studies:
+            if planned.seed not in seeds:
                 continue
+            study = planned
             combo = study.combination
             stored = store.model(study.key)
             if stored is None:
@@ -50,14 +58,24 @@ def explain(
             if not hasattr(model, "point_importance"):
                 raise UserError(f"model {combo.model.name!r} offers no point_importance(); "
                                 "explain works for e.g. pointnet")
-            prepare(config, part, [study], console)
-            data = read_inputs(study.inputs)
+            made = prepare(config, part, [study], console, loaded)
+            (study,), loaded = made.studies, made.loaded
+            data = read_inputs(Path(study.inputs))
             test = samples(combo, study.seed, data, data.splits[study.seed].test, training=False)
             _table(console, study.unit, combo, model, test, material_ids, limit)
             shown += 1
     if not shown:
         raise UserError(f"no unit matches {unit_glob!r}; ids look like task/representation/perturbation/model")
     return 0
+
+
+def _existing_store(config: Config) -> Store:
+    """The run's store, opened only when it is there: explain creates no database."""
+    results_dir = config.results_dir()
+    if not config.run.storage and not (results_dir / "results.sqlite").is_file():
+        raise UserError(f"no results in {results_dir} (no results.sqlite); run `harness run {config.source}` first "
+                        "or give its results folder with --results")
+    return Store(location_of(config.run.storage, results_dir))
 
 
 def _table(console: Console, unit_id: str, combo, model, test, material_ids, limit) -> None:

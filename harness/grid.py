@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from harness import tuning
 from harness.api import Metric, Model, Perturbation, Representation, Task
@@ -52,8 +52,8 @@ def _create(registry: Registry, kind: str, spec: EntrySpec, where: str, extra: d
 def expand(config: Config, registry: Registry, only: list[str] | None = None, part: DatasetSpec | None = None) -> Grid:
     """The grid of one dataset of the config (by default its first)."""
     src = f"{config.source}: " if config.source else ""
-    fill_defaults(config, registry)
-    part = part or config.datasets[0]
+    config = resolve(config, registry)  # a new object: the caller's config stays as it was
+    part = _named(part, config, registry) if part is not None else config.datasets[0]
     secrets = registry.get("dataset", part.name).cls.secrets()
     tasks = [_create(registry, "task", s, src) for spec in part.tasks for s in spec.expand()]
     rep_specs = [s for spec in config.representations for s in spec.expand()]
@@ -71,7 +71,8 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
     for task in tasks:
         scores = task_metrics(registry, task, src)
         transforms = tuple(
-            registry.create("perturbation", name, params, where=f"{src}task {task.name!r} transform: ")
+            cast(Perturbation, registry.create("perturbation", name, params,
+                                               where=f"{src}task {task.name!r} transform: "))
             for name, params in task.transforms()
         )
         for spec in rep_specs:
@@ -103,16 +104,21 @@ def _selected(cid: str, config: Config, only: list[str] | None) -> bool:
     return (not config.only or hit(config.only)) and (not only or hit(only)) and not hit(config.exclude)
 
 
-def fill_defaults(config: Config, registry: Registry) -> None:
-    """A config that names no dataset or no perturbation gets the entry a plugin declares
+def resolve(config: Config, registry: Registry) -> Config:
+    """The config with defaults filled in, as a new object (the given one is unchanged):
+    a config that names no dataset or no perturbation gets the entry a plugin declares
     as the default of that kind (`default = True`): the core names no plugin."""
-    for part in config.datasets:
-        if not part.name:
-            part.name = registry.default("dataset", f"{config.source or 'config'} names no dataset")
-            part.label = part.label or part.name
-    if not config.perturbations:
-        name = registry.default("perturbation", f"{config.source or 'config'} names no perturbation")
-        config.perturbations = [EntrySpec(name=name)]
+    datasets = [_named(part, config, registry) for part in config.datasets]
+    perturbations = config.perturbations or [
+        EntrySpec(name=registry.default("perturbation", f"{config.source or 'config'} names no perturbation"))]
+    return config.model_copy(update={"datasets": datasets, "perturbations": perturbations})
+
+
+def _named(part: DatasetSpec, config: Config, registry: Registry) -> DatasetSpec:
+    if part.name:
+        return part
+    name = registry.default("dataset", f"{config.source or 'config'} names no dataset")
+    return part.model_copy(update={"name": name, "label": part.label or name})
 
 
 def _resolve_representation(registry: Registry, spec: EntrySpec, task: Task, src: str) -> Representation:

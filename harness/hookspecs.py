@@ -45,3 +45,9 @@ def harness_models() -> list[type]:
 @hookspec
 def harness_metrics() -> list:
     """Metrics (`harness.Metric` instances) that tasks may name."""
+
+
+@hookspec
+def harness_executors() -> list:
+    """Executors (`harness.executors.ExecutorEntry`: a name and `build(run, settings)`)
+    that `[run] executor` may name, beside the built-in local and ray."""

@@ -24,6 +24,7 @@ from rich.table import Table
 
 from harness import evaluation
 from harness.report import stats
+from harness.report.tables import by_task
 from harness.store import UnitResult
 
 KEY = ("dataset", "task", "representation", "perturbation", "model")
@@ -186,15 +187,6 @@ def _tables(rows: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
 
 def extras(rows: list[dict[str, Any]]) -> list[str]:
     return sorted({k[: -len("_mean")] for r in rows for k in r if k.endswith("_mean") and k != "mean"})
-
-
-def by_task(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """One table per task (per task and dataset when a config compares several)."""
-    several = len({r["dataset"] for r in rows}) > 1
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        out[f"{r['task']} on {r['dataset']}" if several else r["task"]].append(r)
-    return out
 
 
 # ----------------------------------------------------------------- cells shared by the formats

@@ -2,6 +2,11 @@
 
 Nothing is featurised here, and a dataset is loaded only when it cannot name its content
 cheaply (`Dataset.content_id`): a rerun whose studies are all done stops after the plan.
+
+The plan is pure: it reads the store (which studies are done) and never writes it. What
+the store should change (older results of the same units superseded) is a decision in
+the plan (`Plan.supersede`) that the runner applies; `harness explain` ignores it. Plan
+objects are frozen and complete when `make_plan` returns: prepare returns what it makes.
 """
 
 from __future__ import annotations
@@ -10,17 +15,18 @@ import hashlib
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import cast
 
 from rich.console import Console
 from rich.markup import escape
 
 from harness import identity
 from harness.api import Dataset, LoadContext, Material
-from harness.config import Config, DatasetSpec
+from harness.config import Config, DatasetSpec, SplitConfig
 from harness.errors import UserError
 from harness.features import material_hash
-from harness.grid import Grid, expand
+from harness.grid import Grid, expand, resolve
 from harness.paths import cache_dir
 from harness.progress import progress_bar, skip_summary, tracker
 from harness.registry import Registry
@@ -28,7 +34,7 @@ from harness.store import Store
 from harness.study import StudySpec
 
 
-@dataclass
+@dataclass(frozen=True)
 class Loaded:
     """A dataset's materials, their content hashes and what the dataset left out."""
 
@@ -37,38 +43,48 @@ class Loaded:
     skipped: Counter
 
 
-@dataclass
+@dataclass(frozen=True)
 class Source:
-    """A dataset of the config with its content identity, loaded at most once."""
+    """A dataset of the config with its content identity."""
 
     spec: DatasetSpec
     dataset: Dataset
     content: str = ""
-    loaded: Loaded | None = None  # set when the content could only be known by loading
+    loaded: Loaded | None = None  # when the content could only be known by loading
 
     def identity(self) -> dict:
         return {"label": self.spec.label, **identity.entry_identity(self.dataset), "content": self.content}
 
 
-@dataclass
+@dataclass(frozen=True)
 class PartPlan:
     """One training dataset of the config: its grid, its content identity, its studies,
-    and the evaluate datasets its models are also scored on."""
+    the evaluate datasets its models are also scored on, and how it is split (the seeds
+    and fractions, read from the config here once: prepare reads them from the part)."""
 
     spec: DatasetSpec
     dataset: Dataset
     grid: Grid
     content: str
-    studies: list[StudySpec] = field(default_factory=list)
-    loaded: Loaded | None = None  # set when the content could only be known by loading
-    evaluations: list[Source] = field(default_factory=list)
+    studies: tuple[StudySpec, ...] = ()
+    loaded: Loaded | None = None  # when the content could only be known by loading
+    evaluations: tuple[Source, ...] = ()
+    seeds: tuple[int, ...] = ()
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+    def split_identity(self) -> dict:
+        """The run's split, plus this dataset's split column and held-out families."""
+        return {**self.split.model_dump(), **self.spec.split_identity()}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    parts: list[PartPlan]
-    done: set[str]
-    skipped: list[tuple[str, str]]  # (combination id, why its kinds do not fit)
+    parts: tuple[PartPlan, ...]
+    done: frozenset[str]
+    skipped: tuple[tuple[str, str], ...]  # (combination id, why its kinds do not fit)
+    # The store decision the runner applies: unit -> its current key; results of these
+    # units under another key are marked superseded.
+    supersede: dict[str, str] = field(default_factory=dict)
 
     @property
     def studies(self) -> list[StudySpec]:
@@ -84,7 +100,9 @@ class Plan:
 
 
 def grids(config: Config, registry: Registry, only: list[str] | None = None) -> list[tuple[DatasetSpec, Grid]]:
-    """The grid of each dataset of the config; an empty selection is a user error."""
+    """The grid of each dataset of the config (defaults filled in); an empty selection is
+    a user error."""
+    config = resolve(config, registry)
     out = [(part, expand(config, registry, only, part)) for part in config.training_datasets]
     if not any(g.combinations for _, g in out):
         raise UserError(
@@ -97,53 +115,59 @@ def grids(config: Config, registry: Registry, only: list[str] | None = None) -> 
 
 def make_plan(config: Config, registry: Registry, store: Store, console: Console,
               only: list[str] | None = None) -> Plan:
+    """Every study of the config and which are done; reads the store, never writes it."""
+    config = resolve(config, registry)  # a new object: the caller's config stays as it was
     parts, skipped = [], []
     sources: dict[str, Source] = {}
+    seeds = tuple(config.run.seeds)
     for spec, grid in grids(config, registry, only):
-        dataset = registry.create("dataset", spec.name, spec.params, where=f"{config.source}: ")
-        part = PartPlan(spec, dataset, grid, content="")
+        dataset = cast(Dataset, registry.create("dataset", spec.name, spec.params, where=f"{config.source}: "))
+        loaded = None
         content = dataset.content_id()
         if content is None:
-            part.loaded = load(dataset, spec, console)
-            content = materials_digest(part.loaded)
-        part.content = content
-        part.evaluations = [_source(sources, registry, config, e, console) for e in config.evaluation_datasets(spec)]
-        split = split_identity(config, part)
-        evaluate = [e.identity() for e in part.evaluations]
+            loaded = load(dataset, spec, console)
+            content = materials_digest(loaded)
+        evaluations = tuple(_source(sources, registry, config, e, console) for e in config.evaluation_datasets(spec))
+        part = PartPlan(spec, dataset, grid, content, loaded=loaded, evaluations=evaluations, seeds=seeds,
+                        split=config.run.split)
+        split = part.split_identity()
+        evaluate = [e.identity() for e in evaluations]
         skipped += [(f"{spec.label}:{cid}", why) for cid, why in grid.skipped]
+        studies = []
         for combo in grid.combinations:
-            for seed in config.run.seeds:
+            for seed in seeds:
                 ident = identity.study_identity(
                     dataset=identity.entry_identity(dataset), dataset_content=content, combination=combo,
                     split=split, seed=seed, trials=config.run.trials, timeout=config.run.timeout)
                 if evaluate:  # only then: configs without evaluate datasets keep their keys
                     ident["evaluate"] = evaluate
-                part.studies.append(StudySpec(
+                studies.append(StudySpec(
                     key=identity.key_of(ident), unit=f"{spec.label}:{combo.id}#{seed}", dataset=spec.label,
                     combination=combo, seed=seed, trials=config.run.trials, timeout=config.run.timeout,
                     identity=ident))
-        parts.append(part)
-    plan = Plan(parts, set(), skipped)
-    plan.done = store.done_keys(sorted(plan.keys))
-    store.supersede({s.unit: s.key for s in plan.studies})
-    return plan
+        parts.append(replace(part, studies=tuple(studies)))
+    keys = sorted({s.key for p in parts for s in p.studies})
+    return Plan(tuple(parts), frozenset(store.done_keys(keys)), tuple(skipped),
+                supersede={s.unit: s.key for p in parts for s in p.studies})
 
 
 def split_identity(config: Config, part: PartPlan) -> dict:
-    """The run's split, plus this dataset's split column and held-out families."""
-    return {**config.run.split.model_dump(), **part.spec.split_identity()}
+    """The run's split, plus this dataset's split column and held-out families (kept for
+    callers of the old signature; the part carries its split)."""
+    return part.split_identity()
 
 
 def _source(sources: dict[str, Source], registry: Registry, config: Config, spec: DatasetSpec,
             console: Console) -> Source:
     """An evaluate dataset, its content named once however many training datasets use it."""
     if spec.label not in sources:
-        dataset = registry.create("dataset", spec.name, spec.params, where=f"{config.source}: ")
-        source = Source(spec, dataset, dataset.content_id() or "")
-        if not source.content:
-            source.loaded = load(dataset, spec, console)
-            source.content = materials_digest(source.loaded)
-        sources[spec.label] = source
+        dataset = cast(Dataset, registry.create("dataset", spec.name, spec.params, where=f"{config.source}: "))
+        content = dataset.content_id() or ""
+        loaded = None
+        if not content:
+            loaded = load(dataset, spec, console)
+            content = materials_digest(loaded)
+        sources[spec.label] = Source(spec, dataset, content, loaded)
     return sources[spec.label]
 
 

@@ -3,6 +3,9 @@ each (dataset, task, representation) as one inputs file that the studies read.
 
 Labels come before features: a task that finds no labelled material, or one class only,
 fails in seconds, before any featurisation.
+
+Prepare writes into no plan object: it returns the studies with their inputs set (new
+`StudySpec`s) and the datasets it loaded, which a later call may reuse.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import TaskID
 
 from harness import grouping, identity
 from harness.api import Dataset, Material, Representation, Skip, Task
@@ -26,7 +30,7 @@ from harness.errors import UserError
 from harness.features import FeatureCache, FeatureSet, featurize
 from harness.inputs import StudyInputs, write_inputs
 from harness.paths import cache_dir
-from harness.plan import Loaded, PartPlan, load, split_identity
+from harness.plan import Loaded, PartPlan, Source, load
 from harness.progress import progress_bar, skip_summary
 from harness.splits import Split, check_classes, column_split, stratified_split
 from harness.study import StudySpec
@@ -41,7 +45,10 @@ class Labels:
 
 
 def label(task: Task, materials: list[Material]) -> Labels:
-    index, y, skipped, unlabelled = [], [], Counter(), 0
+    index: list[int] = []
+    y: list[int] = []
+    skipped: Counter[str] = Counter()
+    unlabelled = 0
     for i, m in enumerate(materials):
         try:
             value = task.label(m)
@@ -58,44 +65,60 @@ def label(task: Task, materials: list[Material]) -> Labels:
 
 def inputs_path(config: Config, part: PartPlan, study: StudySpec) -> str:
     """Content-keyed: the same data, task, representation, split, seeds and extra test
-    sets give the same file."""
+    sets give the same file. (`config` is unused: the part carries its split and seeds.)"""
     c = study.combination
     blob = {
         "dataset": part.content, "task": identity.entry_identity(c.task),
         "representation": {**identity.entry_identity(c.representation), "feature_code": identity.FEATURE_CODE_VERSION},
-        "split": split_identity(config, part), "seeds": sorted(config.run.seeds), "inputs": 1,
+        "split": part.split_identity(), "seeds": sorted(part.seeds), "inputs": 1,
     }
     if part.evaluations:
         blob["evaluate"] = [e.identity() for e in part.evaluations]
     return str(cache_dir() / "inputs" / f"{identity.digest(blob)}.npz")
 
 
-def prepare(config: Config, part: PartPlan, studies: list[StudySpec], console: Console) -> None:
-    """Set `inputs` on each study, writing the files that are not in the cache yet."""
+@dataclass(frozen=True)
+class Prepared:
+    """What prepare made: the studies, each with its inputs file, and the datasets it
+    loaded or reused (label -> materials), for a later call to reuse."""
+
+    studies: tuple[StudySpec, ...]
+    loaded: dict[str, Loaded] = field(default_factory=dict)
+
+
+def prepare(config: Config, part: PartPlan, studies: list[StudySpec] | tuple[StudySpec, ...], console: Console,
+            loaded: Mapping[str, Loaded] | None = None) -> Prepared:
+    """The studies with their `inputs` set, writing the files that are not in the cache yet.
+
+    `loaded`: datasets an earlier call loaded (by label), reused instead of loading again."""
+    known = dict(loaded or {})
+    if part.loaded is not None:
+        known.setdefault(part.spec.label, part.loaded)
+    ready = tuple(replace(s, inputs=inputs_path(config, part, s)) for s in studies)
     needed: dict[str, tuple[Task, Representation]] = {}
-    for s in studies:
-        s.inputs = inputs_path(config, part, s)
+    for s in ready:
         needed.setdefault(s.inputs, (s.combination.task, s.combination.representation))
     missing = {path: pair for path, pair in needed.items() if not _intact(Path(path))}
     if not missing:
-        return
-    loaded = part.loaded or load(part.dataset, part.spec, console)
-    part.loaded = loaded
-    sources = [(e, _loaded(e, console)) for e in part.evaluations]
-    held = held_out(part, loaded, sources, console)
+        return Prepared(ready, known)
+    train = known[part.spec.label] = _loaded(part, known, console)
+    sources = [(e, _loaded(e, known, console)) for e in part.evaluations]
+    known.update({e.spec.label: el for e, el in sources})
+    held = held_out(part, train, sources, console)
     tasks = {t.title: t for t, _ in missing.values()}
-    labels = {title: _label_task(task, loaded, part.spec.label, console, part.dataset) for title, task in tasks.items()}
-    splits = {title: _splits(config, part, loaded, labels[title], tasks[title], held.excluded) for title in tasks}
+    labels = {title: _label_task(task, train, part.spec.label, console, part.dataset) for title, task in tasks.items()}
+    splits = {title: _splits(config, part, train, labels[title], tasks[title], held.excluded) for title in tasks}
     reps = {r.title: r for _, r in missing.values()}
-    features = featurize_all(config, loaded, list(reps.values()), console)
+    features = featurize_all(config, train, list(reps.values()), console)
     extra = {e.spec.label: (el, {t: _label_evaluation(task, el, e.spec.label, console) for t, task in tasks.items()},
                             featurize_all(config, el, list(reps.values()), console)) for e, el in sources}
     for path, (task, rep) in missing.items():
-        data = _inputs(labels[task.title], splits[task.title], features[rep.title], loaded)
+        data = _inputs(labels[task.title], splits[task.title], features[rep.title], train)
         _add_families(data, held.families)
         for name, (el, lab, fs) in extra.items():
             _add_evaluation(data, name, lab[task.title], fs[rep.title], el)
         write_inputs(Path(path), data)
+    return Prepared(ready, known)
 
 
 @dataclass
@@ -136,9 +159,9 @@ def _family_members(spec, loaded: Loaded) -> list[int]:
                               lambda: families.members(spec, loaded.materials))
 
 
-def _loaded(source, console: Console) -> Loaded:
-    source.loaded = source.loaded or load(source.dataset, source.spec, console)
-    return source.loaded
+def _loaded(source: PartPlan | Source, known: Mapping[str, Loaded], console: Console) -> Loaded:
+    """A dataset's materials: from the plan or an earlier call when it has them, else loaded."""
+    return source.loaded or known.get(source.spec.label) or load(source.dataset, source.spec, console)
 
 
 def _label_evaluation(task: Task, loaded: Loaded, dataset: str, console: Console) -> Labels:
@@ -204,7 +227,7 @@ def _splits(config: Config, part: PartPlan, loaded: Loaded, lab: Labels, task: T
             excluded: np.ndarray) -> dict[int, Split]:
     """Per seed, positions into `lab` of train, valid and test: drawn over the labelled
     materials that are not held out, or read from the dataset's split column."""
-    s, dataset = config.run.split, part.spec.label
+    s, dataset = part.split, part.spec.label
     pool = np.flatnonzero(~excluded[lab.index]) if lab.index.size else np.zeros(0, dtype=int)
     y = lab.y[pool]
     column = part.spec.split_column
@@ -217,7 +240,7 @@ def _splits(config: Config, part: PartPlan, loaded: Loaded, lab: Labels, task: T
     else:
         groups = _group_keys(loaded, lab.index, s.group_by)[pool]
     out = {}
-    for seed in config.run.seeds:
+    for seed in part.seeds:
         where = f"task {task.title!r} on {dataset!r}, seed {seed}"
         try:
             if column:
@@ -241,9 +264,12 @@ def featurize_all(config: Config, loaded: Loaded, reps: list[Representation], co
         for rep in reps:
             t0 = time.perf_counter()
             handle = bar.add_task(f"featurising {escape(rep.title)}", total=len(loaded.materials))
+
+            def progress(done: int, total: int, h: TaskID = handle) -> None:
+                bar.update(h, completed=done)
+
             fs = features[rep.title] = featurize(
-                loaded.materials, rep, cache, workers=config.run.workers,
-                progress=lambda done, total, h=handle: bar.update(h, completed=done), hashes=loaded.hashes,
+                loaded.materials, rep, cache, workers=config.run.workers, progress=progress, hashes=loaded.hashes,
             )
             dt = time.perf_counter() - t0
             bar.console.print(f"  {escape(rep.title)}: {fs.n_ok} featurised in {dt:.1f} s "

@@ -40,6 +40,18 @@ class Registry:
     def __init__(self) -> None:
         self.entries: dict[str, dict[str, Registered]] = {kind: {} for kind in HOOKS}
         self.metrics: dict[str, tuple[Metric, str]] = {}  # name -> (metric, plugin)
+        self.executors: dict[str, tuple[Any, str]] = {}  # name -> (ExecutorEntry, plugin)
+
+    def add_executor(self, entry: Any, plugin: str) -> None:
+        """An executor a plugin offers (`harness.executors` adds the built-ins at lookup)."""
+        name = getattr(entry, "name", "")
+        if not (name and isinstance(name, str) and callable(getattr(entry, "build", None))):
+            raise UserError(f"plugin {plugin!r} returned {entry!r} from harness_executors(); expected an "
+                            "ExecutorEntry(name, build): fix the plugin")
+        if name in self.executors:
+            raise UserError(f"duplicate executor {name!r}: registered by {self.executors[name][1]!r} and by "
+                            f"{plugin!r}; rename one of them")
+        self.executors[name] = (entry, plugin)
 
     def add_metric(self, metric: Any, plugin: str) -> None:
         if not (isinstance(metric, Metric) and metric.name and callable(metric.compute)):
@@ -207,6 +219,9 @@ def load(plugins: Iterable[str | object] = (), *, entry_points: bool = True) -> 
     for impl in pm.hook.harness_metrics.get_hookimpls():  # registration order
         for metric in impl.function() or []:
             registry.add_metric(metric, impl.plugin_name)
+    for impl in pm.hook.harness_executors.get_hookimpls():
+        for entry in impl.function() or []:
+            registry.add_executor(entry, impl.plugin_name)
     for kind, hook_name in HOOKS.items():
         hook = getattr(pm.hook, hook_name)
         for impl in hook.get_hookimpls():  # registration order

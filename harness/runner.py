@@ -16,10 +16,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from harness import identity, leaderboard
+from harness import executors, leaderboard
 from harness.config import Config
 from harness.errors import UserError
-from harness.executors import create as create_executor
 from harness.paths import writable_folder
 from harness.plan import Plan, make_plan
 from harness.prepare import prepare
@@ -29,22 +28,6 @@ from harness.store import CLAIM_TTL, Store, location_of, new_owner
 from harness.study import Environment, StudyOutcome, StudySpec
 
 POLL_SECONDS = float(os.environ.get("HARNESS_POLL_SECONDS", "5"))
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        if device == "cuda":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise UserError("device = 'cuda' but no CUDA GPU is visible; use device = 'auto' or 'cpu'")
-        return device
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:  # pragma: no cover
-        return "cpu"
 
 
 def open_store(config: Config) -> Store:
@@ -59,28 +42,27 @@ def run(config: Config, registry: Registry, console: Console, only: list[str] | 
     store = open_store(config)
     console.rule(f"harness run {escape(config.source)}")
     plan = make_plan(config, registry, store, console, only)
+    store.supersede(plan.supersede)  # the plan's store decision, applied here
     _report_skipped(plan, results_dir, console)
     pending = plan.pending
     console.print(f"{len(plan.studies)} studies ((combination, seed) pairs): "
                   f"{len(plan.studies) - len(pending)} already done, {len(pending)} to run")
     failures = 0
     if pending:
-        ray = config.run.executor == "ray"  # the cluster's GPUs decide, not this machine's
-        device = config.run.device if ray else resolve_device(config.run.device)
-        workers = config.run.workers  # on a GPU: studies that share it, in spawned workers
-        where = f"Ray cluster at {config.run.address or 'this machine'}" if ray else f"{workers} worker(s)"
-        console.print(f"device [bold]{device}[/] · {escape(where)} · seeds {config.run.seeds} · "
-                      f"{config.run.trials} trials per study · results in {escape(str(results_dir))}")
         # Before preparing: a cluster that cannot be reached says so before any featurising.
-        executor = create_executor(config.run.executor, workers, config.run.address, config.run.device,
-                                   start="spawn" if device == "cuda" else "fork")
+        placed = executors.build(registry, config)
+        console.print(f"device [bold]{placed.device}[/] · {escape(placed.where)} · seeds {config.run.seeds} · "
+                      f"{config.run.trials} trials per study · results in {escape(str(results_dir))}")
+        ready: list[StudySpec] = []
+        loaded: dict = {}  # datasets one part loaded, reused by the next
         for part in plan.parts:
             todo = [s for s in part.studies if s.key not in plan.done]
             if todo:
-                prepare(config, part, todo, console)
+                made = prepare(config, part, todo, console, loaded)
+                loaded = made.loaded
+                ready += made.studies
         store.optuna_storage()  # its tables, created once here, not by racing workers
-        env = Environment(store.url, device, max(1, _cores() // workers), identity.versions(device))
-        failures = execute(pending, store, executor, env, console)
+        failures = execute(ready, store, placed.executor, placed.environment(store.url), console)
     _report(plan, store, results_dir, console)
     if failures:
         console.print(f"[red]{failures} studies failed (see above); rerun to retry them")
@@ -193,6 +175,3 @@ def _write(path: Path, text: str) -> None:
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}; choose another --results folder") from None
 
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -25,7 +25,7 @@ from harness.inputs import StudyInputs, read_inputs
 from harness.store import UnitResult
 
 
-@dataclass
+@dataclass(frozen=True)
 class StudySpec:
     """Identity and whereabouts of one study: everything a worker needs, no data."""
 
@@ -37,7 +37,7 @@ class StudySpec:
     trials: int
     timeout: float | None
     identity: dict[str, Any] = field(default_factory=dict)
-    inputs: str = ""  # path of the StudyInputs file, set by prepare
+    inputs: str = ""  # path of the StudyInputs file: prepare returns a copy with it set
 
 
 @dataclass

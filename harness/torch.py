@@ -35,6 +35,7 @@ import numpy as np
 
 from harness.api import CLOUD, FitContext, Model, Samples
 from harness.errors import UserError
+from harness.precision import PRECISIONS
 
 if importlib.util.find_spec("torch") is None:  # pragma: no cover - torch is a dependency
     raise ImportError("harness.torch needs PyTorch: pip install torch")
@@ -69,7 +70,6 @@ def __getattr__(name: str) -> Any:
 
 
 LAYOUTS = ("auto", "dense", "graph")
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @contextlib.contextmanager

@@ -34,7 +34,9 @@ def prepared_mp20_stability(tmp_path: Path, **dataset):
     from rich.console import Console
 
     from harness import config, registry
-    from harness.plan import load, make_plan
+    from dataclasses import replace
+
+    from harness.plan import make_plan
     from harness.prepare import prepare
     from harness.store import Store
 
@@ -46,5 +48,5 @@ def prepared_mp20_stability(tmp_path: Path, **dataset):
     console = Console(quiet=True)
     plan = make_plan(conf, registry.load(), Store(f"sqlite:///{tmp_path}/r.sqlite"), console)
     (part,) = plan.parts
-    prepare(conf, part, part.studies, console)
-    return part, (part.loaded or load(part.dataset, part.spec, console)).materials
+    made = prepare(conf, part, part.studies, console)
+    return replace(part, studies=made.studies), made.loaded[part.spec.label].materials

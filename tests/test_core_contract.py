@@ -14,7 +14,7 @@ from harness import (
 )
 from harness import config, registry, tuning
 from harness.api import FitContext, Samples
-from harness.grid import expand
+from harness.grid import expand, resolve
 
 BASE = {
     "plugins": ["toy_plugin"],
@@ -224,7 +224,8 @@ def test_a_task_metric_must_be_registered_and_travels_with_the_combination():
 def test_defaults_come_from_the_plugins_that_declare_them():
     conf = config.parse({k: v for k, v in BASE.items() if k not in ("dataset", "perturbations")})
     (combo,) = expand(conf, toy_registry()).combinations
-    assert conf.datasets[0].name == "toy" and conf.datasets[0].label == "toy"
+    resolved = resolve(conf, toy_registry())  # a new config; the given one stays as it was
+    assert resolved.datasets[0].name == "toy" and resolved.datasets[0].label == "toy" and conf.datasets[0].name == ""
     assert combo.perturbation.name == "identity"
 
 

@@ -330,10 +330,9 @@ def test_spawned_workers_give_the_numbers_of_forked_ones(tmp_path):
         conf = cfgmod.load(_config(tmp_path / start, trials=2))
         store = Store(f"sqlite:///{tmp_path / start}/results.sqlite")
         plan = make_plan(conf, registry.load(conf.plugins), store, console)
-        for part in plan.parts:
-            prepare(conf, part, part.studies, console)
+        ready = [s for part in plan.parts for s in prepare(conf, part, part.studies, console).studies]
         store.optuna_storage()
         env = Environment(store.url, "cpu", 1, {})
-        assert execute(plan.pending, store, LocalExecutor(2, start), env, console) == 0
+        assert execute(ready, store, LocalExecutor(2, start), env, console) == 0
         outcomes[start] = [(r.unit, r.value, r.params) for r in store.results()]
     assert len(outcomes["fork"]) == 1 and outcomes["spawn"] == outcomes["fork"]

@@ -71,8 +71,8 @@ def _prepared(conf, tmp_path):
     console = Console(quiet=True)
     plan = make_plan(conf, _registry(), Store(f"sqlite:///{tmp_path}/plan.sqlite"), console)
     part = plan.parts[0]
-    prepare(conf, part, part.studies, console)
-    return part, [(s, read_inputs(s.inputs)) for s in part.studies]
+    studies = prepare(conf, part, part.studies, console).studies
+    return part, [(s, read_inputs(s.inputs)) for s in studies]
 
 
 def _split_ids(data, seed):

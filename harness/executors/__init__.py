@@ -1,45 +1,120 @@
-"""Where studies run. An executor pulls specs from `next_study()` whenever it has room and
-yields each spec with its outcome (or the exception it raised) as it finishes.
+"""Where studies run: executors are entries, looked up by name.
 
-The runner owns claims and the store; an executor only runs `harness.study.run_study`.
-`local` is a process pool on this machine (the default); `ray` runs each study as a Ray
-task on a cluster (imported only when chosen).
+The built-ins are in `BUILTIN` (this table); a plugin adds one with the `harness_executors`
+hook, returning `ExecutorEntry`s. `build` picks the config's executor, validates its own
+`[executors.<name>]` table and builds it; the result owns the device and the threads of
+each study, so the runner names no executor. `local` is a process pool on this machine
+(the default); `ray` runs each study as a Ray task on a cluster (Ray is imported only
+when it is chosen).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Protocol
+from typing import Any, Literal
 
-from harness.study import Environment, StudyOutcome, StudySpec
+import pydantic
 
-Finished = tuple[StudySpec, "StudyOutcome | BaseException"]
+from harness.config import Config, RunConfig, Strict
+from harness.errors import UserError
+from harness.executors.base import Executor, ExecutorEntry, Finished, Placed, cores
+from harness.executors.local import LocalExecutor
+from harness.executors.ray import RayExecutor
+from harness.registry import Registry
+
+__all__ = ["BUILTIN", "Executor", "ExecutorEntry", "Finished", "Placed", "build", "entries", "resolve_device"]
 
 
-class Executor(Protocol):
-    slots: int  # studies it runs at once
+def resolve_device(device: str) -> str:
+    """`auto` -> cuda when this machine sees a GPU, else cpu; `cuda` without one is an error."""
+    if device != "auto":
+        if device == "cuda":
+            import torch
 
-    def run(self, next_study: Callable[[], StudySpec | None], env: Environment) -> Iterator[Finished]:
-        """Run studies until `next_study()` returns None and all started ones finished."""
+            if not torch.cuda.is_available():
+                raise UserError("device = 'cuda' but no CUDA GPU is visible; use device = 'auto' or 'cpu'")
+        return device
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:  # pragma: no cover
+        return "cpu"
 
 
-def create(name: str, workers: int, address: str = "", device: str = "auto", start: str = "fork") -> Executor:
-    """`workers` sizes the local pool; a Ray cluster's size comes from its resources.
+class LocalSettings(Strict):
+    """[executors.local]"""
 
-    `start`: how local workers start; "spawn" on a GPU, where a forked child cannot use
-    the CUDA state of its parent."""
-    from harness.errors import UserError
+    # how workers start; default: fork on a CPU, spawn on a GPU (a forked child cannot
+    # use its parent's CUDA state)
+    start: Literal["fork", "spawn"] | None = None
 
-    if name == "local":
-        from harness.executors.local import LocalExecutor
 
-        return LocalExecutor(workers, start)
-    if name == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise UserError("executor 'ray' needs Ray on this machine and every node: "
-                            "pip install 'harness[cluster]' (or pip install 'ray[default]')") from None
-        from harness.executors.ray import RayExecutor
+class RaySettings(Strict):
+    """[executors.ray]"""
 
-        return RayExecutor(address, device)
-    raise UserError(f"unknown executor {name!r}; choose one of: local, ray")
+    address: str = ""  # [run] address (or --address), when given, wins
+    cpus_per_study: int = pydantic.Field(1, ge=1)
+
+
+def _local(run: RunConfig, settings: dict[str, Any]) -> Placed:
+    opts = _settings(LocalSettings, "local", settings)
+    device = resolve_device(run.device)  # this machine's GPU decides
+    start = opts.start or ("spawn" if device == "cuda" else "fork")
+    return Placed(LocalExecutor(run.workers, start), device, max(1, cores() // run.workers),
+                  f"{run.workers} worker(s)")
+
+
+def _ray(run: RunConfig, settings: dict[str, Any]) -> Placed:
+    opts = _settings(RaySettings, "ray", settings)
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise UserError("executor 'ray' needs Ray on this machine and every node: "
+                        "pip install 'harness[cluster]' (or pip install 'ray[default]')") from None
+    address = run.address or opts.address
+    # The cluster's GPUs decide, per study (RayExecutor's placement), not this machine's.
+    return Placed(RayExecutor(address, run.device, opts.cpus_per_study), run.device,
+                  max(1, cores() // run.workers), f"Ray cluster at {address or 'this machine'}")
+
+
+BUILTIN = (
+    ExecutorEntry("local", _local, "a process pool on this machine ([run] workers)"),
+    ExecutorEntry("ray", _ray, "each study a Ray task on a cluster ([executors.ray] address)"),
+)
+
+
+def entries(registry: Registry) -> dict[str, ExecutorEntry]:
+    """The built-in executors and those the plugins registered, by name."""
+    out = {e.name: e for e in BUILTIN}
+    for entry, plugin in registry.executors.values():
+        if entry.name in out:
+            raise UserError(f"duplicate executor {entry.name!r}: a built-in and one registered by {plugin!r}; "
+                            "rename the plugin's")
+        out[entry.name] = entry
+    return out
+
+
+def build(registry: Registry, config: Config) -> Placed:
+    """The config's executor, built from `[run]` and its `[executors.<name>]` table."""
+    table = entries(registry)
+    choices = ", ".join(map(repr, sorted(table)))
+    unknown = sorted(set(config.executors) - set(table))
+    if unknown:
+        raise UserError(f"{config.source or 'config'}: [executors.{unknown[0]}] names no executor; "
+                        f"choose one of: {choices}")
+    name = config.run.executor
+    if name not in table:
+        raise UserError(f"unknown executor {name!r}; choose one of: {choices}")
+    return table[name].build(config.run, dict(config.executors.get(name, {})))
+
+
+def _settings(model: type[Strict], name: str, settings: dict[str, Any]) -> Any:
+    try:
+        return model(**settings)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            valid = ", ".join(sorted(model.model_fields))
+            raise UserError(f"[executors.{name}] has no key {key!r}; valid keys: {valid}") from None
+        raise UserError(f"[executors.{name}] {key}: {err['msg']}") from None

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator
 
-from harness.executors import Finished
+from harness.executors.base import Finished
 from harness.study import Environment, StudySpec, run_study
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from harness.errors import UserError
-from harness.executors import Finished
+from harness.executors.base import Finished
 from harness.study import Environment, StudySpec
 
 TASK_RETRIES = 3  # a study whose node dies runs again elsewhere, this many times at most

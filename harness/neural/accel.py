@@ -22,7 +22,7 @@ from typing import Iterator
 
 import torch
 
-from harness.torch import PRECISIONS
+from harness.precision import PRECISIONS
 
 
 def autocast_dtype(device: str, precision: str) -> torch.dtype | None:

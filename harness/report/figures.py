@@ -32,7 +32,7 @@ def save(fig, path: Path, dpi: int = 110) -> Path:
 
 
 def _by_table(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    from harness.leaderboard import by_task
+    from harness.report.tables import by_task
 
     return by_task(rows)
 
