@@ -97,14 +97,33 @@ def trial_model(model: Model, trial: "optuna.Trial") -> Model:
     return build(model, sample(trial, search_space(model)) if model.tune else {})
 
 
+class BadProbabilities(ValueError):
+    """A model returned probabilities that cannot be scored (non-finite, wrongly shaped):
+    the trial fails; nothing computed from them is ranked."""
+
+
 def class_probabilities(model: Model, X: Any, n_classes: int) -> np.ndarray:
     """(n, n_classes) probabilities: the model's columns placed at its `classes_`, zeros
-    for classes it never saw in training."""
-    proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    for classes it never saw in training. Non-finite or wrongly shaped output is a
+    `BadProbabilities` naming the model, never a score."""
+    try:
+        proba = np.asarray(model.predict_proba(X), dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, BadProbabilities):
+            raise
+        raise BadProbabilities(f"model {model.name!r} returned probabilities that are not numbers ({exc})") from None
+    n = len(X)
+    if proba.ndim not in (1, 2) or proba.shape[0] != n:
+        raise BadProbabilities(f"model {model.name!r} returned probabilities of shape {proba.shape} "
+                               f"for {n} samples; give one row per sample")
+    if not np.isfinite(proba).all():
+        bad = int((~np.isfinite(proba)).any(axis=tuple(range(1, proba.ndim))).sum())
+        raise BadProbabilities(f"model {model.name!r} returned non-finite probabilities (NaN or inf) "
+                               f"for {bad} of {n} samples")
     classes = getattr(model, "classes_", None)
     if classes is None:
         if proba.ndim != 2 or proba.shape[1] != n_classes:
-            raise ValueError(
+            raise BadProbabilities(
                 f"model {model.name!r} returned probabilities of shape {proba.shape}; without `classes_` "
                 f"it must return one column per class of the task ({n_classes})"
             )
@@ -113,7 +132,7 @@ def class_probabilities(model: Model, X: Any, n_classes: int) -> np.ndarray:
     if proba.ndim == 1:  # a binary model's P(classes_[1])
         proba = np.stack([1 - proba, proba], axis=1)
     if proba.shape[1] != len(classes):
-        raise ValueError(f"model {model.name!r} returned {proba.shape[1]} columns for {len(classes)} classes_")
+        raise BadProbabilities(f"model {model.name!r} returned {proba.shape[1]} columns for {len(classes)} classes_")
     out = np.zeros((proba.shape[0], n_classes))
     out[:, classes] = proba
     return out

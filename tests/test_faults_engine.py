@@ -1,0 +1,132 @@
+"""The engine's third fault battery (issue 20): damaged result rows, bad probabilities,
+tied trials, read-only results, damaged or hostile model blobs, a study's timeout, a
+stalled driver, a truncated symmetry cache, filesystem problems outside `run`."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import sqlite3
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.store import Store
+
+TOY = """
+plugins = ["toy_plugin", "fault_models"]
+tasks = ["toy_system"]
+representations = ["ratios"]
+perturbations = ["identity"]
+models = {models}
+[dataset]
+name = "toy"
+size = 60
+[run]
+trials = {trials}
+seeds = {seeds}
+workers = 1
+results = "{results}"
+{extra}
+"""
+
+
+def _config(tmp_path: Path, models=("centroids",), trials: int = 2, extra: str = "", seeds=(0,)) -> Path:
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text(TOY.format(models=json.dumps(list(models)), trials=trials, results=tmp_path / "out",
+                              extra=extra, seeds=list(seeds)))
+    return cfg
+
+
+def _url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'out' / 'results.sqlite'}"
+
+
+@pytest.fixture
+def toy_run(tmp_path):
+    cfg = _config(tmp_path, seeds=(0, 1))
+    assert main(["run", str(cfg)]) == 0
+    return cfg
+
+
+def _set_body(tmp_path: Path, body: str) -> str:
+    db = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    (key,) = db.execute("SELECT key FROM harness_results").fetchone()
+    db.execute("UPDATE harness_results SET body = ? WHERE key = ?", (body, key))
+    db.commit()
+    db.close()
+    return key
+
+
+# ------------------------------------------------------------------ 2: damaged result row
+@pytest.mark.parametrize("body", ["{not json", "[1, 2]", '{"extra": "high", "params": {}}', '{"params": 3}'])
+def test_a_damaged_result_row_is_skipped_with_a_warning_and_recomputed(tmp_path, toy_run, capsys, caplog, body):
+    import harness.store
+
+    harness.store._warned.clear()
+    key = _set_body(tmp_path, body)
+    capsys.readouterr()
+    with caplog.at_level(logging.WARNING, logger="harness"):
+        assert main(["leaderboard", str(tmp_path / "out"), "--format", "json"]) == 0
+        assert main(["report", str(tmp_path / "out"), "--out", str(tmp_path / "report" / "index.html")]) == 0
+    warned = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(warned) == 1 and key[:12] in warned[0] and "toy" in warned[0]  # names the row, once
+    assert key not in Store(_url(tmp_path)).done_keys()  # not done: recomputed by the next run
+    capsys.readouterr()
+    assert main(["run", str(toy_run)]) == 0
+    out = capsys.readouterr().out
+    assert "1 already done, 1 to run" in out
+    (result,) = Store(_url(tmp_path)).results({key})
+    assert result.params  # the row is whole again
+    assert main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy",
+                 "--format", "json"]) == 0
+
+
+# ------------------------------------------------------------------ 6: bad probabilities
+@pytest.mark.parametrize("model", ["nan_model", "short_model"])
+def test_bad_probabilities_fail_the_trial_and_the_study_is_never_ranked(tmp_path, capsys, model):
+    cfg = _config(tmp_path, models=[model, "centroids"], trials=2)
+    assert main(["run", str(cfg)]) == 1
+    out = capsys.readouterr().out
+    assert f"model '{model}' returned" in out  # one line names the model
+    assert "Traceback" not in out and "Trial 0 failed" not in out  # no Optuna traceback
+    results = list(Store(_url(tmp_path)).results())
+    assert [r.model for r in results] == ["centroids"]  # the bad model is never ranked
+    board = json.loads((tmp_path / "out" / "leaderboard.json").read_text())
+    assert model not in json.dumps(board)
+
+
+# ------------------------------------------------------------------ 8: ties
+def test_tied_trials_choose_the_lowest_trial_number(tmp_path):
+    import optuna
+
+    cfg = _config(tmp_path, models=["tied"], trials=6)
+    assert main(["run", str(cfg)]) == 0
+    (result,) = Store(_url(tmp_path)).results()
+    study = optuna.load_study(study_name=result.key, storage=Store(_url(tmp_path)).optuna_storage())
+    values = {t.number: t.value for t in study.trials}
+    assert len(set(values.values())) == 1  # all tied
+    first = min(study.trials, key=lambda t: t.number)
+    assert result.params == first.params
+
+
+def test_best_trial_breaks_ties_by_number_whatever_order_the_store_returns():
+    import optuna
+
+    from harness.study import best_trial
+
+    study = optuna.create_study(direction="maximize")
+    for x in (0.5, 0.9, 0.9, 0.1, 0.9):
+        study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=x))
+
+    class Reversed:
+        def get_trials(self, deepcopy=False, states=None):
+            return list(reversed(study.get_trials(deepcopy=False, states=states)))
+
+    assert best_trial(Reversed()).number == 1
+    assert best_trial(study).number == 1
