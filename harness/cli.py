@@ -239,7 +239,7 @@ def _predict(args, console: Console) -> int:
     from harness import predict
     from harness.store import Store
 
-    store = Store(_store_url(args, "predict"))
+    store = Store(_store_url(args, "predict"), readonly=True)
     registry = _registry(args)
     chosen = predict.select(store, args.only, args.seed)
     status = console
@@ -262,7 +262,7 @@ def _leaderboard(args, console: Console) -> int:
     from harness.store import Store
 
     url = _store_url(args, "leaderboard")
-    results = list(Store(url).results(include_superseded=args.superseded))
+    results = list(Store(url, readonly=True).results(include_superseded=args.superseded))
     rows = leaderboard.build(results)
     if args.format == "table":
         leaderboard.render(rows, console)

@@ -142,7 +142,8 @@ class Store:
         """`readonly`: the command only reads (leaderboard, predict, report): SQLite is
         opened read-only, so a results folder on a read-only medium can still be read."""
         self.url = with_driver(url)
-        self.readonly = readonly
+        self.readonly = readonly or _unwritable_sqlite(self.url)
+        readonly = self.readonly
         self.engine = _engine(self.url, readonly)
         if not (readonly and self.engine.dialect.name == "sqlite"):  # a reader creates nothing
             self._guard(lambda: self._creating_tables(lambda: _meta.create_all(self.engine)))
@@ -413,6 +414,19 @@ def _engine(url: str, readonly: bool = False) -> sa.Engine:
         return sa.create_engine(url, pool_pre_ping=True)
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
         raise UserError(f"storage {describe(url)}: driver missing ({exc}); install it, e.g. pip install psycopg2-binary") from None
+
+
+def _unwritable_sqlite(url: str) -> bool:
+    """An existing SQLite store this process cannot write (read-only medium or folder):
+    opened read-only, so that reading it works; a write then fails with one line."""
+    try:
+        parsed = sa.engine.make_url(url)
+        if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database.startswith("file:"):
+            return False
+        path = Path(parsed.database)
+        return path.is_file() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+    except (sa.exc.ArgumentError, OSError, ValueError):
+        return False
 
 
 def _readonly_url(path: str) -> str:

@@ -130,3 +130,52 @@ def test_best_trial_breaks_ties_by_number_whatever_order_the_store_returns():
 
     assert best_trial(Reversed()).number == 1
     assert best_trial(study).number == 1
+
+
+# ------------------------------------------------------------------ 3: read-only results
+def _as_reader(cmd: list[str]) -> list[str]:
+    """Root writes anywhere: drop the capability that lets it, so permissions count."""
+    import shutil
+
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: a read-only folder cannot be made")
+        return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", *cmd]
+    return cmd
+
+
+def _read_only(folder: Path) -> None:
+    for p in [*folder.rglob("*"), folder]:
+        p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def test_a_read_only_results_folder_can_be_read(tmp_path, toy_run):
+    import subprocess
+    import sys
+
+    from servers import run_env
+
+    import shutil
+
+    db = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    out = tmp_path / "copy"  # without -wal/-shm files: the hard case
+    shutil.copytree(tmp_path / "out", out, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
+    _read_only(out)
+    env = run_env(tmp_path)
+    try:
+        for args in (["leaderboard", str(out), "--format", "json"],
+                     ["--plugin", "toy_plugin", "predict", str(out), "--dataset", "toy", "--format", "json"],
+                     ["report", str(out), "--out", str(tmp_path / "elsewhere" / "index.html")]):
+            done = subprocess.run(_as_reader([sys.executable, "-m", "harness.cli", *args]), env=env,
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr
+            assert "Traceback" not in done.stderr
+        assert json.loads(subprocess.run(_as_reader([sys.executable, "-m", "harness.cli", "leaderboard", str(out),
+                                                     "--format", "json"]), env=env, capture_output=True,
+                                         text=True, timeout=300).stdout)
+        assert (tmp_path / "elsewhere" / "index.html").is_file()
+    finally:
+        for p in [out, *out.rglob("*")]:
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
