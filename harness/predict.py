@@ -148,7 +148,7 @@ def predict(store: Store, registry: Registry, result: UnitResult, inputs: Inputs
         raise UserError(f"study {result.unit} has no stored model (its model cannot save itself); "
                         "predict needs a model with save/load")
     combo = rebuild(registry, result)
-    model = persist.restore(registry, stored)
+    model = persist.restore(registry, stored, what=f"stored model of study {result.unit}")
     task, rep = combo.task, combo.representation
     materials = inputs.materials
     fs = featurize(materials, rep, FeatureCache(cache_dir()), workers=1, hashes=[material_hash(m) for m in materials])

@@ -157,18 +157,30 @@ def save_fitted(model: Model, folder: "Path") -> None:
     (folder / MODEL_FILE).write_text(json.dumps({"name": model.name, "params": params}, sort_keys=True))
 
 
-def load_fitted(registry: "Registry", folder: "Path") -> Model:
+def load_fitted(registry: "Registry", folder: "Path", label: str | None = None) -> Model:
     """The model `save_fitted` wrote, rebuilt from the registry (the plugin's own class)
-    and its `load`; a folder it did not write is a `UserError`."""
+    and its `load`; a folder it did not write is a `UserError`. `label` names the model in
+    messages when `folder` is a temporary one (it is gone when the message is read)."""
     import json
     from pathlib import Path
 
     folder = Path(folder)
+    what = label or str(folder)
     try:
         entry = json.loads((folder / MODEL_FILE).read_text())
         name, params = entry["name"], entry["params"]
+        if not isinstance(name, str) or not isinstance(params, dict):
+            raise TypeError("name must be a string and params a table")
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{folder} holds no saved model ({exc}); rerun the study to write it") from None
-    model = registry.create("model", name, params, where=f"{folder / MODEL_FILE}: ")
-    assert isinstance(model, Model)
-    return model.load(folder / "state")
+        cause = str(exc).replace(str(folder), "<model>") if label else str(exc)
+        raise UserError(f"{what} holds no valid {MODEL_FILE} ({type(exc).__name__}: {cause}); "
+                        "rerun the study to write it") from None
+    model = registry.create("model", name, params, where=f"{what}, {MODEL_FILE}: ")
+    if not isinstance(model, Model):
+        raise UserError(f"{what}: {name!r} is not a model")
+    try:
+        return model.load(folder / "state")
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+        cause = str(exc).replace(str(folder), "<model>") if label else str(exc)
+        raise UserError(f"{what}: model {name!r} cannot read its saved state ({type(exc).__name__}: {cause}); "
+                        "rerun the study to write it") from None

@@ -179,3 +179,63 @@ def test_a_read_only_results_folder_can_be_read(tmp_path, toy_run):
     finally:
         for p in [out, *out.rglob("*")]:
             p.chmod(p.stat().st_mode | stat.S_IWUSR)
+
+
+# ------------------------------------------------------------------ 9, 10: model blobs
+def _tar(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    return buf.getvalue()
+
+
+def _set_blob(tmp_path: Path, blob: bytes) -> None:
+    db = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    db.execute("UPDATE harness_models SET blob = ?", (blob,))
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("blob", [
+    b"not a tar at all",
+    _tar({"model.json": b"{broken"}),
+    _tar({"model.json": b'{"name": "centroids", "params": {}}'}),  # no state
+    _tar({"model.json": b'{"name": "centroids", "params": {}}'}, links={"state": "/etc"}),
+    _tar({"../escape.json": b"{}"}),
+], ids=["garbage", "bad-json", "no-state", "symlink", "traversal"])
+def test_a_damaged_or_hostile_model_blob_is_one_line_exit_2(tmp_path, toy_run, capsys, blob):
+    _set_blob(tmp_path, blob)
+    capsys.readouterr()
+    code = main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy", "--format", "json"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "stored model of study toy:" in err
+    assert "harness-model-" not in err  # never names the deleted temporary folder
+
+
+def test_a_tar_bomb_is_refused_before_it_fills_the_disk_and_leaves_nothing(tmp_path, monkeypatch):
+    import tempfile
+
+    from harness import persist, registry
+    from harness.errors import UserError
+
+    monkeypatch.setattr(persist, "MIN_BYTES", 2**20)  # 1 MiB floor, so the bomb can be small
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    bomb = _tar({"model.json": b'{"name": "centroids", "params": {}}', "state/a.bin": bytes(64 * 2**20)})
+    assert len(bomb) * persist.MAX_RATIO < 64 * 2**20  # inflates more than the bound allows
+    with pytest.raises(UserError, match="tar bomb"):
+        persist.restore(registry.load(["toy_plugin"]), (persist.FORMAT, bomb))
+    assert not list(scratch.iterdir())  # nothing written is left behind
+    many = _tar({f"state/{i}": b"" for i in range(persist.MAX_MEMBERS + 1)})
+    with pytest.raises(UserError, match="files"):
+        persist.restore(registry.load(["toy_plugin"]), (persist.FORMAT, many))
+    assert not list(scratch.iterdir())
