@@ -37,6 +37,7 @@ results = "{results}"
 
 
 def _config(tmp_path: Path, models=("centroids",), trials: int = 2, extra: str = "", seeds=(0,)) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = tmp_path / "bench.toml"
     cfg.write_text(TOY.format(models=json.dumps(list(models)), trials=trials, results=tmp_path / "out",
                               extra=extra, seeds=list(seeds)))
@@ -239,3 +240,29 @@ def test_a_tar_bomb_is_refused_before_it_fills_the_disk_and_leaves_nothing(tmp_p
     with pytest.raises(UserError, match="files"):
         persist.restore(registry.load(["toy_plugin"]), (persist.FORMAT, many))
     assert not list(scratch.iterdir())
+
+
+# ------------------------------------------------------------------ 7: a study's timeout
+def test_a_study_timeout_stops_a_fit_that_would_not_end_and_the_run_goes_on(tmp_path, capsys):
+    import time
+
+    import fault_models
+
+    cfg = _config(tmp_path, models=["sleepy", "centroids"], trials=3, extra="timeout = 3")
+    fault_models.Sleepy.fits.clear()  # the first fit is quick, the second would take 600 s
+    t0 = time.monotonic()
+    assert main(["run", str(cfg)]) == 0
+    assert time.monotonic() - t0 < 120
+    out = capsys.readouterr().out
+    assert "timeout of 3 s struck during this fit" in out and "Traceback" not in out
+    results = {r.model: r for r in Store(_url(tmp_path)).results()}
+    assert set(results) == {"sleepy", "centroids"}  # the run went on
+    assert results["sleepy"].n_trials == 1  # the finished trial is kept and scored
+
+    # A study whose first fit never returns: no trial, it fails alone, unranked.
+    cfg = _config(tmp_path / "second", models=["sleepy", "centroids"], trials=3, extra="timeout = 2")
+    fault_models.Sleepy.fits.append(1)
+    assert main(["run", str(cfg)]) == 1
+    out = capsys.readouterr().out
+    assert "no valid trial" in out and "timeout of 2 s" in out
+    assert {r.model for r in Store(_url(tmp_path / "second")).results()} == {"centroids"}
