@@ -116,6 +116,9 @@ def execute(pending: list[StudySpec], store: Store, executor, env: Environment, 
                         store.add(outcome.result, outcome.model)
                         r = outcome.result
                         bar.console.print(f"  [green]done[/] {escape(r.unit)}: {r.metric} {r.value:.3f}")
+                    elif store.taken_over(spec.key, owner):  # stalled past its claim: not a failure
+                        bar.console.print(f"  [yellow]taken over[/] {escape(spec.unit)}: another run took this "
+                                          "study over while this one was stalled (its claim expired)")
                     else:
                         store.release(spec.key, owner)
                         if isinstance(outcome, UserError):

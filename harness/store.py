@@ -262,6 +262,13 @@ class Store:
                 .values(owner=owner, heartbeat=now)
             ).rowcount == 1
 
+    def taken_over(self, key: str, owner: str) -> bool:
+        """Another run finished this study, or holds its claim: `owner` stalled past its
+        claim's time-to-live (SIGSTOP, a frozen machine) and lost it."""
+        with self._connect() as db:
+            row = db.execute(sa.select(CLAIMS.c.owner).where(CLAIMS.c.key == key)).first()
+        return (row is not None and row[0] != owner) or key in self.done_keys([key])
+
     def heartbeat(self, owner: str) -> None:
         with self._connect() as db:
             db.execute(CLAIMS.update().where(CLAIMS.c.owner == owner).values(heartbeat=time.time()))

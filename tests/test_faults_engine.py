@@ -266,3 +266,33 @@ def test_a_study_timeout_stops_a_fit_that_would_not_end_and_the_run_goes_on(tmp_
     out = capsys.readouterr().out
     assert "no valid trial" in out and "timeout of 2 s" in out
     assert {r.model for r in Store(_url(tmp_path / "second")).results()} == {"centroids"}
+
+
+# ------------------------------------------------------------------ 13: a stalled driver
+def test_a_driver_stalled_past_its_claim_says_the_study_was_taken_over(tmp_path):
+    from rich.console import Console
+
+    from harness import runner
+    from harness.store import CLAIMS
+    from harness.study import Environment, StudySpec
+
+    store = Store(f"sqlite:///{tmp_path / 'results.sqlite'}")
+    spec = StudySpec(key="k" * 16, unit="toy:a/b/c/d#0", dataset="toy", combination=None, seed=0, trials=1,
+                     timeout=None)
+
+    class Stalled:
+        """The study's process was stopped past the claim TTL; another run took the claim
+        over and Optuna's trial state changed under it."""
+
+        def run(self, next_study, env):
+            got = next_study()
+            with store.engine.begin() as db:
+                db.execute(CLAIMS.update().values(owner="other-run", heartbeat=0.0))
+            yield got, AssertionError("Should not reach.")
+
+    console = Console(file=io.StringIO(), width=200)
+    failures = runner.execute([spec], store, Stalled(), Environment(store.url), console)
+    out = console.file.getvalue()
+    assert failures == 0, out
+    assert "taken over" in out and "AssertionError" not in out
+    assert store.claims()[spec.key][0] == "other-run"  # its claim is left to the run that holds it
