@@ -296,3 +296,28 @@ def test_a_driver_stalled_past_its_claim_says_the_study_was_taken_over(tmp_path)
     assert failures == 0, out
     assert "taken over" in out and "AssertionError" not in out
     assert store.claims()[spec.key][0] == "other-run"  # its claim is left to the run that holds it
+
+
+# ------------------------------------------------------------------ 5: symmetry cache
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_damaged_spacegroup_cache_is_removed_and_refilled(tmp_path, caplog, damage):
+    from pymatgen.core import Lattice, Structure
+
+    from harness import Material
+    from harness_plugins.tasks import symmetry_labels
+
+    mg = Structure(Lattice.hexagonal(3.21, 5.21), ["Mg", "Mg"], [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
+    material = Material("mg", mg, {}, content_hash=b"mg-hash")
+    path = tmp_path / "symmetry" / "spacegroups.sqlite"
+    cache = symmetry_labels.SpacegroupCache(path)
+    assert cache.number(material, 0.1) == 194
+    cache.flush()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3] if damage == "truncate" else b"\x00garbage" * 500)
+    with caplog.at_level(logging.WARNING):
+        again = symmetry_labels.SpacegroupCache(path)  # as the next run would
+        assert again.number(material, 0.1) == 194
+        again.flush()
+    assert any("damaged cache file" in r.getMessage() for r in caplog.records)
+    rows = sqlite3.connect(path).execute("SELECT number FROM spacegroups").fetchall()
+    assert rows == [(194,)]  # refilled
