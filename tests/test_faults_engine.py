@@ -321,3 +321,27 @@ def test_a_damaged_spacegroup_cache_is_removed_and_refilled(tmp_path, caplog, da
     assert any("damaged cache file" in r.getMessage() for r in caplog.records)
     rows = sqlite3.connect(path).execute("SELECT number FROM spacegroups").fetchall()
     assert rows == [(194,)]  # refilled
+
+
+# ------------------------------------------------------------------ 12: filesystem outside run
+def test_filesystem_problems_outside_run_are_one_line_exit_2(tmp_path, toy_run, capsys):
+    import subprocess
+    import sys
+
+    from servers import run_env
+
+    long = tmp_path / ("x" * 300)
+    for argv in (["leaderboard", str(long)], ["report", str(long)], ["predict", str(long), "--dataset", "toy"],
+                 ["report", str(tmp_path / "out"), "--out", str(long / "index.html")]):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "name too long" in err.lower(), err
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _read_only(locked)
+    done = subprocess.run(_as_reader([sys.executable, "-m", "harness.cli", "report", str(tmp_path / "out"),
+                                      "--out", str(locked / "report" / "index.html")]),
+                          env=run_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Permission denied" in done.stderr
