@@ -56,6 +56,7 @@ def open_store(config: Config) -> Store:
 
 def run(config: Config, registry: Registry, console: Console, only: list[str] | None = None) -> int:
     results_dir = config.results_dir()
+    _check_names(config, registry, only)  # an unknown name fails before any folder or store exists
     store = open_store(config)
     console.rule(f"harness run {escape(config.source)}")
     plan = make_plan(config, registry, store, console, only)
@@ -86,6 +87,14 @@ def run(config: Config, registry: Registry, console: Console, only: list[str] | 
         console.print(f"[red]{failures} studies failed (see above); rerun to retry them")
         return 1
     return 0
+
+
+def _check_names(config: Config, registry: Registry, only: list[str] | None) -> None:
+    from harness.plan import grids
+
+    grids(config, registry, only)  # tasks, representations, perturbations, models
+    for spec in config.datasets:
+        registry.create("dataset", spec.name, spec.params, where=f"{config.source}: ")
 
 
 def execute(pending: list[StudySpec], store: Store, executor, env: Environment, console: Console) -> int:

@@ -4,6 +4,7 @@ a fit that outlives the study's timeout, and trials that tie on validation."""
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -60,6 +61,18 @@ class Tied(Centroids):
     label: int = 0
 
 
+@dataclass
+class Warns(Centroids):
+    name: ClassVar[str] = "warns"
+    description: ClassVar[str] = "warns as scikit-learn does on a small class"
+
+    def fit(self, train, valid, ctx):
+        for _ in range(5):
+            warnings.warn("The least populated class in y has only 1 members, which is less than n_splits=3.",
+                          UserWarning, stacklevel=1)
+        return super().fit(train, valid, ctx)
+
+
 @hookimpl
 def harness_models():
-    return [NanModel, ShortModel, Sleepy, Tied]
+    return [NanModel, ShortModel, Sleepy, Tied, Warns]

@@ -93,7 +93,8 @@ def test_a_damaged_result_row_is_skipped_with_a_warning_and_recomputed(tmp_path,
 def test_bad_probabilities_fail_the_trial_and_the_study_is_never_ranked(tmp_path, capsys, model):
     cfg = _config(tmp_path, models=[model, "centroids"], trials=2)
     assert main(["run", str(cfg)]) == 1
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out + captured.err
     assert f"model '{model}' returned" in out  # one line names the model
     assert "Traceback" not in out and "Trial 0 failed" not in out  # no Optuna traceback
     results = list(Store(_url(tmp_path)).results())
@@ -345,3 +346,26 @@ def test_filesystem_problems_outside_run_are_one_line_exit_2(tmp_path, toy_run, 
                           env=run_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Permission denied" in done.stderr
+
+
+# ------------------------------------------------------------------ 14: engine's smaller ones
+@pytest.mark.parametrize("models", [["no_such_model"], ["centroids"]])
+def test_an_unknown_name_fails_before_the_results_folder_is_made(tmp_path, capsys, models):
+    cfg = _config(tmp_path, models=models)
+    if models == ["centroids"]:
+        cfg.write_text(cfg.read_text().replace('name = "toy"', 'name = "no_such_dataset"'))
+    assert main(["run", str(cfg)]) == 2
+    assert "no_such" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_library_warnings_stay_out_of_the_run_output_as_one_summary_line(tmp_path, capsys, caplog):
+    cfg = _config(tmp_path, models=["warns"], trials=2)
+    with caplog.at_level(logging.INFO, logger="harness"):
+        assert main(["run", str(cfg)]) == 0
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "fault_models.py:" not in text and "warnings.warn(" not in text  # no raw warning
+    assert len([ln for ln in text.splitlines() if "warnings from the model's libraries" in ln]) == 1
+    (record,) = [r.getMessage() for r in caplog.records if "warnings from the model's libraries" in r.getMessage()]
+    assert "10 warnings" in record and "UserWarning: The least populated class" in record
