@@ -334,8 +334,14 @@ def _parse(row: dict[str, Any]) -> UnitResult | str:
     import pydantic
 
     row = dict(row)
+    floats = {"value", "valid_value", "fit_seconds", "finished"}  # SQL stores NaN as NULL
+    for name in [k for k, v in row.items() if v is None and k != "body"]:
+        if name in floats:
+            row[name] = float("nan")
+        else:  # a NULL column takes the record's default; a required one is then missing
+            del row[name]
     try:
-        body = json.loads(row.pop("body") or "{}")
+        body = json.loads(row.pop("body", None) or "{}")
         if not isinstance(body, dict):
             raise TypeError(f"body is a JSON {type(body).__name__}, not an object")
         known = {f.name for f in fields(UnitResult)}
@@ -347,7 +353,7 @@ def _parse(row: dict[str, Any]) -> UnitResult | str:
             err = exc.errors()[0]
             why = f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
         key = str(row.get("key"))
-        if key not in _warned:
+        if key not in _warned:  # one line per row and process
             _warned.add(key)
             log.warning("result row %s (key %s) is damaged (%s); ignored, and recomputed by the next run",
                         row.get("unit"), key[:12], why)
