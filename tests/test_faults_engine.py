@@ -17,6 +17,7 @@ import pytest
 
 from harness.cli import main
 from harness.store import Store
+from servers import postgres  # noqa: F401  (the PostgreSQL server fixture)
 
 TOY = """
 plugins = ["toy_plugin", "fault_models"]
@@ -372,3 +373,31 @@ def test_library_warnings_stay_out_of_the_run_output_as_one_summary_line(tmp_pat
     assert "fault_models.py:" not in text and "warnings.warn(" not in text  # no raw warning
     (record,) = [r.getMessage() for r in caplog.records if "warnings from the model's libraries" in r.getMessage()]
     assert "10 warnings" in record and "UserWarning: The least populated class" in record
+
+
+@pytest.mark.slow
+def test_tied_trials_on_postgresql_choose_the_lowest_trial_number(tmp_path, postgres):  # noqa: F811
+    """PostgreSQL returns tied rows in physical order, which an UPDATE (as a resumed run
+    makes) changes: Optuna's own best trial then is a later one; the harness's is not."""
+    import optuna
+    import sqlalchemy as sa
+
+    from harness.study import best_trial
+
+    store = Store(postgres.new_database())
+    study = optuna.create_study(study_name="tied", storage=store.optuna_storage(), direction="maximize")
+    for x in (0.5, 0.9, 0.9, 0.9, 0.1):
+        study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=x))
+    with store.engine.begin() as db:  # rewrite trial 1's value row: it moves behind the others
+        db.execute(sa.text("UPDATE trial_values SET value = value WHERE trial_id = "
+                           "(SELECT trial_id FROM trials WHERE number = 1)"))
+    storage_pick = study.best_trial.number
+    assert best_trial(study).number == 1, f"the storage itself picked trial {storage_pick}"
+
+    # End to end: a run on PostgreSQL whose trials all tie stores trial 0's parameters.
+    cfg = _config(tmp_path, models=["tied"], trials=6)
+    url = postgres.new_database()
+    assert main(["run", str(cfg), "--storage", url]) == 0
+    (result,) = Store(url).results()
+    tied = optuna.load_study(study_name=result.key, storage=Store(url).optuna_storage())
+    assert result.params == min(tied.trials, key=lambda t: t.number).params
