@@ -159,7 +159,10 @@ def predict(store: Store, registry: Registry, result: UnitResult, inputs: Inputs
     xs = perturb(xs, kept, perts, result.seed, list(fs.columns))
     X: Any = np.stack(xs) if rep.kind == "vector" and xs else xs
     n_classes = len(task.classes)
-    proba = tuning.class_probabilities(model, X, n_classes) if len(kept) else np.zeros((0, n_classes))
+    try:
+        proba = tuning.class_probabilities(model, X, n_classes) if len(kept) else np.zeros((0, n_classes))
+    except tuning.BadProbabilities as exc:
+        raise UserError(f"stored model of study {result.unit}: {exc}; nothing is predicted from it") from None
     rows = []
     for i, p in zip(kept, proba):
         truth = _true_label(task, materials[i])

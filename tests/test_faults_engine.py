@@ -76,6 +76,8 @@ def test_a_damaged_result_row_is_skipped_with_a_warning_and_recomputed(tmp_path,
     with caplog.at_level(logging.WARNING, logger="harness"):
         assert main(["leaderboard", str(tmp_path / "out"), "--format", "json"]) == 0
         assert main(["report", str(tmp_path / "out"), "--out", str(tmp_path / "report" / "index.html")]) == 0
+        assert main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy",
+                     "--format", "json"]) == 0
     warned = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
     assert len(warned) == 1 and key[:12] in warned[0] and "toy" in warned[0]  # names the row, once
     assert key not in Store(_url(tmp_path)).done_keys()  # not done: recomputed by the next run
