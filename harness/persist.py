@@ -59,9 +59,8 @@ def restore(registry: Any, stored: tuple[str, bytes], what: str = "stored model"
     with tempfile.TemporaryDirectory(prefix="harness-model-") as tmp:
         try:
             with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
-                members = total = 0
-                for member in tar:
-                    members += 1
+                total = 0
+                for members, member in enumerate(tar, start=1):
                     total += max(0, member.size)
                     if members > MAX_MEMBERS or total > limit:
                         raise UserError(f"{what} would extract to more than "
