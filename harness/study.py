@@ -104,7 +104,9 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("optuna").setLevel(logging.ERROR)
     with warnings.catch_warnings(record=True) as caught:  # libraries' warnings: one summary line
-        warnings.simplefilter("always")
+        warnings.simplefilter("always")  # counted, not once per place; what Python hides stays hidden
+        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", hidden)
         outcome = _run_study(spec, env)
     _summarise_warnings(spec, caught)
     return outcome
