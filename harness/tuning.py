@@ -112,7 +112,10 @@ def class_probabilities(model: Model, X: Any, n_classes: int) -> np.ndarray:
         if isinstance(exc, BadProbabilities):
             raise
         raise BadProbabilities(f"model {model.name!r} returned probabilities that are not numbers ({exc})") from None
-    n = len(X)
+    try:
+        n = len(X)
+    except TypeError:  # inputs without a length (a model's own data object): rows unchecked
+        n = proba.shape[0] if proba.ndim else 0
     if proba.ndim not in (1, 2) or proba.shape[0] != n:
         raise BadProbabilities(f"model {model.name!r} returned probabilities of shape {proba.shape} "
                                f"for {n} samples; give one row per sample")
@@ -173,7 +176,7 @@ def load_fitted(registry: "Registry", folder: "Path", label: str | None = None) 
             raise TypeError("name must be a string and params a table")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         cause = str(exc).replace(str(folder), "<model>") if label else str(exc)
-        raise UserError(f"{what} holds no valid {MODEL_FILE} ({type(exc).__name__}: {cause}); "
+        raise UserError(f"{what} holds no saved model ({MODEL_FILE}: {type(exc).__name__}: {cause}); "
                         "rerun the study to write it") from None
     model = registry.create("model", name, params, where=f"{what}, {MODEL_FILE}: ")
     if not isinstance(model, Model):
