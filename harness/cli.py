@@ -116,6 +116,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Literal text: a "[dataset]" in a hint or a "[/x]" in a path is not markup.
         Console(stderr=True).print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
         return 2
+    except OSError as exc:  # a filesystem problem (name too long, read-only, full): one line, exit 2
+        from rich.text import Text
+
+        where = f"{exc.filename}: " if exc.filename else ""
+        Console(stderr=True).print(Text.assemble(("error: ", "bold red"), f"{where}{exc.strerror or exc}; check the "
+                                   "path (each name at most 255 bytes), its permissions and free space"),
+                                   highlight=False, soft_wrap=True)
+        return 2
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted: finished studies are saved; run the same command again to resume")
         return 130
@@ -239,7 +247,7 @@ def _predict(args, console: Console) -> int:
     from harness import predict
     from harness.store import Store
 
-    store = Store(_store_url(args, "predict"))
+    store = Store(_store_url(args, "predict"), readonly=True)
     registry = _registry(args)
     chosen = predict.select(store, args.only, args.seed)
     status = console
@@ -262,7 +270,7 @@ def _leaderboard(args, console: Console) -> int:
     from harness.store import Store
 
     url = _store_url(args, "leaderboard")
-    results = list(Store(url).results(include_superseded=args.superseded))
+    results = list(Store(url, readonly=True).results(include_superseded=args.superseded))
     rows = leaderboard.build(results)
     if args.format == "table":
         leaderboard.render(rows, console)

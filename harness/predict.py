@@ -148,7 +148,7 @@ def predict(store: Store, registry: Registry, result: UnitResult, inputs: Inputs
         raise UserError(f"study {result.unit} has no stored model (its model cannot save itself); "
                         "predict needs a model with save/load")
     combo = rebuild(registry, result)
-    model = persist.restore(registry, stored)
+    model = persist.restore(registry, stored, what=f"stored model of study {result.unit}")
     task, rep = combo.task, combo.representation
     materials = inputs.materials
     fs = featurize(materials, rep, FeatureCache(cache_dir()), workers=1, hashes=[material_hash(m) for m in materials])
@@ -159,7 +159,10 @@ def predict(store: Store, registry: Registry, result: UnitResult, inputs: Inputs
     xs = perturb(xs, kept, perts, result.seed, list(fs.columns))
     X: Any = np.stack(xs) if rep.kind == "vector" and xs else xs
     n_classes = len(task.classes)
-    proba = tuning.class_probabilities(model, X, n_classes) if len(kept) else np.zeros((0, n_classes))
+    try:
+        proba = tuning.class_probabilities(model, X, n_classes) if len(kept) else np.zeros((0, n_classes))
+    except tuning.BadProbabilities as exc:
+        raise UserError(f"stored model of study {result.unit}: {exc}; nothing is predicted from it") from None
     rows = []
     for i, p in zip(kept, proba):
         truth = _true_label(task, materials[i])

@@ -39,6 +39,7 @@ def open_store(config: Config) -> Store:
 
 def run(config: Config, registry: Registry, console: Console, only: list[str] | None = None) -> int:
     results_dir = config.results_dir()
+    _check_names(config, registry, only)  # an unknown name fails before any folder or store exists
     store = open_store(config)
     console.rule(f"harness run {escape(config.source)}")
     plan = make_plan(config, registry, store, console, only)
@@ -70,6 +71,14 @@ def run(config: Config, registry: Registry, console: Console, only: list[str] | 
     return 0
 
 
+def _check_names(config: Config, registry: Registry, only: list[str] | None) -> None:
+    from harness.plan import grids
+
+    grids(config, registry, only)  # tasks, representations, perturbations, models
+    for spec in config.datasets:
+        registry.create("dataset", spec.name, spec.params, where=f"{config.source}: ")
+
+
 def execute(pending: list[StudySpec], store: Store, executor, env: Environment, console: Console) -> int:
     """Claim, run and store every pending study; wait for (or take over) those that other
     runs hold. Returns the number of studies that failed here."""
@@ -98,6 +107,9 @@ def execute(pending: list[StudySpec], store: Store, executor, env: Environment, 
                         store.add(outcome.result, outcome.model)
                         r = outcome.result
                         bar.console.print(f"  [green]done[/] {escape(r.unit)}: {r.metric} {r.value:.3f}")
+                    elif store.taken_over(spec.key, owner):  # stalled past its claim: not a failure
+                        bar.console.print(f"  [yellow]taken over[/] {escape(spec.unit)}: another run took this "
+                                          "study over while this one was stalled (its claim expired)")
                     else:
                         store.release(spec.key, owner)
                         if isinstance(outcome, UserError):

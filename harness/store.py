@@ -10,6 +10,7 @@ older than its time-to-live is taken over.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -21,6 +22,8 @@ from typing import Any, Iterator
 import sqlalchemy as sa
 
 from harness.errors import UserError
+
+log = logging.getLogger("harness")
 
 CLAIM_TTL = float(os.environ.get("HARNESS_CLAIM_TTL", "60"))  # seconds without a heartbeat
 # How long a finished result waits for a database server that stopped answering.
@@ -135,10 +138,15 @@ def with_driver(url: str) -> str:
 class Store:
     """Results, models and claims in one database; Optuna's trials beside them."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, readonly: bool = False):
+        """`readonly`: the command only reads (leaderboard, predict, report): SQLite is
+        opened read-only, so a results folder on a read-only medium can still be read."""
         self.url = with_driver(url)
-        self.engine = _engine(self.url)
-        self._guard(lambda: self._creating_tables(lambda: _meta.create_all(self.engine)))
+        self.readonly = readonly or _unwritable_sqlite(self.url)
+        readonly = self.readonly
+        self.engine = _engine(self.url, readonly)
+        if not (readonly and self.engine.dialect.name == "sqlite"):  # a reader creates nothing
+            self._guard(lambda: self._creating_tables(lambda: _meta.create_all(self.engine)))
 
     # ------------------------------------------------------------------ optuna
     def optuna_storage(self):
@@ -163,8 +171,9 @@ class Store:
 
     # ------------------------------------------------------------------ results
     def done_keys(self, keys: list[str] | None = None) -> set[str]:
+        """Keys with a readable result: a damaged row is not done, so it is recomputed."""
         with self._connect() as db:
-            return {row[0] for q in _by_keys(sa.select(RESULTS.c.key), keys) for row in db.execute(q)}
+            return _readable(db, keys)
 
     def add(self, result: UnitResult, model: tuple[str, bytes] | None = None) -> bool:
         """Write a finished study once; False if its key was already there (the first stays).
@@ -185,6 +194,7 @@ class Store:
         body = {k: row.pop(k) for k in list(row) if k not in _COLUMNS}
         row["body"] = json.dumps(body, default=_json_default, allow_nan=True)
         with self._connect() as db:
+            _drop_if_damaged(db, result.key)  # a damaged row of this key is replaced
             inserted = db.execute(_insert_ignore(self.engine, RESULTS, row)).rowcount == 1
             if inserted and model is not None:
                 db.execute(_insert_ignore(self.engine, MODELS, {"key": result.key, "format": model[0], "blob": model[1]}))
@@ -198,11 +208,11 @@ class Store:
             q = q.where(RESULTS.c.superseded == sa.false())
         with self._connect() as db:
             rows = [dict(r._mapping) for part in _by_keys(q, keys) for r in db.execute(part)]
-        rows.sort(key=lambda row: (row["finished"], row["key"]))
-        known = {f.name for f in fields(UnitResult)}
+        rows.sort(key=lambda row: (_number(row["finished"]), str(row["key"])))
         for row in rows:
-            body = json.loads(row.pop("body") or "{}")
-            yield UnitResult(**{k: v for k, v in {**row, **body}.items() if k in known})
+            parsed = _parse(row)
+            if not isinstance(parsed, str):  # a damaged row is skipped, with one warning line
+                yield parsed
 
     def count_superseded(self) -> int:
         with self._connect() as db:
@@ -233,7 +243,7 @@ class Store:
         heartbeat, so two drivers taking over the same dead claim cannot both win."""
         now = time.time()
         with self._connect() as db:
-            if db.execute(sa.select(RESULTS.c.key).where(RESULTS.c.key == key)).first():
+            if _readable(db, [key]):
                 return False
             if db.execute(_insert_ignore(self.engine, CLAIMS, {"key": key, "owner": owner, "heartbeat": now})).rowcount == 1:
                 return True
@@ -249,6 +259,13 @@ class Store:
                 .where(CLAIMS.c.key == key, CLAIMS.c.owner == row[0], CLAIMS.c.heartbeat == row[1])
                 .values(owner=owner, heartbeat=now)
             ).rowcount == 1
+
+    def taken_over(self, key: str, owner: str) -> bool:
+        """Another run finished this study, or holds its claim: `owner` stalled past its
+        claim's time-to-live (SIGSTOP, a frozen machine) and lost it."""
+        with self._connect() as db:
+            row = db.execute(sa.select(CLAIMS.c.owner).where(CLAIMS.c.key == key)).first()
+        return (row is not None and row[0] != owner) or key in self.done_keys([key])
 
     def heartbeat(self, owner: str) -> None:
         with self._connect() as db:
@@ -306,6 +323,75 @@ def _raise_for_user(url: str, exc: sa.exc.DatabaseError) -> None:
     raise UserError(_damage_message(url, exc)) from None
 
 
+_warned: set[str] = set()  # damaged rows already reported by this process
+
+
+def _parse(row: dict[str, Any]) -> UnitResult | str:
+    """The row as a UnitResult, or why it is damaged (a body that is not JSON, a field of
+    the wrong type), warned about once per process: it counts as not done."""
+    import pydantic
+
+    row = dict(row)
+    floats = {"value", "valid_value", "fit_seconds", "finished"}  # SQL stores NaN as NULL
+    for name in [k for k, v in row.items() if v is None and k != "body"]:
+        if name in floats:
+            row[name] = float("nan")
+        else:  # a NULL column takes the record's default; a required one is then missing
+            del row[name]
+    try:
+        body = json.loads(row.pop("body", None) or "{}")
+        if not isinstance(body, dict):
+            raise TypeError(f"body is a JSON {type(body).__name__}, not an object")
+        known = {f.name for f in fields(UnitResult)}
+        merged = {k: v for k, v in {**row, **body}.items() if k in known}
+        result = _adapter().validate_python(merged)
+    except (ValueError, TypeError, RecursionError, pydantic.ValidationError) as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, pydantic.ValidationError):
+            err = exc.errors()[0]
+            why = f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
+        key = str(row.get("key"))
+        if key not in _warned:  # one line per row and process
+            _warned.add(key)
+            log.warning("result row %s (key %s) is damaged (%s); ignored, and recomputed by the next run",
+                        row.get("unit"), key[:12], why)
+        return why
+    return result
+
+
+_ADAPTER: list = []
+
+
+def _adapter():
+    """A pydantic validator of the result record (built once: it costs milliseconds)."""
+    import pydantic
+
+    if not _ADAPTER:
+        _ADAPTER.append(pydantic.TypeAdapter(UnitResult))
+    return _ADAPTER[0]
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _drop_if_damaged(db, key: str) -> None:
+    present = db.execute(sa.select(RESULTS.c.key).where(RESULTS.c.key == key)).first() is not None
+    if present and not _readable(db, [key]):
+        db.execute(RESULTS.delete().where(RESULTS.c.key == key))
+        db.execute(MODELS.delete().where(MODELS.c.key == key))
+
+
+def _readable(db, keys: list[str] | None) -> set[str]:
+    """Keys (all, or of `keys`) whose row `_parse` reads. Every body is parsed: ~15 ms per
+    study that stores its test predictions (5,500 materials), paid again by the report."""
+    rows = [dict(r._mapping) for q in _by_keys(sa.select(RESULTS), keys) for r in db.execute(q)]
+    return {row["key"] for row in rows if not isinstance(_parse(row), str)}
+
+
 def _by_keys(query, keys, size: int = 500) -> list:
     """`query` as is, or restricted to `keys` in batches (databases cap bound parameters)."""
     if keys is None:
@@ -325,12 +411,14 @@ def _retry_once(fn):
         return fn()
 
 
-def _engine(url: str) -> sa.Engine:
+def _engine(url: str, readonly: bool = False) -> sa.Engine:
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
         raise UserError(f"storage {url!r} is not a database URL; give e.g. postgresql://user@host:5432/db "
                         "or leave it out for SQLite in the results folder") from None
+    if parsed.get_backend_name() == "sqlite" and readonly and parsed.database:
+        return sa.create_engine(_readonly_url(parsed.database), connect_args={"timeout": 60})
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(url, connect_args={"timeout": 60})
 
@@ -344,6 +432,29 @@ def _engine(url: str) -> sa.Engine:
         return sa.create_engine(url, pool_pre_ping=True)
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
         raise UserError(f"storage {describe(url)}: driver missing ({exc}); install it, e.g. pip install psycopg2-binary") from None
+
+
+def _unwritable_sqlite(url: str) -> bool:
+    """An existing SQLite store this process cannot write (read-only medium or folder):
+    opened read-only, so that reading it works; a write then fails with one line."""
+    try:
+        parsed = sa.engine.make_url(url)
+        if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database.startswith("file:"):
+            return False
+        path = Path(parsed.database)
+        return path.is_file() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+    except (sa.exc.ArgumentError, OSError, ValueError):
+        return False
+
+
+def _readonly_url(path: str) -> str:
+    """SQLite opened read-only: `mode=ro` reads a WAL database beside live writers; in a
+    folder nobody can write (no -wal/-shm can exist or be made) `immutable=1` reads it."""
+    from urllib.parse import quote
+
+    p = Path(path).resolve()
+    frozen = not os.access(p.parent, os.W_OK) and not Path(f"{p}-wal").exists()
+    return f"sqlite:///file:{quote(str(p))}?mode=ro{'&immutable=1' if frozen else ''}&uri=true"
 
 
 def _insert_ignore(engine: sa.Engine, table: sa.Table, row: dict[str, Any]):

@@ -10,10 +10,14 @@ runs; this module only needs the spec, the store URL and the inputs file.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
+import warnings
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -23,6 +27,16 @@ from harness.grid import Combination
 from harness.identity import seed_key
 from harness.inputs import StudyInputs, read_inputs
 from harness.store import UnitResult
+
+log = logging.getLogger("harness")
+
+
+class StudyTimeout(Exception):
+    """The study's `timeout` struck while a trial was fitting: that trial fails."""
+
+
+class NoValidTrial(RuntimeError):
+    """Every trial of a study failed (bad probabilities, timeout): nothing to rank."""
 
 
 @dataclass(frozen=True)
@@ -83,13 +97,40 @@ def samples(combo: Combination, seed: int, data: StudyInputs, part: np.ndarray, 
 
 
 def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
+    """Tune, refit the best trial, score it on the test split; library warnings become
+    one summary line, a failed trial one line (no Optuna traceback)."""
+    import optuna
+
+    # Optuna would log a traceback per failed trial: the study logs one line instead.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("optuna").setLevel(logging.ERROR)
+    with warnings.catch_warnings(record=True) as caught:  # libraries' warnings: one summary line
+        warnings.simplefilter("always")  # counted, not once per place; what Python hides stays hidden
+        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", hidden)
+        outcome = _run_study(spec, env)
+    _summarise_warnings(spec, caught)
+    return outcome
+
+
+def _summarise_warnings(spec: StudySpec, caught: list) -> None:
+    if not caught:
+        return
+    kinds: dict[str, int] = {}
+    for w in caught:
+        text = f"{w.category.__name__}: {str(w.message).strip().splitlines()[0] if str(w.message).strip() else ''}"
+        kinds[text] = kinds.get(text, 0) + 1
+    first = max(kinds, key=lambda k: kinds[k])
+    log.info("%s: %d warnings from the model's libraries (%d kinds; most frequent, %d times: %s)",
+             spec.unit, len(caught), len(kinds), kinds[first], first[:200])
+
+
+def _run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
     import optuna
 
     from harness.sampling import FINISHED, ReplayableTPESampler, fail_orphaned_trials
     from harness.store import Store
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("optuna").setLevel(logging.WARNING)
     combo, task = spec.combination, spec.combination.task
     metric = combo.metrics[0]
     score = metric.objective  # signed: higher is better for Optuna and early stopping
@@ -129,9 +170,17 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
 
         ctx = FitContext(env.device, spec.seed, n_classes, score, report, env.threads)
         t0 = time.perf_counter()
-        model.fit(train, valid, ctx)
+        try:
+            with clock.fitting():
+                model.fit(train, valid, ctx)
+                proba = tuning.class_probabilities(model, valid.X, n_classes)
+        except (tuning.BadProbabilities, StudyTimeout) as exc:
+            reasons.append(str(exc))
+            if str(exc) not in reasons[:-1]:  # one line per distinct cause, not per trial
+                log.warning("%s: trial %d failed: %s", spec.unit, trial.number, exc)
+            raise
         fit_seconds.append(time.perf_counter() - t0)
-        value = score(valid.y, tuning.class_probabilities(model, valid.X, n_classes))
+        value = score(valid.y, proba)
         if not fitted or value > next(iter(fitted.values()))[0]:  # keep only the best in memory
             fitted.clear()
             fitted[trial.number] = (value, model)
@@ -139,9 +188,16 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
 
     wanted = spec.trials if combo.model.tune else 1
     remaining = wanted - len(study.get_trials(deepcopy=False, states=FINISHED))
+    reasons: list[str] = []
+    clock = _Deadline(spec.timeout)
     if remaining > 0:
-        study.optimize(objective, n_trials=remaining, timeout=spec.timeout, catch=())
-    best = study.best_trial
+        with clock:
+            study.optimize(objective, n_trials=remaining, timeout=spec.timeout,
+                           catch=(tuning.BadProbabilities, StudyTimeout))
+    best = best_trial(study)
+    if best is None:
+        why = reasons[-1] if reasons else "no trial finished"
+        raise NoValidTrial(f"no valid trial, so the study is not ranked ({why})")
     number = best.user_attrs.get("repeat_of", best.number)
     if number in fitted:
         model = fitted[number][1]
@@ -167,6 +223,62 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
         evaluations=evaluations,
     )
     return StudyOutcome(result, persist.dump(model))
+
+
+def best_trial(study: Any) -> Any:
+    """The completed trial with the best value; ties go to the lowest trial number, on
+    every store (databases return tied rows in any order)."""
+    import optuna
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if t.value is not None]
+    if not done:
+        return None
+    return min(done, key=lambda t: (-t.value, t.number))
+
+
+class _Deadline:
+    """A study's `timeout` as a hard limit: Optuna only checks it between trials, so a
+    SIGALRM at the deadline interrupts the fit that is running (`StudyTimeout`), and no
+    fit starts after it. Only inside a fit: Optuna's own bookkeeping is never cut.
+    Needs the main thread (where the executors run studies); elsewhere Optuna's check
+    between trials is all there is."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.expired = False
+        self._in_fit = False
+        self._armed = False
+        self._old: Any = None
+
+    def __enter__(self) -> Self:
+        if self.seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, float(self.seconds))
+            self._armed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._old)
+            self._armed = False
+
+    def _fire(self, signum: int, frame: Any) -> None:
+        self.expired = True
+        if self._in_fit:
+            self._in_fit = False
+            raise StudyTimeout(f"the study's timeout of {self.seconds:g} s struck during this fit; stopped")
+
+    @contextmanager
+    def fitting(self):
+        if self.expired:
+            raise StudyTimeout(f"the study's timeout of {self.seconds:g} s had passed; not started")
+        self._in_fit = True
+        try:
+            yield
+        finally:
+            self._in_fit = False
 
 
 def score_set(model: Any, combo: Combination, seed: int, data: StudyInputs, where: np.ndarray,

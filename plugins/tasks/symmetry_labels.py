@@ -9,8 +9,10 @@ content hash, the tolerance and spglib's version, so a warm run reads them back.
 from __future__ import annotations
 
 import atexit
+import logging
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 from harness import Material
@@ -19,6 +21,12 @@ from harness import spacegroup_number
 SCHEMA = "CREATE TABLE IF NOT EXISTS spacegroups (hash BLOB, symprec REAL, spglib TEXT, number INTEGER, " \
          "PRIMARY KEY (hash, symprec, spglib))"
 COMMIT_EVERY = 500
+log = logging.getLogger("harness_plugins")
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
 
 
 class SpacegroupCache:
@@ -40,11 +48,30 @@ class SpacegroupCache:
         return db
 
     def _load(self, symprec: float) -> None:
-        with self._connect() as db:
-            rows = db.execute("SELECT hash, number FROM spacegroups WHERE symprec = ? AND spglib = ?",
-                              (symprec, self.version)).fetchall()
-        self._known.update({(bytes(h), symprec): n for h, n in rows})
+        try:
+            rows = self._read(symprec)
+        except sqlite3.DatabaseError as exc:
+            if not _damaged(exc):  # locked, read-only, unreadable: work without the cache
+                rows = []
+            else:  # truncated or overwritten: removed and refilled, as the other caches are
+                log.warning("damaged cache file %s (%s): removed, it will be recomputed", self.path, exc)
+                for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"), Path(f"{self.path}-journal")):
+                    try:
+                        p.unlink()
+                    except OSError:
+                        pass
+                try:
+                    rows = self._read(symprec)
+                except sqlite3.Error:
+                    rows = []
+        self._known.update({(bytes(h), symprec): int(n) for h, n in rows
+                            if isinstance(h, bytes) and isinstance(n, int)})
         self._loaded.add(symprec)
+
+    def _read(self, symprec: float) -> list:
+        with closing(self._connect()) as db:
+            return db.execute("SELECT hash, number FROM spacegroups WHERE symprec = ? AND spglib = ?",
+                              (symprec, self.version)).fetchall()
 
     def number(self, material: Material, symprec: float) -> int:
         """The space-group number of the material's structure; ValueError if spglib finds none."""
@@ -73,7 +100,7 @@ class SpacegroupCache:
         if not self._pending:
             return
         try:
-            with self._connect() as db:
+            with closing(self._connect()) as db, db:
                 db.executemany("INSERT OR IGNORE INTO spacegroups VALUES (?, ?, ?, ?)", self._pending)
         except sqlite3.Error:  # a read-only or full cache costs speed, never labels
             pass
