@@ -72,10 +72,11 @@ def run(config: Config, registry: Registry, console: Console, only: list[str] | 
 
 
 def _check_names(config: Config, registry: Registry, only: list[str] | None) -> None:
+    from harness.grid import resolve
     from harness.plan import grids
 
     grids(config, registry, only)  # tasks, representations, perturbations, models
-    for spec in config.datasets:
+    for spec in resolve(config, registry).datasets:
         registry.create("dataset", spec.name, spec.params, where=f"{config.source}: ")
 
 
