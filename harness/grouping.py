@@ -15,7 +15,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Sequence
 
 from harness.api import Skip
-from harness.symmetry import SYMPREC, Symmetry, analyse_symmetry, spglib_cell, symmetry_of  # noqa: F401
+from harness.symmetry import SYMPREC, Symmetry, analyse_symmetry, check_structure, spglib_cell, symmetry_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymatgen.core import Structure
@@ -40,14 +40,22 @@ CRYSTAL_SYSTEMS = tuple(name for _, name in _SYSTEM_BOUNDS)
 # --------------------------------------------------------------------------- symmetry
 
 
-def symmetry_dataset(structure: "Structure", symprec: float = SYMPREC) -> Symmetry:
-    """The shared symmetry analysis (`harness.symmetry`, one spglib search per content and
-    symprec); `Skip` (a ValueError's sibling: the material is skipped and counted) when the
-    structure is unusable or spglib finds no symmetry."""
-    return symmetry_of(structure, symprec)
+def symmetry_dataset(structure: "Structure", symprec: float = SYMPREC):
+    """spglib's own dataset at its default angle tolerance, searched anew: for a dataset
+    that labels the crystals it makes (the demo's labels must not move). Tasks, grouping
+    and standard cells share one search instead (`symmetry_of`, `spacegroup_number`).
+    `Skip` for an unusable structure, ValueError when spglib finds no symmetry."""
+    import spglib
+
+    check_structure(structure)
+    dataset = spglib.get_symmetry_dataset(spglib_cell(structure), symprec=symprec)
+    if dataset is None:
+        raise ValueError(f"spglib found no symmetry (symprec={symprec}): {spglib.get_error_message()}")
+    return dataset
 
 
 def spacegroup_number(structure: "Structure", symprec: float = SYMPREC) -> int:
+    """The space group of the shared analysis (`symmetry_of`); `Skip` when it has none."""
     return int(symmetry_of(structure, symprec).number)
 
 
