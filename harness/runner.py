@@ -108,7 +108,7 @@ def _run(config: Config, registry: Registry, console: Console, store: Store, onl
                 prepare(config, part, todo, console)
         store.optuna_storage()  # its tables, created once here, not by racing workers
         env = Environment(store.url, device, max(1, _cores() // workers), identity.versions(device))
-        failures = execute(pending, store, executor, env, console)
+        failures = execute(pending, store, executor, env, console, share_cores=not ray)
     _report(plan, store, results_dir, console)
     if failures:
         console.print(f"[red]{failures} studies failed (see above); rerun to retry them")
@@ -116,19 +116,32 @@ def _run(config: Config, registry: Registry, console: Console, store: Store, onl
     return 0
 
 
-def execute(pending: list[StudySpec], store: Store, executor, env: Environment, console: Console) -> int:
+def execute(pending: list[StudySpec], store: Store, executor, env: Environment, console: Console,
+            share_cores: bool = False) -> int:
     """Claim, run and store every pending study; wait for (or take over) those that other
-    runs hold. Returns the number of studies that failed here."""
+    runs hold. Returns the number of studies that failed here.
+
+    With `share_cores` (this machine's executor), a study handed out gets the cores the
+    other running studies leave: with 2 workers and one study left, it fits on both."""
+    slots = getattr(executor, "slots", 1)
     owner = new_owner()
     beat = _Heartbeat(store, owner)
     failures = 0
     queue = deque(pending)
     elsewhere: list[StudySpec] = []
+    running = 0  # studies handed out and not finished
 
     def next_study() -> StudySpec | None:
+        nonlocal running
         while queue:
             spec = queue.popleft()
             if store.claim(spec.key, owner):
+                # The cores no other study of this run is using. Not for models that want a GPU:
+                # torch's CPU reductions may round differently on another thread count, and a
+                # resumed run must tune as an uncut one (forests and XGBoost are bit-identical).
+                if share_cores and not getattr(spec.combination.model, "uses_gpu", False):
+                    spec.threads = max(1, _cores() // max(1, min(slots, running + 1 + len(queue))))
+                running += 1
                 return spec
             if spec.key not in store.done_keys([spec.key]):
                 elsewhere.append(spec)  # held by a live run: check again later
@@ -140,6 +153,7 @@ def execute(pending: list[StudySpec], store: Store, executor, env: Environment, 
             handle = bar.add_task("studies", total=len(pending))
             while True:
                 for spec, outcome in executor.run(next_study, env):
+                    running -= 1
                     if isinstance(outcome, StudyOutcome):
                         store.add(outcome.result, outcome.model)
                         r = outcome.result

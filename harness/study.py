@@ -37,6 +37,7 @@ class StudySpec:
     timeout: float | None
     identity: dict[str, Any] = field(default_factory=dict)
     inputs: str = ""  # path of the StudyInputs file, set by prepare
+    threads: int = 0  # CPU threads its fits may use, set when handed out (0: the environment's)
 
 
 @dataclass
@@ -126,7 +127,7 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        ctx = FitContext(env.device, spec.seed, n_classes, score, report, env.threads)
+        ctx = FitContext(env.device, spec.seed, n_classes, score, report, spec.threads or env.threads or 1)
         t0 = time.perf_counter()
         model.fit(train, valid, ctx)
         fit_seconds.append(time.perf_counter() - t0)
@@ -146,7 +147,7 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
         model = fitted[number][1]
     else:  # fitted by an earlier, interrupted process (or a later trial replaced it): refit
         model = tuning.build(combo.model, best.params if combo.model.tune else {})
-        ctx = FitContext(env.device, spec.seed, n_classes, score, lambda s, v: None, env.threads)
+        ctx = FitContext(env.device, spec.seed, n_classes, score, lambda s, v: None, spec.threads or env.threads or 1)
         model.fit(train, valid, ctx)
     proba = tuning.class_probabilities(model, test.X, n_classes)
     value = metric(test.y, proba)
