@@ -107,7 +107,8 @@ def _run(config: Config, registry: Registry, console: Console, store: Store, onl
             if todo:
                 prepare(config, part, todo, console)
         store.optuna_storage()  # its tables, created once here, not by racing workers
-        env = Environment(store.url, device, max(1, _cores() // workers), identity.versions(device))
+        env = Environment(store.url, device, max(1, _cores() // workers), identity.versions(device),
+                          store_models=config.run.store_models != "none")
         failures = execute(pending, store, executor, env, console, share_cores=not ray)
     _report(plan, store, results_dir, console)
     if failures:

@@ -48,6 +48,7 @@ class Environment:
     device: str = "cpu"
     threads: int = 1
     versions: dict[str, str] = field(default_factory=dict)
+    store_models: bool = True  # False: the fitted model is not kept ([run] store_models = "none")
 
 
 @dataclass
@@ -166,7 +167,7 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
         predictions={"ids": list(test.ids), "y": test.y.tolist(), "proba": proba.tolist()},
         evaluations=evaluations,
     )
-    return StudyOutcome(result, persist.dump(model))
+    return StudyOutcome(result, persist.dump(model) if env.store_models else None)
 
 
 def score_set(model: Any, combo: Combination, seed: int, data: StudyInputs, where: np.ndarray,

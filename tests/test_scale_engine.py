@@ -92,3 +92,25 @@ def test_threads_follow_the_pending_studies(tmp_path, monkeypatch):
     runner.execute(_specs(1, uses_gpu=True), Store(f"sqlite:///{tmp_path}/c.sqlite"), executor, env, console,
                    share_cores=True)
     assert executor.threads == [0]
+
+
+def test_store_models_none_keeps_scores_and_predictions_but_no_model(tmp_path, monkeypatch):
+    import sqlite3
+
+    from servers import toy_config
+
+    from harness.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    counts = {}
+    for how in ("all", "none"):
+        text = toy_config(trials=1, workers=1, size=120).replace('results = "out"', f'results = "out-{how}"\n'
+                                                                  f'store_models = "{how}"')
+        (tmp_path / f"{how}.toml").write_text(text)
+        assert main(["run", str(tmp_path / f"{how}.toml")]) == 0
+        db = sqlite3.connect(tmp_path / f"out-{how}" / "results.sqlite")
+        counts[how] = (db.execute("SELECT COUNT(*) FROM harness_results").fetchone()[0],
+                       db.execute("SELECT COUNT(*) FROM harness_models").fetchone()[0])
+    assert counts["all"] == (6, 6)
+    assert counts["none"] == (6, 0)
