@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -69,14 +70,14 @@ def structure_problem(lattice: np.ndarray, frac_coords: np.ndarray) -> str | Non
     return None
 
 
-def check_structure(structure: "Structure") -> None:
+def check_structure(structure: Structure) -> None:
     """Raise `Skip` when `structure_problem` finds one."""
     problem = structure_problem(structure.lattice.matrix, structure.frac_coords)
     if problem is not None:
         raise Skip(f"unusable structure: {problem}")
 
 
-def spglib_cell(structure: "Structure") -> tuple[np.ndarray, np.ndarray, list[int]]:
+def spglib_cell(structure: Structure) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """The (lattice, fractional positions, types) triple spglib wants.
 
     Sites with different species (or, if disordered, different occupancies) get
@@ -91,7 +92,7 @@ def spglib_cell(structure: "Structure") -> tuple[np.ndarray, np.ndarray, list[in
 SPGLIB_CALLS = 0  # searches run by this process (for tests and benchmarks)
 
 
-def _search(structure: "Structure", symprec: float) -> Symmetry | Skip:
+def _search(structure: Structure, symprec: float) -> Symmetry | Skip:
     global SPGLIB_CALLS
     import spglib
 
@@ -115,13 +116,13 @@ def _search(structure: "Structure", symprec: float) -> Symmetry | Skip:
 _KNOWN: dict[tuple[bytes, float], Symmetry | Skip] = {}
 
 
-def _key(structure: "Structure", symprec: float, digest: bytes | None = None) -> tuple[bytes, float]:
+def _key(structure: Structure, symprec: float, digest: bytes | None = None) -> tuple[bytes, float]:
     from harness.features import structure_hash
 
     return (digest if digest is not None else structure_hash(structure), float(symprec))
 
 
-def symmetry_of(structure: "Structure", symprec: float = SYMPREC, digest: bytes | None = None) -> Symmetry:
+def symmetry_of(structure: Structure, symprec: float = SYMPREC, digest: bytes | None = None) -> Symmetry:
     """The shared analysis of one structure (searched once per content and symprec);
     `Skip` when the structure is unusable or spglib finds no symmetry.
 
@@ -137,7 +138,7 @@ def symmetry_of(structure: "Structure", symprec: float = SYMPREC, digest: bytes 
 
 # ----------------------------------------------------------------------------- batches
 
-_BATCH: Sequence["Structure"] = ()  # set before forking: workers read structures from it
+_BATCH: Sequence[Structure] = ()  # set before forking: workers read structures from it
 
 
 def _search_inherited(start: int, stop: int, symprec: float) -> list[Symmetry | Skip]:
@@ -150,7 +151,7 @@ def unknown(hashes: Sequence[bytes], symprec: float) -> int:
 
 
 def analyse_symmetry(
-    structures: Sequence["Structure"],
+    structures: Sequence[Structure],
     symprec: float = SYMPREC,
     *,
     hashes: Sequence[bytes] | None = None,

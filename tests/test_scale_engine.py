@@ -41,7 +41,7 @@ def test_a_tree_only_run_with_device_auto_never_imports_torch(tmp_path):
         size = 150
     """))
     env = dict(os.environ, HARNESS_CACHE_DIR=str(tmp_path / "cache"))
-    done = subprocess.run([sys.executable, "-c", DRIVER, "run", str(config)], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", DRIVER, "run", str(config)], check=False, env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "device cpu" in done.stdout

@@ -20,7 +20,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import SHARED_DATA
 
 # The shared data folder sits beside the checkout (or beside the folder of worktrees).
@@ -94,7 +93,7 @@ def write_config(tmp_path: Path, folder: Path, tasks: str, reps: str, group_by: 
 
 def run_cli(tmp_path: Path, *argv: str, spy: Path | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, HARNESS_CACHE_DIR=str(tmp_path / "cache"), SPY_LOG=str(spy or tmp_path / "spy.log"))
-    return subprocess.run([sys.executable, "-c", DRIVER, *argv], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", DRIVER, *argv], check=False, env=env, capture_output=True, text=True,
                           timeout=600)
 
 
