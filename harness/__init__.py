@@ -32,6 +32,7 @@ from harness.errors import UserError
 from harness.features import content_hash, site_label, structure_hash
 from harness.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, spacegroup_number, symmetry_dataset
 from harness.paths import cache_dir
+from harness.symmetry import ANGLE_TOLERANCE, Symmetry, analyse_symmetry, check_structure, structure_problem, symmetry_of
 
 __version__ = "0.1.0"
 
@@ -76,5 +77,13 @@ __all__ = [
     "symmetry_dataset",
     "spacegroup_number",
     "crystal_system",
+    # the shared symmetry analysis (one spglib search per crystal and symprec) and the
+    # gate that keeps unusable structures (NaN, singular cells) away from C code
+    "ANGLE_TOLERANCE",
+    "Symmetry",
+    "symmetry_of",
+    "analyse_symmetry",
+    "check_structure",
+    "structure_problem",
     "__version__",
 ]

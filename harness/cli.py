@@ -109,7 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         console = Console(width=max(console.width, 160))
     _logging(console)
     try:
-        return _dispatch(args, console)
+        rc = _dispatch(args, console)
+        if argv is None and args.command == "run":  # the console script, its files written
+            from harness.runner import leave
+
+            leave(rc)
+        return rc
     except UserError as exc:
         from rich.text import Text
 

@@ -56,6 +56,9 @@ class RunConfig(Strict):
     # the cluster this machine belongs to, "ray://host:10001" or "host:6379" = a remote
     # head, "" = a private one-machine Ray).
     address: str = ""
+    # "all": every study's fitted model goes into the store (what `predict` applies);
+    # "none": predictions and scores only: a forest at 36k crystals is ~8 MB compressed.
+    store_models: Literal["all", "none"] = "all"
 
 
 class EntrySpec(Strict):

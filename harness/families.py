@@ -100,10 +100,10 @@ class Family:
             if s.anonymized and composition.anonymized_formula != s.anonymized:
                 return False
         if self.spacegroups:
-            from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+            from harness.grouping import spacegroup_number
 
-            try:
-                number = SpacegroupAnalyzer(material.structure, symprec=s.symprec).get_space_group_number()
+            try:  # the shared analysis (pymatgen's angle tolerance, as SpacegroupAnalyzer's)
+                number = spacegroup_number(material.structure, s.symprec)
             except Exception:  # noqa: BLE001 - spglib finds no symmetry: not in any listed group
                 return False
             if number not in self.spacegroups:

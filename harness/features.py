@@ -109,11 +109,25 @@ _MATERIALS: Sequence[Material] = ()
 
 
 def _featurize_chunk(rep: Representation, structures: list) -> list[np.ndarray | Skip]:
-    return rep.featurize_many(structures)
+    """`featurize_many` on the usable structures; a Skip for the others (a NaN or singular
+    cell must never reach a featuriser's C code: spglib kills the process on one)."""
+    from harness.symmetry import structure_problem
+
+    out: list = [None] * len(structures)
+    usable = []
+    for i, s in enumerate(structures):
+        problem = structure_problem(s.lattice.matrix, s.frac_coords)
+        if problem is None:
+            usable.append(i)
+        else:
+            out[i] = Skip(f"unusable structure: {problem}")
+    for i, x in zip(usable, rep.featurize_many([structures[i] for i in usable]) if usable else []):
+        out[i] = x
+    return out
 
 
 def _featurize_inherited(rep: Representation, indices: list[int]) -> list[np.ndarray | Skip]:
-    return rep.featurize_many([_MATERIALS[i].structure for i in indices])
+    return _featurize_chunk(rep, [_MATERIALS[i].structure for i in indices])
 
 
 def content_chunks(hashes: Sequence[bytes]) -> list[list[int]]:

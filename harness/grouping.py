@@ -14,15 +14,13 @@ import warnings
 from collections import defaultdict
 from typing import TYPE_CHECKING, Sequence
 
-import numpy as np
-import spglib
+from harness.api import Skip
+from harness.symmetry import SYMPREC, Symmetry, analyse_symmetry, check_structure, spglib_cell, symmetry_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymatgen.core import Structure
 
     from harness.api import Material
-
-SYMPREC = 0.1  # the paper's (and deepKNet's) tolerance, in Angstrom
 
 GROUPINGS = ("none", "parent", "formula_spacegroup", "prototype")
 
@@ -42,18 +40,14 @@ CRYSTAL_SYSTEMS = tuple(name for _, name in _SYSTEM_BOUNDS)
 # --------------------------------------------------------------------------- symmetry
 
 
-def spglib_cell(structure: "Structure") -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """The (lattice, fractional positions, types) triple spglib wants.
-
-    Sites with different species (or, if disordered, different occupancies) get
-    different types, so a disordered site never merges with an ordered one."""
-    types: dict[str, int] = {}
-    numbers = [types.setdefault(str(site.species), len(types) + 1) for site in structure]
-    return structure.lattice.matrix, structure.frac_coords, numbers
-
-
 def symmetry_dataset(structure: "Structure", symprec: float = SYMPREC):
-    """spglib's symmetry dataset; ValueError when spglib finds none."""
+    """spglib's own dataset at its default angle tolerance, searched anew: for a dataset
+    that labels the crystals it makes (the demo's labels must not move). Tasks, grouping
+    and standard cells share one search instead (`symmetry_of`, `spacegroup_number`).
+    `Skip` for an unusable structure, ValueError when spglib finds no symmetry."""
+    import spglib
+
+    check_structure(structure)
     dataset = spglib.get_symmetry_dataset(spglib_cell(structure), symprec=symprec)
     if dataset is None:
         raise ValueError(f"spglib found no symmetry (symprec={symprec}): {spglib.get_error_message()}")
@@ -61,7 +55,8 @@ def symmetry_dataset(structure: "Structure", symprec: float = SYMPREC):
 
 
 def spacegroup_number(structure: "Structure", symprec: float = SYMPREC) -> int:
-    return int(symmetry_dataset(structure, symprec).number)
+    """The space group of the shared analysis (`symmetry_of`); `Skip` when it has none."""
+    return int(symmetry_of(structure, symprec).number)
 
 
 def crystal_system(number: int) -> str:
@@ -80,26 +75,49 @@ def group_keys(materials: Sequence["Material"], how: str) -> list[str]:
 
     how: "none" (its id), "parent" (`material.group`, else its id), "formula_spacegroup"
     (reduced formula + space group, symprec 0.1), "prototype" (same structure type
-    whatever the species: pymatgen StructureMatcher, anonymous)."""
+    whatever the species: pymatgen StructureMatcher, anonymous). A material whose symmetry
+    cannot be had (an unusable structure) is its own group."""
     if how == "none":
         return [m.id for m in materials]
     if how == "parent":
         return [m.group if m.group is not None else m.id for m in materials]
     if how == "formula_spacegroup":
+        need = [m for m in materials if not m.props.get("spacegroup")]
+        _analyse(need)
         return [_formula_spacegroup(m) for m in materials]
     if how == "prototype":
+        _analyse(materials)
         return _prototype_keys(materials)
     raise ValueError(f"unknown grouping {how!r}; choose one of: {', '.join(GROUPINGS)}")
 
 
+def _analyse(materials: Sequence["Material"]) -> None:
+    """The shared analysis of these materials, in parallel (a no-op for those known)."""
+    from harness.features import material_hash
+
+    analyse_symmetry([m.structure for m in materials], SYMPREC, hashes=[material_hash(m) for m in materials])
+
+
+def _symmetry(material: "Material") -> Symmetry | None:
+    try:
+        return symmetry_of(material.structure, SYMPREC, digest=material.content_hash)
+    except Skip:
+        return None
+
+
 def _formula_spacegroup(material: "Material") -> str:
     props = material.props
+    number = props.get("spacegroup")
+    if not number:
+        found = _symmetry(material)
+        if found is None:
+            return f"{material.id}|unanalysed"
+        number = found.number
     with warnings.catch_warnings():
         # Noble gases have no Pauling electronegativity; pymatgen says so while it orders
         # the formula, which is the same either way.
         warnings.filterwarnings("ignore", message="No Pauling electronegativity")
         formula = props.get("formula") or material.structure.composition.reduced_formula
-    number = props.get("spacegroup") or spacegroup_number(material.structure)
     return f"{formula}|{int(number)}"
 
 
@@ -112,14 +130,16 @@ def _prototype_keys(materials: Sequence["Material"]) -> list[str]:
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
     buckets: dict[str, list[int]] = defaultdict(list)
+    keys = [""] * len(materials)
     for i, m in enumerate(materials):
-        dataset = symmetry_dataset(m.structure)
-        n_primitive = len(set(np.asarray(dataset.mapping_to_primitive).tolist()))
+        found = _symmetry(m)
+        if found is None:
+            keys[i] = f"{m.id}|unanalysed"
+            continue
         anonymous = m.structure.composition.anonymized_formula
-        buckets[f"{int(dataset.number)}|{n_primitive}|{anonymous}"].append(i)
+        buckets[f"{found.number}|{found.n_primitive}|{anonymous}"].append(i)
 
     matcher = StructureMatcher()  # primitive cells, scaled volumes, as pymatgen defaults
-    keys = [""] * len(materials)
     for bucket, members in buckets.items():
         if len(members) == 1:
             keys[members[0]] = f"{bucket}|0"

@@ -145,8 +145,8 @@ def predict(store: Store, registry: Registry, result: UnitResult, inputs: Inputs
     """The stored model of `result` on every material of `inputs` it can featurise."""
     stored = store.model(result.key)
     if stored is None:
-        raise UserError(f"study {result.unit} has no stored model (its model cannot save itself); "
-                        "predict needs a model with save/load")
+        raise UserError(f"study {result.unit} has no stored model (run with store_models = \"none\", or its model "
+                        "cannot save itself); predict needs one: rerun with store_models = \"all\" and a new results folder")
     combo = rebuild(registry, result)
     model = persist.restore(registry, stored, what=f"stored model of study {result.unit}")
     task, rep = combo.task, combo.representation

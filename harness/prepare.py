@@ -106,9 +106,14 @@ def prepare(config: Config, part: PartPlan, studies: list[StudySpec] | tuple[Stu
     known.update({e.spec.label: el for e, el in sources})
     held = held_out(part, train, sources, console)
     tasks = {t.title: t for t, _ in missing.values()}
+    reps = {r.title: r for _, r in missing.values()}
+    # One parallel symmetry search per crystal and symprec, shared by labels, grouping and
+    # standard cells (forked featurisers inherit it): tasks' before labelling, the rest after.
+    analyse_all(config, train, _symprecs(tasks.values()), console)
+    grouped = [grouping.SYMPREC] if config.run.split.group_by in ("formula_spacegroup", "prototype") else []
+    analyse_all(config, train, {*grouped, *_symprecs(reps.values())}, console)
     labels = {title: _label_task(task, train, part.spec.label, console, part.dataset) for title, task in tasks.items()}
     splits = {title: _splits(config, part, train, labels[title], tasks[title], held.excluded) for title in tasks}
-    reps = {r.title: r for _, r in missing.values()}
     features = featurize_all(config, train, list(reps.values()), console)
     extra = {e.spec.label: (el, {t: _label_evaluation(task, el, e.spec.label, console) for t, task in tasks.items()},
                             featurize_all(config, el, list(reps.values()), console)) for e, el in sources}
@@ -254,6 +259,27 @@ def _splits(config: Config, part: PartPlan, loaded: Loaded, lab: Labels, task: T
         check_classes(split, y, task.classes, where)
         out[seed] = Split(pool[split.train], pool[split.valid], pool[split.test])
     return out
+
+
+def _symprecs(entries) -> set[float]:
+    """The tolerances at which entries use the shared symmetry analysis: an entry with a
+    positive `symprec` attribute declares one."""
+    found = {getattr(e, "symprec", None) for e in entries}
+    return {float(x) for x in found if isinstance(x, (int, float)) and x > 0}
+
+
+def analyse_all(config: Config, loaded: Loaded, symprecs, console: Console) -> None:
+    """`harness.analyse_symmetry` of every material at each symprec, with progress."""
+    from harness.symmetry import analyse_symmetry, unknown
+
+    for symprec in sorted(symprecs):
+        if not unknown(loaded.hashes, symprec):
+            continue
+        with progress_bar(console) as bar:
+            handle = bar.add_task(f"symmetry analysis (symprec {symprec:g})", total=len(loaded.materials))
+            analyse_symmetry([m.structure for m in loaded.materials], symprec, hashes=loaded.hashes,
+                             workers=config.run.workers,
+                             progress=lambda done, total, h=handle: bar.update(h, completed=done))
 
 
 def featurize_all(config: Config, loaded: Loaded, reps: list[Representation], console: Console) -> dict[str, FeatureSet]:

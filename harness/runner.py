@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -19,6 +20,7 @@ from rich.markup import escape
 from harness import executors, leaderboard
 from harness.config import Config
 from harness.errors import UserError
+from harness.executors.base import cores
 from harness.paths import writable_folder
 from harness.plan import Plan, make_plan
 from harness.prepare import prepare
@@ -38,9 +40,32 @@ def open_store(config: Config) -> Store:
 
 
 def run(config: Config, registry: Registry, console: Console, only: list[str] | None = None) -> int:
-    results_dir = config.results_dir()
     _check_names(config, registry, only)  # an unknown name fails before any folder or store exists
     store = open_store(config)
+    try:
+        return _run(config, registry, console, store, only)
+    finally:
+        store.engine.dispose()  # SQLite folds its write-ahead log back now: no -wal/-shm left
+
+
+def leave(rc: int) -> None:
+    """End the process now that every file is written: flush output, run the exit hooks,
+    and skip the interpreter's teardown of pymatgen, scikit-learn, optuna... (strace shows
+    2-3 s of CPU with no system call between `main` returning and the process exiting)."""
+    import atexit
+    import sys
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(rc)
+
+
+def _run(config: Config, registry: Registry, console: Console, store: Store, only: list[str] | None) -> int:
+    results_dir = config.results_dir()
     console.rule(f"harness run {escape(config.source)}")
     plan = make_plan(config, registry, store, console, only)
     store.supersede(plan.supersede)  # the plan's store decision, applied here
@@ -51,7 +76,7 @@ def run(config: Config, registry: Registry, console: Console, only: list[str] | 
     failures = 0
     if pending:
         # Before preparing: a cluster that cannot be reached says so before any featurising.
-        placed = executors.build(registry, config)
+        placed = executors.build(registry, _placement(config, pending))
         console.print(f"device [bold]{placed.device}[/] · {escape(placed.where)} · seeds {config.run.seeds} · "
                       f"{config.run.trials} trials per study · results in {escape(str(results_dir))}")
         ready: list[StudySpec] = []
@@ -63,7 +88,8 @@ def run(config: Config, registry: Registry, console: Console, only: list[str] | 
                 loaded = made.loaded
                 ready += made.studies
         store.optuna_storage()  # its tables, created once here, not by racing workers
-        failures = execute(ready, store, placed.executor, placed.environment(store.url), console)
+        env = replace(placed.environment(store.url), store_models=config.run.store_models != "none")
+        failures = execute(ready, store, placed.executor, env, console, share_cores=placed.share_cores)
     _report(plan, store, results_dir, console)
     if failures:
         console.print(f"[red]{failures} studies failed (see above); rerun to retry them")
@@ -80,19 +106,40 @@ def _check_names(config: Config, registry: Registry, only: list[str] | None) -> 
         registry.create("dataset", spec.name, spec.params, where=f"{config.source}: ")
 
 
-def execute(pending: list[StudySpec], store: Store, executor, env: Environment, console: Console) -> int:
+def _placement(config: Config, pending: list[StudySpec]) -> Config:
+    """`device = "auto"` with no pending model that wants a GPU is the CPU: then nothing
+    imports torch to look for one (2 s of every tree-only run)."""
+    if config.run.device == "auto" and not any(getattr(s.combination.model, "uses_gpu", False) for s in pending):
+        return config.model_copy(update={"run": config.run.model_copy(update={"device": "cpu"})})
+    return config
+
+
+def execute(pending: list[StudySpec], store: Store, executor, env: Environment, console: Console,
+            share_cores: bool = False) -> int:
     """Claim, run and store every pending study; wait for (or take over) those that other
-    runs hold. Returns the number of studies that failed here."""
+    runs hold. Returns the number of studies that failed here.
+
+    With `share_cores` (this machine's executor), a study handed out gets the cores the
+    other running studies leave: with 2 workers and one study left, it fits on both."""
+    slots = getattr(executor, "slots", 1)
     owner = new_owner()
     beat = _Heartbeat(store, owner)
     failures = 0
     queue = deque(pending)
     elsewhere: list[StudySpec] = []
+    running = 0  # studies handed out and not finished
 
     def next_study() -> StudySpec | None:
+        nonlocal running
         while queue:
             spec = queue.popleft()
             if store.claim(spec.key, owner):
+                # The cores no other study of this run is using. Not for models that want a GPU:
+                # torch's CPU reductions may round differently on another thread count, and a
+                # resumed run must tune as an uncut one (forests and XGBoost are bit-identical).
+                if share_cores and not getattr(spec.combination.model, "uses_gpu", False):
+                    spec = replace(spec, threads=max(1, cores() // max(1, min(slots, running + 1 + len(queue)))))
+                running += 1
                 return spec
             if spec.key not in store.done_keys([spec.key]):
                 elsewhere.append(spec)  # held by a live run: check again later
@@ -104,6 +151,7 @@ def execute(pending: list[StudySpec], store: Store, executor, env: Environment, 
             handle = bar.add_task("studies", total=len(pending))
             while True:
                 for spec, outcome in executor.run(next_study, env):
+                    running -= 1
                     if isinstance(outcome, StudyOutcome):
                         store.add(outcome.result, outcome.model)
                         r = outcome.result

@@ -52,6 +52,7 @@ class StudySpec:
     timeout: float | None
     identity: dict[str, Any] = field(default_factory=dict)
     inputs: str = ""  # path of the StudyInputs file: prepare returns a copy with it set
+    threads: int = 0  # CPU threads its fits may use, set when handed out (0: the environment's)
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Environment:
     device: str = "cpu"
     threads: int = 1
     versions: dict[str, str] = field(default_factory=dict)
+    store_models: bool = True  # False: the fitted model is not kept ([run] store_models = "none")
 
 
 @dataclass
@@ -168,7 +170,7 @@ def _run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        ctx = FitContext(env.device, spec.seed, n_classes, score, report, env.threads)
+        ctx = FitContext(env.device, spec.seed, n_classes, score, report, spec.threads or env.threads or 1)
         t0 = time.perf_counter()
         try:
             with clock.fitting():
@@ -203,7 +205,7 @@ def _run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
         model = fitted[number][1]
     else:  # fitted by an earlier, interrupted process (or a later trial replaced it): refit
         model = tuning.build(combo.model, best.params if combo.model.tune else {})
-        ctx = FitContext(env.device, spec.seed, n_classes, score, lambda s, v: None, env.threads)
+        ctx = FitContext(env.device, spec.seed, n_classes, score, lambda s, v: None, spec.threads or env.threads or 1)
         model.fit(train, valid, ctx)
     proba = tuning.class_probabilities(model, test.X, n_classes)
     value = metric(test.y, proba)
@@ -222,7 +224,7 @@ def _run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
         predictions={"ids": list(test.ids), "y": test.y.tolist(), "proba": proba.tolist()},
         evaluations=evaluations,
     )
-    return StudyOutcome(result, persist.dump(model))
+    return StudyOutcome(result, persist.dump(model) if env.store_models else None)
 
 
 def best_trial(study: Any) -> Any:

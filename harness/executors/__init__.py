@@ -61,7 +61,7 @@ def _local(run: RunConfig, settings: dict[str, Any]) -> Placed:
     device = resolve_device(run.device)  # this machine's GPU decides
     start = opts.start or ("spawn" if device == "cuda" else "fork")
     return Placed(LocalExecutor(run.workers, start), device, max(1, cores() // run.workers),
-                  f"{run.workers} worker(s)")
+                  f"{run.workers} worker(s)", share_cores=True)
 
 
 def _ray(run: RunConfig, settings: dict[str, Any]) -> Placed:

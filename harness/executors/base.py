@@ -36,6 +36,8 @@ class Placed:
     device: str  # "auto" where each node decides (a cluster), else what studies train on
     threads: int  # CPU threads per study
     where: str  # for the run's banner, e.g. "2 worker(s)"
+    # a study handed out gets the cores the other running studies leave (this machine's pool)
+    share_cores: bool = False
 
     def environment(self, store_url: str) -> Environment:
         return Environment(store_url, self.device, self.threads, identity.versions(self.device))

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
-from harness import Skip
+from harness import ANGLE_TOLERANCE, Skip, Symmetry, symmetry_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymatgen.core import Structure
 
 CellChoice = Literal["primitive", "conventional"]
-ANGLE_TOLERANCE_DEG = 5.0  # pymatgen SpacegroupAnalyzer's default
+ANGLE_TOLERANCE_DEG = ANGLE_TOLERANCE  # pymatgen SpacegroupAnalyzer's default, shared by the core
 _TOL = 1e-5  # pymatgen's tolerance in get_conventional_standard_structure
 
 
@@ -96,8 +96,9 @@ def fast_standard_cell(structure: "Structure", cell: CellChoice, symprec: float)
     choices), and moyopy 0.21 aborts the process on an out-of-memory error for at least one
     (a skewed NbS2 cell, symprec 0.1)."""
     raw = cell_from_structure(structure)
+    found = symmetry_of(structure, symprec)  # the run's shared search; Skip if unusable
     try:
-        lattice, frac, types = _standardize(raw, cell, symprec)
+        lattice, frac, types = _standardize(found, cell)
     except NeedsReference:
         return reference_standard_cell(structure, cell, symprec)
     return Cell(lattice, frac, types, raw.species)
@@ -169,26 +170,21 @@ def _cells_from_arrays(arrays: dict, meta: dict) -> list[Cell | Skip]:
     return out
 
 
-def _standardize(raw: Cell, cell: CellChoice, symprec: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    number, symbol, lattice, frac, types = _refined_spglib(raw, symprec)
+def _standardize(found: Symmetry, cell: CellChoice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    number, symbol, lattice, frac, types = _refined(found)
     lattice, frac = _conventional(lattice, frac, number, symbol)
     if cell == "primitive":
         lattice, frac, types = _primitive(lattice, frac, types, symbol, number)
     return lattice, frac, types
 
 
-def _refined_spglib(raw: Cell, symprec: float) -> tuple[int, str, np.ndarray, np.ndarray, np.ndarray]:
-    """spglib's refined (conventional, idealised) cell, as `get_refined_structure` gets it;
-    the types numbered from 1 in order of first appearance, as SpacegroupAnalyzer does."""
-    import spglib
-
-    ds = spglib.get_symmetry_dataset(
-        (raw.lattice, raw.frac, raw.types + 1), symprec=symprec, angle_tolerance=ANGLE_TOLERANCE_DEG
-    )
-    if ds is None:
-        raise ValueError(f"spglib found no symmetry at symprec {symprec}")
-    frac = np.asarray(ds.std_positions, dtype=float).reshape(-1, 3)
-    return ds.number, ds.international, np.asarray(ds.std_lattice, dtype=float), frac, np.asarray(ds.std_types) - 1
+def _refined(found: Symmetry) -> tuple[int, str, np.ndarray, np.ndarray, np.ndarray]:
+    """spglib's refined (conventional, idealised) cell, as `get_refined_structure` gets it,
+    from the shared analysis (spglib at pymatgen's angle tolerance); the types numbered from
+    0 in order of first appearance, as `cell_from_structure` numbers them."""
+    frac = np.asarray(found.std_positions, dtype=float).reshape(-1, 3)
+    return found.number, found.international, np.asarray(found.std_lattice, dtype=float), frac, \
+        np.asarray(found.std_types) - 1
 
 
 def _lattice_type(number: int, symbol: str) -> str:

@@ -23,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from harness import Material, Skip, Task
-from harness import SYMPREC, crystal_system, symmetry_dataset
+from harness import SYMPREC, crystal_system, symmetry_of
 
 ABSENCE_RANGE = 6  # Miller indices -6..6 on each axis
 
@@ -121,7 +121,7 @@ class _SpaceGroupBased(Task):
 
     def space_group(self, material: Material) -> int:
         try:
-            return int(symmetry_dataset(material.structure, self.symprec).number)
+            return int(symmetry_of(material.structure, self.symprec, digest=material.content_hash).number)
         except (TypeError, ValueError) as exc:
             raise Skip(f"no space group: {exc}") from None
 

@@ -16,7 +16,7 @@ from contextlib import closing
 from pathlib import Path
 
 from harness import Material
-from harness import spacegroup_number
+from harness import ANGLE_TOLERANCE, spacegroup_number
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS spacegroups (hash BLOB, symprec REAL, spglib TEXT, number INTEGER, " \
          "PRIMARY KEY (hash, symprec, spglib))"
@@ -34,7 +34,7 @@ class SpacegroupCache:
         import spglib
 
         self.path = Path(path)
-        self.version = spglib.__version__
+        self.version = f"{spglib.__version__}|angle {ANGLE_TOLERANCE}"  # the shared analysis' search
         self._known: dict[tuple[bytes, float], int] = {}
         self._loaded: set[float] = set()
         self._pending: list[tuple[bytes, float, str, int]] = []
