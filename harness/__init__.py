@@ -29,7 +29,7 @@ from harness.api import (
 from harness.cache import read_arrays, read_json, write_arrays, write_json
 from harness.codeid import code_identity
 from harness.errors import UserError
-from harness.features import content_hash, site_label, structure_hash
+from harness.content import content_hash, site_label, structure_hash
 from harness.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, spacegroup_number, symmetry_dataset
 from harness.paths import cache_dir
 from harness.symmetry import ANGLE_TOLERANCE, Symmetry, analyse_symmetry, check_structure, structure_problem, symmetry_of

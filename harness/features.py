@@ -16,13 +16,15 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from harness.api import Material, Representation, Skip
 from harness.cache import pack_ragged, read_arrays, unpack_ragged, write_arrays
 from harness.codeid import code_identity
+from harness.content import material_hash
+from harness.symmetry import structure_problem
 
 FEATURE_CODE_VERSION = "2"  # 2: checksummed chunks (harness.cache)
 CHUNK = 256
@@ -43,29 +45,6 @@ class FeatureSet:
         return sum(f is not None for f in self.features)
 
 
-def structure_hash(structure) -> bytes:
-    """Content hash of a structure: lattice, fractional coordinates, species and occupancies."""
-    return content_hash(structure.lattice.matrix, structure.frac_coords,
-                        [site_label(site.species.items()) for site in structure])
-
-
-def site_label(species_occupancies: Iterable[tuple[Any, float]]) -> str:
-    """How a site's species and occupancies enter the content hash: "Fe:1" or "Fe2+:0.5,Ni2+:0.5"."""
-    return ",".join(f"{sp}:{occ:.6g}" for sp, occ in species_occupancies)
-
-
-def material_hash(material: Material) -> bytes:
-    """The material's content hash: the dataset's own when it gave one, else computed."""
-    return material.content_hash or structure_hash(material.structure)
-
-
-def content_hash(lattice: np.ndarray, frac_coords: np.ndarray, site_labels: Sequence[str]) -> bytes:
-    """`structure_hash` from plain arrays, for datasets that keep structures as arrays."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(np.ascontiguousarray(lattice, dtype=np.float64).tobytes())
-    h.update(np.ascontiguousarray(frac_coords, dtype=np.float64).tobytes())
-    h.update("|".join(site_labels).encode())
-    return h.digest()
 
 
 def representation_key(rep: Representation) -> str:
@@ -111,8 +90,6 @@ _MATERIALS: Sequence[Material] = ()
 def _featurize_chunk(rep: Representation, structures: list) -> list[np.ndarray | Skip]:
     """`featurize_many` on the usable structures; a Skip for the others (a NaN or singular
     cell must never reach a featuriser's C code: spglib kills the process on one)."""
-    from harness.symmetry import structure_problem
-
     out: list = [None] * len(structures)
     usable = []
     for i, s in enumerate(structures):

@@ -93,7 +93,7 @@ def group_keys(materials: Sequence["Material"], how: str) -> list[str]:
 
 def _analyse(materials: Sequence["Material"]) -> None:
     """The shared analysis of these materials, in parallel (a no-op for those known)."""
-    from harness.features import material_hash
+    from harness.content import material_hash
 
     analyse_symmetry([m.structure for m in materials], SYMPREC, hashes=[material_hash(m) for m in materials])
 

@@ -25,7 +25,7 @@ from harness import identity
 from harness.api import Dataset, LoadContext, Material
 from harness.config import Config, DatasetSpec, SplitConfig
 from harness.errors import UserError
-from harness.features import material_hash
+from harness.content import material_hash
 from harness.grid import Grid, expand, resolve
 from harness.paths import cache_dir
 from harness.progress import progress_bar, skip_summary, tracker

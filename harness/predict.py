@@ -30,7 +30,8 @@ from rich.table import Table
 from harness import persist, tuning
 from harness.api import LoadContext, Material, Skip
 from harness.errors import UserError
-from harness.features import FeatureCache, featurize, material_hash
+from harness.content import material_hash
+from harness.features import FeatureCache, featurize
 from harness.grid import Combination, task_metrics
 from harness.paths import cache_dir
 from harness.progress import progress_bar, skip_summary, tracker

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.api import Skip
+from harness.content import structure_hash
 from harness.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,8 +118,6 @@ _KNOWN: dict[tuple[bytes, float], Symmetry | Skip] = {}
 
 
 def _key(structure: Structure, symprec: float, digest: bytes | None = None) -> tuple[bytes, float]:
-    from harness.features import structure_hash
-
     return (digest if digest is not None else structure_hash(structure), float(symprec))
 
 
@@ -161,8 +160,6 @@ def analyse_symmetry(
     """The shared analysis of many structures: from memory, else from the on-disk cache
     (keyed by the structures' content), else searched in `workers` processes (default:
     every core). A `Skip` where a structure cannot be analysed."""
-    from harness.features import structure_hash
-
     hashes = list(hashes) if hashes is not None else [structure_hash(s) for s in structures]
     keys = [(h, float(symprec)) for h in hashes]
     missing = [i for i, k in enumerate(keys) if k not in _KNOWN]

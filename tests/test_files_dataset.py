@@ -222,7 +222,7 @@ def test_second_load_reads_the_cache_without_parsing(small_csv, tmp_path, monkey
 
 
 def test_loaded_materials_carry_their_content_hash_and_build_structures_on_demand(tmp_path, ctx, monkeypatch):
-    from harness.features import material_hash, structure_hash
+    from harness.content import material_hash, structure_hash
 
     oxidised = nacl()
     oxidised.add_oxidation_state_by_element({"Na": 1, "Cl": -1})

@@ -8,7 +8,7 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from harness import Material, registry
-from harness.features import structure_hash
+from harness.content import structure_hash
 from harness_plugins.tasks import symmetry_labels
 from harness_plugins.tasks.symmetry import CrystalSystemTask, TrigonalVsHexagonalTask
 
