@@ -172,6 +172,68 @@ class TorchModel(Model):
         self._arch = (params, in_dim, ctx.n_classes)
         return self
 
+    def fit_many(self, fits: Sequence[tuple[Samples, Samples, FitContext]]) -> list["TorchModel | BaseException"]:
+        """One fitted copy of this model per (train, valid, ctx), as `fit` makes each, with
+        the fits that can share kernels trained together as one batched model
+        (`harness.neural.batched`): dense clouds of one shape, training sets of one length,
+        no dropout. The others fit one by one. A fit whose `ctx.report` raised (pruning)
+        gives that exception in its place. Results equal separate fits to float32 rounding
+        (bit-equal data order, draws, initial weights and optimizer arithmetic)."""
+        import copy
+
+        import torch
+
+        from harness.neural import accel, batched
+        from harness.neural.sets import DenseSet
+
+        if not fits:
+            return []
+        params = self.default_params()
+        in_dim = int(np.asarray(fits[0][0].X[0]).shape[1])
+        device, n_threads = fits[0][2].device, fits[0][2].threads
+        accel.keep_freed_memory()
+        members: list[batched.Member] = []
+        groups: dict[tuple, list[int]] = {}
+        with threads(n_threads), accel.fast_matmul(device):
+            for i, (train, valid, ctx) in enumerate(fits):
+                with seeded(ctx.seed, device):
+                    train_set = self.as_set(train.X, train.y, device)
+                    valid_set = self.as_set(valid.X, None, device)
+                    net = self.build(params, in_dim, ctx.n_classes).to(device)
+                members.append(batched.Member(net, train_set, valid_set, np.asarray(valid.y), ctx, float(params["lr"])))
+                dense = isinstance(train_set, DenseSet) and isinstance(valid_set, DenseSet)
+                key = ((ctx.device, ctx.n_classes, len(train_set), tuple(train_set.points.shape[1:]))
+                       if dense and batched.batchable(net, train_set.points) else ("alone", i))
+                groups.setdefault(key, []).append(i)
+            out: list[TorchModel | BaseException | None] = [None] * len(fits)
+            for indices in groups.values():
+                if len(indices) == 1:
+                    i = indices[0]
+                    try:
+                        out[i] = copy.copy(self).fit(*fits[i])
+                    except Exception as exc:  # noqa: BLE001 - pruning, handed back as for batched members
+                        if type(exc).__name__ != "TrialPruned":
+                            raise
+                        out[i] = exc
+                    continue
+                group = [members[i] for i in indices]
+                results = batched.train_batched(
+                    group, params["optimizer"],
+                    [torch.Generator().manual_seed(m.ctx.seed) for m in group],
+                    max_epochs=self.max_epochs, patience=self.patience, batch_size=self.batch_size,
+                    augment_rotation=self.augment_rotation, plateau_patience=self.plateau_patience,
+                    autocast=lambda: accel.autocast(device, self.precision),
+                )
+                for i, member, result in zip(indices, group, results):
+                    if isinstance(result, BaseException):
+                        out[i] = result
+                        continue
+                    fitted = copy.copy(self)
+                    fitted.history_, fitted._net = result, member.net
+                    fitted._arch = (params, in_dim, member.ctx.n_classes)
+                    out[i] = fitted
+        return out  # type: ignore[return-value]
+
     def predict_proba(self, X: list[np.ndarray] | np.ndarray) -> np.ndarray:
         from harness.neural import accel, loop
 
