@@ -123,12 +123,25 @@ class TorchModel(Model):
     # "auto": one (N, n, d) tensor when every cloud has the same size, else graphs;
     # "dense" or "graph" force one path (for benchmarks and checks).
     layout: str = "auto"
+    # The share of one GPU a study of this model needs (its declared memory over the
+    # device's): Ray asks for this many GPUs per study (`num_gpus`), so 1/gpu_share studies
+    # share one GPU. Placement only: not part of the model's title or identity.
+    gpu_share: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0 < float(self.gpu_share) <= 1:
+            raise ValueError(f"gpu_share = {self.gpu_share!r}: choose a share of one GPU in (0, 1]")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision = {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout = {self.layout!r}: choose one of {', '.join(LAYOUTS)}")
+
+    def params(self) -> dict[str, Any]:
+        """The identifying parameters: all but `gpu_share` (where a study runs, not what it computes)."""
+        return {k: v for k, v in super().params().items() if k != "gpu_share"}
+
+    def _title_ignores(self) -> tuple[str, ...]:
+        return (*super()._title_ignores(), "gpu_share")
 
     # ---- what a subclass provides
 

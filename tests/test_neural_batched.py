@@ -170,3 +170,18 @@ def test_networks_with_dropout_or_other_lengths_fit_one_by_one_and_equal_separat
     for a, b in zip(separate(plain, mixed), plain.fit_many(mixed)):
         assert_same_fit(a, b, X, weights=1e-6, proba=1e-6)
     assert calls == [2]
+
+
+def test_ray_asks_for_the_models_share_of_a_gpu_and_the_share_is_not_part_of_its_identity():
+    from harness.executors.ray import placement
+    from test_ray import _spec
+
+    spec = _spec("pointnet")
+    plain_title, plain_params = spec.combination.model.title, spec.combination.model.params()
+    spec.combination.model.gpu_share = 0.25
+    options, on = placement(spec, "auto", {"CPU": 8, "GPU": 1}, cpus=1)
+    assert options == {"num_cpus": 1, "num_gpus": 0.25} and on == "cuda"
+    assert spec.combination.model.title == plain_title and spec.combination.model.params() == plain_params
+    assert placement(spec, "auto", {"CPU": 8, "GPU": 0}, cpus=1)[0]["num_gpus"] == 0
+    with pytest.raises(ValueError, match="gpu_share"):
+        PointNet(gpu_share=0)
