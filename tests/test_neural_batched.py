@@ -185,3 +185,25 @@ def test_ray_asks_for_the_models_share_of_a_gpu_and_the_share_is_not_part_of_its
     assert placement(spec, "auto", {"CPU": 8, "GPU": 0}, cpus=1)[0]["num_gpus"] == 0
     with pytest.raises(ValueError, match="gpu_share"):
         PointNet(gpu_share=0)
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_on_cpu_at_tiny_size(tmp_path):
+    """perf/device/check.py, the one command of a GPU window, at tiny size on CPU: every
+    stage runs (so a window is spent measuring, not debugging)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import SHARED_DATA
+
+    data = SHARED_DATA / "mp_metallicity_36k.csv.gz"
+    if not data.is_file():
+        pytest.skip(f"shared data not found at {data}")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "perf/device/check.py", "--device", "cpu", "--tiny", "--data", str(data)],
+                         cwd=root, capture_output=True, text=True, env={**os.environ, "HARNESS_CACHE_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "4 of 4 stages ok" in out.stdout
+    assert "batched vs sequential: " in out.stdout and "metallicity study: exit 0" in out.stdout
