@@ -118,7 +118,9 @@ class TorchModel(Model):
     # "auto": bf16 autocast on CUDA (fp32 master weights), fp32 on CPU; "fp32"; "bf16".
     precision: str = "auto"
     # torch.compile the network on the dense path (fixed shapes; graph batches change
-    # shape every batch and stay eager). Pays on CUDA for long fits; compiling costs a minute.
+    # shape every batch and stay eager). On CUDA in mode "reduce-overhead": each step's
+    # forward and backward replay as CUDA graphs, not hundreds of launches from the host.
+    # Pays on CUDA for long fits; compiling costs a minute.
     compile: bool = False
     # "auto": one (N, n, d) tensor when every cloud has the same size, else graphs;
     # "dense" or "graph" force one path (for benchmarks and checks).
@@ -178,8 +180,9 @@ class TorchModel(Model):
                 batch_size=self.batch_size, generator=generator,
                 augment_rotation=self.augment_rotation,
                 plateau_patience=self.plateau_patience,
-                forward=accel.compiled(net, self.compile and isinstance(train_set, DenseSet)),
+                forward=accel.compiled(net, self.compile and isinstance(train_set, DenseSet), device),
                 autocast=lambda: accel.autocast(device, self.precision),
+                eval_points=accel.eval_points(device, self.gpu_share),
             )
         self._net = net
         self._arch = (params, in_dim, ctx.n_classes)
@@ -236,6 +239,7 @@ class TorchModel(Model):
                     max_epochs=self.max_epochs, patience=self.patience, batch_size=self.batch_size,
                     augment_rotation=self.augment_rotation, plateau_patience=self.plateau_patience,
                     autocast=lambda: accel.autocast(device, self.precision),
+                    compile=self.compile, eval_points=accel.eval_points(device, self.gpu_share),
                 )
                 for i, member, result in zip(indices, group, results):
                     if isinstance(result, BaseException):
@@ -253,7 +257,8 @@ class TorchModel(Model):
         net = self.network
         device = str(next(net.parameters()).device)
         with accel.fast_matmul(device):
-            return loop.predict(net, self.as_set(X, None, device), lambda: accel.autocast(device, self.precision))
+            return loop.predict(net, self.as_set(X, None, device), lambda: accel.autocast(device, self.precision),
+                                accel.eval_points(device, self.gpu_share))
 
     def as_set(
         self, X: Sequence[np.ndarray] | np.ndarray, y: np.ndarray | None = None, device: str = "cpu",

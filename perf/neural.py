@@ -162,7 +162,7 @@ class Row:
         if init is not None:
             self.net.load_state_dict(init)  # both layouts start from the same weights
         # as `TorchModel.fit` does: only the dense path compiles (graph batches change shape)
-        self.forward = accel.compiled(self.net, compile_net and layout == "dense")
+        self.forward = accel.compiled(self.net, compile_net and layout == "dense", device)
         self.layout = layout
         if layout == "main":
             lr = float(params["lr"])
@@ -390,7 +390,8 @@ class Studies:
     """K members of one (model, n), each with its own clouds and seed, held twice: as K
     networks for the loop (sequential) and as one stack (batched), from the same weights."""
 
-    def __init__(self, name: str, size: str, n_points: int, samples: int, k: int, device: str, precision: str):
+    def __init__(self, name: str, size: str, n_points: int, samples: int, k: int, device: str, precision: str,
+                 compile_net: bool = False):
         cls = {m.name: m for m in MODELS}[name]
         rng = np.random.default_rng(0)
         self.model = cls(size=size) if name == "pointnet" else cls()
@@ -404,9 +405,10 @@ class Studies:
             with seeded(i, device):
                 nets.append(self.model.build(params, X[0].shape[1], 2).to(device))
         self.nets = nets
+        self.forwards = [accel.compiled(net, compile_net, device) for net in nets]
         self.optimizers = [loop.make_optimizer(net, params["optimizer"], float(params["lr"])) for net in nets]
         self.stack = batched.Stack([copy.deepcopy(net) for net in nets], params["optimizer"],
-                                   [float(params["lr"])] * k)
+                                   [float(params["lr"])] * k, compile_net)
         self.data = batched.StackedSets(self.train_sets)
         self.seq_generators = [torch.Generator().manual_seed(i) for i in range(k)]
         self.bat_generators = [torch.Generator().manual_seed(i) for i in range(k)]
@@ -414,10 +416,11 @@ class Studies:
         self.batch_size = self.model.batch_size
 
     def sequential_epoch(self) -> None:
-        for net, opt, data, gen in zip(self.nets, self.optimizers, self.train_sets, self.seq_generators):
+        for net, forward, opt, data, gen in zip(self.nets, self.forwards, self.optimizers, self.train_sets,
+                                                self.seq_generators):
             net.train()
             batches = loop.epoch_batches(data, self.batch_size, gen, ROTATION)
-            bool(loop.train_epoch(net, batches, opt, torch.device(self.device), self.autocast))
+            bool(loop.train_epoch(forward, batches, opt, torch.device(self.device), self.autocast))
 
     def batched_epoch(self) -> None:
         order, rotation = batched.epoch_draws(self.bat_generators, self.samples, ROTATION, torch.device(self.device))
@@ -438,8 +441,9 @@ class Studies:
             points[..., :3] = points[..., :3] @ rotation[:, start:end].transpose(-1, -2)
 
     def sequential_eval(self) -> None:
-        for net, data in zip(self.nets, self.valid_sets):
-            loop.predict(net, data, self.autocast)
+        for net, forward, data in zip(self.nets, self.forwards, self.valid_sets):
+            net.eval()
+            loop.predict(forward, data, self.autocast)
 
     def batched_eval(self) -> None:
         batched.predict(self.stack, self.valid_sets, self.autocast)
@@ -454,12 +458,12 @@ def timed(fn, device: str) -> float:
 
 
 def measure_studies(name: str, size: str, n_points: int, samples: int, k: int, device: str, precision: str,
-                    epochs: int) -> dict[str, dict[str, float]]:
+                    epochs: int, compile_net: bool = False) -> dict[str, dict[str, float]]:
     """Sequential and batched epochs alternate (each keeps its fastest after a warm-up
     round), then evaluations, then the host passes."""
     accel.keep_freed_memory()
     with accel.fast_matmul(device):
-        s = Studies(name, size, n_points, samples, k, device, precision)
+        s = Studies(name, size, n_points, samples, k, device, precision, compile_net)
         times: dict[str, list[float]] = {key: [] for key in ("seq", "bat", "seq_eval", "bat_eval", "seq_host", "bat_host")}
         for round_ in range(epochs + 1):
             seq, bat = timed(s.sequential_epoch, device), timed(s.batched_epoch, device)
@@ -514,7 +518,7 @@ def studies_table(args, device: str, peak: float) -> None:
             samples = max(8, min(args.samples, args.max_points // n)) if args.max_points else args.samples
             try:
                 speed = isolated(measure_studies, model, args.size, n, samples, k, device, args.precision,
-                                 args.epochs, n_threads=args.threads, device=device)
+                                 args.epochs, args.compile, n_threads=args.threads, device=device)
                 memory = {mode: isolated(studies_peak, model, args.size, n, samples, k, device, args.precision,
                                          mode, n_threads=args.threads, device=device) for mode in ("seq", "bat")}
             except RuntimeError as exc:

@@ -207,3 +207,42 @@ def test_the_gpu_check_runs_on_cpu_at_tiny_size(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "4 of 4 stages ok" in out.stdout
     assert "batched vs sequential: " in out.stdout and "metallicity study: exit 0" in out.stdout
+
+
+def test_cuda_captures_graphs_and_cpu_falls_back_to_the_default_compile_mode():
+    from harness.neural import accel
+
+    assert accel.compile_mode("cuda") == "reduce-overhead" and accel.compile_mode("cuda:1") == "reduce-overhead"
+    assert accel.compile_mode("cpu") == "default"
+    # evaluation chunks: a study's share of the GPU scales its budget; CPU keeps its own
+    assert accel.eval_points("cuda", 0.25) == accel.eval_points("cuda") // 4
+    assert accel.eval_points("cpu", 0.25) == accel.eval_points("cpu")
+
+
+def test_evaluation_in_chunks_under_a_budget_gives_the_same_probabilities():
+    from harness.neural import batched, loop
+    from harness.torch import make_set
+
+    torch.manual_seed(0)
+    model = PointNet(**SMALL)
+    nets = [model.build(model.default_params(), 4, 2).eval() for _ in range(2)]
+    sets = [make_set(lattice_clouds(23, 1, seed=s), None, "cpu") for s in (1, 2)]
+    chunks = list(sets[0].eval_batches(27 * 5))  # 27 points per cloud: 5 clouds per chunk
+    assert [c.num_graphs for c in chunks] == [5, 5, 5, 5, 3]
+    whole = loop.predict(nets[0], sets[0])
+    np.testing.assert_allclose(loop.predict(nets[0], sets[0], points=27 * 5), whole, atol=1e-6)
+    stack = batched.Stack(nets, "adam", [0.001, 0.001])
+    for points in (None, 27 * 2 * 3):  # over both members: 3 clouds each per chunk
+        for k, proba in enumerate(batched.predict(stack, sets, points=points)):
+            np.testing.assert_allclose(proba, loop.predict(nets[k], sets[k]), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_batched_fits_equal_eager_ones():
+    model = PlainNet(max_epochs=2, batch_size=8)
+    fits = fits_of(2)
+    eager = model.fit_many(fits)
+    compiled = PlainNet(max_epochs=2, batch_size=8, compile=True).fit_many(fits)
+    X = lattice_clouds(9, 1, seed=99)
+    for a, b in zip(eager, compiled):
+        assert_same_fit(a, b, X, weights=1e-5, proba=1e-5)

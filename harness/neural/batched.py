@@ -47,6 +47,7 @@ from torch.optim.sgd import sgd as sgd_step
 
 from harness.api import FitContext
 
+from . import accel
 from .clouds import DenseClouds, random_rotations
 from .loop import History
 from .sets import EVAL_POINTS, DenseSet, spans
@@ -160,7 +161,7 @@ class Stack:
     """The active members' networks as stacked parameters and buffers, one functional
     forward over all of them (`logits`), and their optimizer."""
 
-    def __init__(self, nets: Sequence[torch.nn.Module], optimizer: str, lrs: list[float]):
+    def __init__(self, nets: Sequence[torch.nn.Module], optimizer: str, lrs: list[float], compile: bool = False):
         self.base = copy.deepcopy(nets[0]).to("meta")
         # as torch.func.stack_module_state, without its one-class rule (a model may define
         # its network class inside `build`): same names and shapes are what vmap needs
@@ -172,6 +173,9 @@ class Stack:
         self.buffers = {k: torch.stack([b[k].detach() for _, b in states]) for k in states[0][1]}
         self.optimizer = StackedOptimizer(list(self.params.values()), optimizer, lrs)
         self._forward = vmap(self._member_logits, randomness="error")
+        if compile:  # CUDA: CUDA graphs of the K-member forward and backward (accel.compile_mode)
+            device = str(next(iter(self.params.values())).device)
+            self._forward = torch.compile(self._forward, dynamic=False, mode=accel.compile_mode(device))
 
     def _member_logits(self, params: dict, buffers: dict, points: torch.Tensor) -> torch.Tensor:
         return functional_call(self.base, (params, buffers), (DenseClouds(points),))
@@ -269,6 +273,7 @@ def train_epoch(
 def predict(
     stack: Stack, sets: Sequence[DenseSet],
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    points: int | None = None,
 ) -> list[np.ndarray]:
     """Each member's class probabilities on its own set, in chunks of at most the device's
     evaluation budget of points over all members (shorter sets are padded; in evaluation
@@ -279,7 +284,7 @@ def predict(
     shared = all(s is sets[0] for s in sets)
     device = sets[0].points.device
     n_points = sets[0].points.shape[1]
-    budget = EVAL_POINTS.get(device.type, EVAL_POINTS["cpu"])
+    budget = points or EVAL_POINTS.get(device.type, EVAL_POINTS["cpu"])
     size = max(1, budget // max(1, n_points * len(sets)))
     out = []
     for start in range(0, longest, size):
@@ -312,6 +317,8 @@ def train_batched(
     augment_rotation: float = 0.0,
     plateau_patience: int = 0,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    compile: bool = False,
+    eval_points: int | None = None,
 ) -> list[History | BaseException]:
     """Train every member's network in place, as `loop.train` trains one; on return each
     holds its best validation epoch's weights. A member whose `ctx.report` raised (optuna
@@ -319,7 +326,7 @@ def train_batched(
     nets = [m.net for m in members]
     if not batchable(nets[0], members[0].train.points):
         raise ValueError("batched members must not draw random numbers in training (dropout > 0)")
-    stack = Stack(nets, optimizer, [m.lr for m in members])
+    stack = Stack(nets, optimizer, [m.lr for m in members], compile)
     data = StackedSets([m.train for m in members])
     device = data.points.device
     schedulers = [_plateau(m.lr, plateau_patience) for m in members]
@@ -331,7 +338,7 @@ def train_batched(
         order, rotation = epoch_draws([generators[i] for i in active], len(members[active[0]].train),
                                       augment_rotation, device)
         finite = train_epoch(stack, data, order, rotation, batch_size, autocast).cpu()
-        probas = predict(stack, [members[i].valid for i in active], autocast)
+        probas = predict(stack, [members[i].valid for i in active], autocast, eval_points)
         going = []
         for position, i in enumerate(active):
             member, history = members[i], histories[i]
