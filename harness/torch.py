@@ -129,6 +129,11 @@ class TorchModel(Model):
     # device's): Ray asks for this many GPUs per study (`num_gpus`), so 1/gpu_share studies
     # share one GPU. Placement only: not part of the model's title or identity.
     gpu_share: float = 1.0
+    # Fit through the batched engine (`fit_many`, `harness.neural.batched`) even alone: a
+    # study's numbers then do not depend on which studies share its batch (CPU: bit-equal),
+    # so seeds and trials can be packed together and a resumed study equals an uncut one.
+    # They differ from the unbatched engine's in float32 rounding, hence off by default.
+    batch_studies: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < float(self.gpu_share) <= 1:
@@ -159,6 +164,15 @@ class TorchModel(Model):
     # ---- the Model contract
 
     def fit(self, train: Samples, valid: Samples, ctx: FitContext) -> "TorchModel":
+        if self.batch_studies:  # through the batched engine, as in any batch of its combination
+            (result,) = self.fit_many([(train, valid, ctx)])
+            if isinstance(result, BaseException):
+                raise result
+            self.history_, self._net, self._arch = result.history_, result._net, result._arch
+            return self
+        return self._fit_alone(train, valid, ctx)
+
+    def _fit_alone(self, train: Samples, valid: Samples, ctx: FitContext) -> "TorchModel":
         import torch
 
         from harness.neural import accel, loop
@@ -192,7 +206,8 @@ class TorchModel(Model):
         """One fitted copy of this model per (train, valid, ctx), as `fit` makes each, with
         the fits that can share kernels trained together as one batched model
         (`harness.neural.batched`): dense clouds of one shape, training sets of one length,
-        no dropout. The others fit one by one. A fit whose `ctx.report` raised (pruning)
+        no dropout. The others fit one by one (with `batch_studies`, a lone batchable fit
+        runs batched too, beside a twin). A fit whose `ctx.report` raised (pruning)
         gives that exception in its place. Results equal separate fits to float32 rounding
         (bit-equal data order, draws, initial weights and optimizer arithmetic)."""
         import copy
@@ -222,11 +237,12 @@ class TorchModel(Model):
                        if dense and batched.batchable(net, train_set.points) else ("alone", i))
                 groups.setdefault(key, []).append(i)
             out: list[TorchModel | BaseException | None] = [None] * len(fits)
-            for indices in groups.values():
-                if len(indices) == 1:
+            for key, indices in groups.items():
+                alone = key[0] == "alone" or (len(indices) == 1 and not self.batch_studies)
+                if alone:
                     i = indices[0]
                     try:
-                        out[i] = copy.copy(self).fit(*fits[i])
+                        out[i] = copy.copy(self)._fit_alone(*fits[i])
                     except Exception as exc:  # noqa: BLE001 - pruning, handed back as for batched members
                         if type(exc).__name__ != "TrialPruned":
                             raise

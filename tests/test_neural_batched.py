@@ -246,3 +246,20 @@ def test_compiled_batched_fits_equal_eager_ones():
     X = lattice_clouds(9, 1, seed=99)
     for a, b in zip(eager, compiled):
         assert_same_fit(a, b, X, weights=1e-5, proba=1e-5)
+
+
+def test_with_batch_studies_a_fit_alone_is_bit_equal_to_the_same_fit_in_any_batch():
+    """What makes packing deterministic and resumable: a study's numbers do not depend on
+    its batch-mates (which seeds are left after a cut, how the executor grouped them)."""
+    kw = dict(max_epochs=8, patience=2, batch_size=16, augment_rotation=0.5, plateau_patience=1,
+              normalize_scale=True, batch_studies=True, **SMALL)
+    fits = fits_of(3)
+    alone = PointNet(**kw).fit(*fits[0])
+    in_three = PointNet(**kw).fit_many(fits)[0]
+    in_two = PointNet(**kw).fit_many([fits[2], fits[0]])[1]
+    X = lattice_clouds(9, 1, seed=99)
+    for other in (in_three, in_two):
+        assert_same_fit(alone, other, X, weights=0, proba=0)
+    # the members stopped at different epochs (the last one then ran beside a twin)
+    assert len({len(m.history_.scores) for m in PointNet(**kw).fit_many(fits)}) > 1
+    assert PointNet(**kw).params()["batch_studies"] is True  # it changes the numbers: part of the identity

@@ -334,13 +334,18 @@ def train_batched(
     outcome: list[History | BaseException] = list(histories)
     best = [stack.member_state(k) for k in range(len(members))]  # fallback if the first epoch diverges
     active = list(range(len(members)))  # member index of each stack position
+    ghost = [False] * len(members)  # a position that only keeps the stack at K >= 2
+    gens = list(generators)  # the generator of each stack position
+    if len(members) == 1:
+        active, ghost, gens = _with_twin(stack, data, active, gens, 0)
     for epoch in range(max_epochs):
-        order, rotation = epoch_draws([generators[i] for i in active], len(members[active[0]].train),
-                                      augment_rotation, device)
+        order, rotation = epoch_draws(gens, len(members[active[0]].train), augment_rotation, device)
         finite = train_epoch(stack, data, order, rotation, batch_size, autocast).cpu()
         probas = predict(stack, [members[i].valid for i in active], autocast, eval_points)
         going = []
         for position, i in enumerate(active):
+            if ghost[position]:
+                continue
             member, history = members[i], histories[i]
             if not bool(finite[position]) or not np.isfinite(probas[position]).all():
                 history.stopped = "diverged"
@@ -364,14 +369,29 @@ def train_batched(
             going.append(position)
         if not going:
             break
-        if len(going) < len(active):
+        if len(going) == 1:
+            active, ghost, gens = _with_twin(stack, data, active, gens, going[0])
+        elif len(going) < len(active):
             stack.keep(going)
             data.keep(going)
-            active = [active[p] for p in going]
+            active, ghost, gens = [active[p] for p in going], [False] * len(going), [gens[p] for p in going]
     for i, member in enumerate(members):
         member.net.load_state_dict(best[i])
         member.net.eval()
     return outcome
+
+
+def _with_twin(stack: Stack, data: StackedSets, active: list[int], gens: list, position: int):
+    """Keep only the member at `position`, beside a twin of itself (a ghost: trained, never
+    scored, discarded). On CPU a member's numbers under vmap are the same bits whichever
+    members share its stack, as long as there are at least two (with one, vmap's kernels
+    differ), so a fit alone equals the same fit in any batch: a resumed or regrouped
+    study gives the numbers of an uncut one."""
+    stack.keep([position, position])
+    data.keep([position, position])
+    twin = torch.Generator()
+    twin.set_state(gens[position].get_state())  # its own generator: the member's draws stay its own
+    return [active[position]] * 2, [False, True], [gens[position], twin]
 
 
 def _plateau(lr: float, patience: int):
