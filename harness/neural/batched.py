@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -131,10 +131,11 @@ class StackedOptimizer:
             groups.setdefault(lr, []).append(position)
         whole = len(groups) == 1
         for lr, positions in groups.items():
-            if whole:  # one step over the stacked tensors
-                pick: Callable[[list[torch.Tensor]], list[torch.Tensor]] = lambda ts: ts  # noqa: E731
-            else:  # the members of this learning rate: their slices (contiguous views)
-                pick = lambda ts: [t[i] for i in positions for t in ts]  # noqa: E731
+            def pick(ts: list[torch.Tensor], positions: list[int] = positions) -> list[torch.Tensor]:
+                """The stacked tensors (one step for all), or this learning rate's members'
+                slices (contiguous views)."""
+                return ts if whole else [t[i] for i in positions for t in ts]
+
             if self.name == "adam":
                 steps = self.steps if whole else [s.clone() for _ in positions for s in self.steps]
                 adam_step(

@@ -74,7 +74,7 @@ def stage(title: str, fn) -> bool:
 
 def run(cmd: list[str]) -> bool:
     print("$ " + " ".join(cmd), flush=True)
-    return subprocess.run(cmd, cwd=ROOT).returncode == 0
+    return subprocess.run(cmd, cwd=ROOT, check=False).returncode == 0
 
 
 def main() -> int:
