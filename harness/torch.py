@@ -118,17 +118,37 @@ class TorchModel(Model):
     # "auto": bf16 autocast on CUDA (fp32 master weights), fp32 on CPU; "fp32"; "bf16".
     precision: str = "auto"
     # torch.compile the network on the dense path (fixed shapes; graph batches change
-    # shape every batch and stay eager). Pays on CUDA for long fits; compiling costs a minute.
+    # shape every batch and stay eager). On CUDA in mode "reduce-overhead": each step's
+    # forward and backward replay as CUDA graphs, not hundreds of launches from the host.
+    # Pays on CUDA for long fits; compiling costs a minute.
     compile: bool = False
     # "auto": one (N, n, d) tensor when every cloud has the same size, else graphs;
     # "dense" or "graph" force one path (for benchmarks and checks).
     layout: str = "auto"
+    # The share of one GPU a study of this model needs (its declared memory over the
+    # device's): Ray asks for this many GPUs per study (`num_gpus`), so 1/gpu_share studies
+    # share one GPU. Placement only: not part of the model's title or identity.
+    gpu_share: float = 1.0
+    # Fit through the batched engine (`fit_many`, `harness.neural.batched`) even alone: a
+    # study's numbers then do not depend on which studies share its batch (CPU: bit-equal),
+    # so seeds and trials can be packed together and a resumed study equals an uncut one.
+    # They differ from the unbatched engine's in float32 rounding, hence off by default.
+    batch_studies: bool = False
 
     def __post_init__(self) -> None:
+        if not 0 < float(self.gpu_share) <= 1:
+            raise ValueError(f"gpu_share = {self.gpu_share!r}: choose a share of one GPU in (0, 1]")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision = {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout = {self.layout!r}: choose one of {', '.join(LAYOUTS)}")
+
+    def params(self) -> dict[str, Any]:
+        """The identifying parameters: all but `gpu_share` (where a study runs, not what it computes)."""
+        return {k: v for k, v in super().params().items() if k != "gpu_share"}
+
+    def _title_ignores(self) -> tuple[str, ...]:
+        return (*super()._title_ignores(), "gpu_share")
 
     # ---- what a subclass provides
 
@@ -144,6 +164,15 @@ class TorchModel(Model):
     # ---- the Model contract
 
     def fit(self, train: Samples, valid: Samples, ctx: FitContext) -> "TorchModel":
+        if self.batch_studies:  # through the batched engine, as in any batch of its combination
+            (result,) = self.fit_many([(train, valid, ctx)])
+            if isinstance(result, BaseException):
+                raise result
+            self.history_, self._net, self._arch = result.history_, result._net, result._arch
+            return self
+        return self._fit_alone(train, valid, ctx)
+
+    def _fit_alone(self, train: Samples, valid: Samples, ctx: FitContext) -> "TorchModel":
         import torch
 
         from harness.neural import accel, loop
@@ -165,12 +194,78 @@ class TorchModel(Model):
                 batch_size=self.batch_size, generator=generator,
                 augment_rotation=self.augment_rotation,
                 plateau_patience=self.plateau_patience,
-                forward=accel.compiled(net, self.compile and isinstance(train_set, DenseSet)),
+                forward=accel.compiled(net, self.compile and isinstance(train_set, DenseSet), device),
                 autocast=lambda: accel.autocast(device, self.precision),
+                eval_points=accel.eval_points(device, self.gpu_share),
             )
         self._net = net
         self._arch = (params, in_dim, ctx.n_classes)
         return self
+
+    def fit_many(self, fits: Sequence[tuple[Samples, Samples, FitContext]]) -> list["TorchModel | BaseException"]:
+        """One fitted copy of this model per (train, valid, ctx), as `fit` makes each, with
+        the fits that can share kernels trained together as one batched model
+        (`harness.neural.batched`): dense clouds of one shape, training sets of one length,
+        no dropout. The others fit one by one (with `batch_studies`, a lone batchable fit
+        runs batched too, beside a twin). A fit whose `ctx.report` raised (pruning)
+        gives that exception in its place. Results equal separate fits to float32 rounding
+        (bit-equal data order, draws, initial weights and optimizer arithmetic)."""
+        import copy
+
+        import torch
+
+        from harness.neural import accel, batched
+        from harness.neural.sets import DenseSet
+
+        if not fits:
+            return []
+        params = self.default_params()
+        in_dim = int(np.asarray(fits[0][0].X[0]).shape[1])
+        device, n_threads = fits[0][2].device, fits[0][2].threads
+        accel.keep_freed_memory()
+        members: list[batched.Member] = []
+        groups: dict[tuple, list[int]] = {}
+        with threads(n_threads), accel.fast_matmul(device):
+            for i, (train, valid, ctx) in enumerate(fits):
+                with seeded(ctx.seed, device):
+                    train_set = self.as_set(train.X, train.y, device)
+                    valid_set = self.as_set(valid.X, None, device)
+                    net = self.build(params, in_dim, ctx.n_classes).to(device)
+                members.append(batched.Member(net, train_set, valid_set, np.asarray(valid.y), ctx, float(params["lr"])))
+                dense = isinstance(train_set, DenseSet) and isinstance(valid_set, DenseSet)
+                key = ((ctx.device, ctx.n_classes, len(train_set), tuple(train_set.points.shape[1:]))
+                       if dense and batched.batchable(net, train_set.points) else ("alone", i))
+                groups.setdefault(key, []).append(i)
+            out: list[TorchModel | BaseException | None] = [None] * len(fits)
+            for key, indices in groups.items():
+                alone = key[0] == "alone" or (len(indices) == 1 and not self.batch_studies)
+                if alone:
+                    i = indices[0]
+                    try:
+                        out[i] = copy.copy(self)._fit_alone(*fits[i])
+                    except Exception as exc:  # noqa: BLE001 - pruning, handed back as for batched members
+                        if type(exc).__name__ != "TrialPruned":
+                            raise
+                        out[i] = exc
+                    continue
+                group = [members[i] for i in indices]
+                results = batched.train_batched(
+                    group, params["optimizer"],
+                    [torch.Generator().manual_seed(m.ctx.seed) for m in group],
+                    max_epochs=self.max_epochs, patience=self.patience, batch_size=self.batch_size,
+                    augment_rotation=self.augment_rotation, plateau_patience=self.plateau_patience,
+                    autocast=lambda: accel.autocast(device, self.precision),
+                    compile=self.compile, eval_points=accel.eval_points(device, self.gpu_share),
+                )
+                for i, member, result in zip(indices, group, results):
+                    if isinstance(result, BaseException):
+                        out[i] = result
+                        continue
+                    fitted = copy.copy(self)
+                    fitted.history_, fitted._net = result, member.net
+                    fitted._arch = (params, in_dim, member.ctx.n_classes)
+                    out[i] = fitted
+        return out  # type: ignore[return-value]
 
     def predict_proba(self, X: list[np.ndarray] | np.ndarray) -> np.ndarray:
         from harness.neural import accel, loop
@@ -178,7 +273,8 @@ class TorchModel(Model):
         net = self.network
         device = str(next(net.parameters()).device)
         with accel.fast_matmul(device):
-            return loop.predict(net, self.as_set(X, None, device), lambda: accel.autocast(device, self.precision))
+            return loop.predict(net, self.as_set(X, None, device), lambda: accel.autocast(device, self.precision),
+                                accel.eval_points(device, self.gpu_share))
 
     def as_set(
         self, X: Sequence[np.ndarray] | np.ndarray, y: np.ndarray | None = None, device: str = "cpu",

@@ -27,11 +27,23 @@ and wall seconds on CUDA, synchronised around each timed region.
     python perf/neural.py                                  # CPU, 1 thread, all models, n = 3 27 125 343
     python perf/neural.py --models pointnet --n 27 343 --size paper
     python perf/neural.py --device cuda --samples 25700 --max-points 0 --size paper --models pointnet --n 343
+
+`--studies K` measures instead K networks of one (model, n) trained as one batched model
+(`harness.neural.batched`: stacked parameters under vmap, each member with its own
+clouds, initial weights, order and rotations) against the same K trained one after
+another by the engine's loop, in the same run: train/s and eval/s (clouds of all K
+members per second), host % (drawing and assembling the batches, timed in a pass
+without the networks, over the epoch), peak MB (as above, for all K), and the ratio.
+The last line reads `batched vs sequential: N.NNx` (train/s) for the first row.
+
+    python perf/neural.py --studies 8 --models pointnet --n 3                 # the demo's pointnet
+    python perf/neural.py --studies 8 --models pointnet --n 343 --size paper  # the paper's, n = 343
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import multiprocessing
 import os
 import resource
@@ -42,7 +54,7 @@ import numpy as np
 import torch
 
 from harness import CLOUD
-from harness.neural import accel, loop
+from harness.neural import accel, batched, loop
 from harness.neural.sets import make_set
 from harness.torch import random_rotations, seeded, threads
 from harness_plugins.models.neural import MODELS
@@ -150,7 +162,7 @@ class Row:
         if init is not None:
             self.net.load_state_dict(init)  # both layouts start from the same weights
         # as `TorchModel.fit` does: only the dense path compiles (graph batches change shape)
-        self.forward = accel.compiled(self.net, compile_net and layout == "dense")
+        self.forward = accel.compiled(self.net, compile_net and layout == "dense", device)
         self.layout = layout
         if layout == "main":
             lr = float(params["lr"])
@@ -322,6 +334,8 @@ def main() -> None:
                     help="timer: cpu (process CPU time; the default on CPU, robust to other load) or wall")
     ap.add_argument("--layouts", nargs="*", default=["dense", "graph", "main"], choices=["dense", "graph", "main"],
                     help="main: the graph engine before the dense path, as a reference")
+    ap.add_argument("--studies", type=int, default=0,
+                    help="K > 0: K networks batched against K trained one after another (see above)")
     ap.add_argument("--default-allocator", action="store_true",
                     help="glibc's default allocator for every layout (what `keep_freed_memory` gains)")
     args = ap.parse_args()
@@ -338,6 +352,9 @@ def main() -> None:
           f"{'default' if args.default_allocator else 'engine'} · load average "
           f"{os.getloadavg()[0]:.1f} · clock {clock_name}")
     print(f"measured {dtype} GEMM (2048^3) on this device: {peak / 1e12:.3f} TFLOP/s")
+    if args.studies > 0:
+        studies_table(args, device, peak)
+        return
     header = (f"{'model':15} {'n':>4} {'clouds':>6} {'layout':6} {'train/s':>9} {'eval/s':>9} {'host %':>7} "
               f"{'peak MB':>8} {'TFLOP/s':>8} {'of gemm':>7} {args.layouts[0] + '/x':>11}")
     print(header)
@@ -367,6 +384,157 @@ def main() -> None:
     first = args.layouts[0]
     print(f"{first}/x: train and eval clouds/s of the {first} path over this row's (same clouds, same run); "
           "main: the graph engine before the dense path")
+
+
+class Studies:
+    """K members of one (model, n), each with its own clouds and seed, held twice: as K
+    networks for the loop (sequential) and as one stack (batched), from the same weights."""
+
+    def __init__(self, name: str, size: str, n_points: int, samples: int, k: int, device: str, precision: str,
+                 compile_net: bool = False):
+        cls = {m.name: m for m in MODELS}[name]
+        rng = np.random.default_rng(0)
+        self.model = cls(size=size) if name == "pointnet" else cls()
+        self.params = params = self.model.default_params()
+        self.device, self.k, self.samples = device, k, samples
+        self.train_sets, self.valid_sets, nets = [], [], []
+        for i in range(k):
+            X, Xv = clouds(samples, n_points, rng), clouds(max(2, samples * 15 // 70), n_points, rng)
+            self.train_sets.append(make_set(X, rng.integers(0, 2, len(X)), device, dense=True))
+            self.valid_sets.append(make_set(Xv, None, device, dense=True))
+            with seeded(i, device):
+                nets.append(self.model.build(params, X[0].shape[1], 2).to(device))
+        self.nets = nets
+        self.forwards = [accel.compiled(net, compile_net, device) for net in nets]
+        self.optimizers = [loop.make_optimizer(net, params["optimizer"], float(params["lr"])) for net in nets]
+        self.stack = batched.Stack([copy.deepcopy(net) for net in nets], params["optimizer"],
+                                   [float(params["lr"])] * k, compile_net)
+        self.data = batched.StackedSets(self.train_sets)
+        self.seq_generators = [torch.Generator().manual_seed(i) for i in range(k)]
+        self.bat_generators = [torch.Generator().manual_seed(i) for i in range(k)]
+        self.autocast = lambda: accel.autocast(device, precision)
+        self.batch_size = self.model.batch_size
+
+    def sequential_epoch(self) -> None:
+        for net, forward, opt, data, gen in zip(self.nets, self.forwards, self.optimizers, self.train_sets,
+                                                self.seq_generators):
+            net.train()
+            batches = loop.epoch_batches(data, self.batch_size, gen, ROTATION)
+            bool(loop.train_epoch(forward, batches, opt, torch.device(self.device), self.autocast))
+
+    def batched_epoch(self) -> None:
+        order, rotation = batched.epoch_draws(self.bat_generators, self.samples, ROTATION, torch.device(self.device))
+        bool(batched.train_epoch(self.stack, self.data, order, rotation, self.batch_size, self.autocast).all())
+
+    def sequential_host(self) -> None:
+        """The sequential epoch's batches alone (drawing, indexing, rotating)."""
+        for data, gen in zip(self.train_sets, [torch.Generator().manual_seed(i) for i in range(self.k)]):
+            for _ in loop.epoch_batches(data, self.batch_size, gen, ROTATION):
+                pass
+
+    def batched_host(self) -> None:
+        gens = [torch.Generator().manual_seed(i) for i in range(self.k)]
+        order, rotation = batched.epoch_draws(gens, self.samples, ROTATION, torch.device(self.device))
+        for start, end in loop.spans(self.samples, self.batch_size):
+            points, _ = self.data.take(order[:, start:end])
+            points = points.clone()
+            points[..., :3] = points[..., :3] @ rotation[:, start:end].transpose(-1, -2)
+
+    def sequential_eval(self) -> None:
+        for net, forward, data in zip(self.nets, self.forwards, self.valid_sets):
+            net.eval()
+            loop.predict(forward, data, self.autocast)
+
+    def batched_eval(self) -> None:
+        batched.predict(self.stack, self.valid_sets, self.autocast)
+
+
+def timed(fn, device: str) -> float:
+    sync(device)
+    start = clock()
+    fn()
+    sync(device)
+    return clock() - start
+
+
+def measure_studies(name: str, size: str, n_points: int, samples: int, k: int, device: str, precision: str,
+                    epochs: int, compile_net: bool = False) -> dict[str, dict[str, float]]:
+    """Sequential and batched epochs alternate (each keeps its fastest after a warm-up
+    round), then evaluations, then the host passes."""
+    accel.keep_freed_memory()
+    with accel.fast_matmul(device):
+        s = Studies(name, size, n_points, samples, k, device, precision, compile_net)
+        times: dict[str, list[float]] = {key: [] for key in ("seq", "bat", "seq_eval", "bat_eval", "seq_host", "bat_host")}
+        for round_ in range(epochs + 1):
+            seq, bat = timed(s.sequential_epoch, device), timed(s.batched_epoch, device)
+            if round_:
+                times["seq"].append(seq)
+                times["bat"].append(bat)
+        for _ in range(3):
+            times["seq_eval"].append(timed(s.sequential_eval, device))
+            times["bat_eval"].append(timed(s.batched_eval, device))
+        for _ in range(2):
+            times["seq_host"].append(timed(s.sequential_host, device))
+            times["bat_host"].append(timed(s.batched_host, device))
+    n_valid = sum(len(v) for v in s.valid_sets)
+    out = {}
+    for mode in ("seq", "bat"):
+        epoch = min(times[mode])
+        out[mode] = {"train_per_s": k * samples / epoch, "eval_per_s": n_valid / min(times[f"{mode}_eval"]),
+                     "host_share": min(times[f"{mode}_host"]) / epoch, "epoch_s": epoch}
+    return out
+
+
+def studies_peak(name: str, size: str, n_points: int, samples: int, k: int, device: str, precision: str,
+                 mode: str) -> float:
+    """MB for one epoch and one evaluation of all K members in `mode` (as `peak_memory`)."""
+    accel.keep_freed_memory()
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    before = rss_mb()
+    with accel.fast_matmul(device):
+        s = Studies(name, size, n_points, samples, k, device, precision)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        if mode == "seq":
+            s.sequential_epoch()
+            s.sequential_eval()
+        else:
+            s.batched_epoch()
+            s.batched_eval()
+    return torch.cuda.max_memory_allocated() / 2**20 if cuda else rss_mb() - before
+
+
+def studies_table(args, device: str, peak: float) -> None:
+    k = args.studies
+    print(f"{k} studies per row: batched (one stacked model) against sequential (one after another)")
+    print(f"{'model':15} {'n':>4} {'clouds':>6} {'mode':10} {'train/s':>9} {'eval/s':>9} {'host %':>7} "
+          f"{'peak MB':>8} {'bat/seq':>12}")
+    first = None
+    for model in args.models:
+        for n in args.n:
+            samples = max(8, min(args.samples, args.max_points // n)) if args.max_points else args.samples
+            try:
+                speed = isolated(measure_studies, model, args.size, n, samples, k, device, args.precision,
+                                 args.epochs, args.compile, n_threads=args.threads, device=device)
+                memory = {mode: isolated(studies_peak, model, args.size, n, samples, k, device, args.precision,
+                                         mode, n_threads=args.threads, device=device) for mode in ("seq", "bat")}
+            except RuntimeError as exc:
+                print(f"{model:15} {n:4d} {samples:6d} {exc}", flush=True)
+                continue
+            ratio = speed["bat"]["train_per_s"] / speed["seq"]["train_per_s"]
+            eval_ratio = speed["bat"]["eval_per_s"] / speed["seq"]["eval_per_s"]
+            first = ratio if first is None else first
+            for mode, label in (("seq", "sequential"), ("bat", "batched")):
+                r = speed[mode]
+                tail = f"{ratio:5.2f}x {eval_ratio:4.1f}x" if mode == "bat" else ""
+                print(f"{model:15} {n:4d} {samples:6d} {label:10} {r['train_per_s']:9.1f} {r['eval_per_s']:9.1f} "
+                      f"{r['host_share']:7.1%} {memory[mode]:8.0f} {tail:>12}", flush=True)
+    print("bat/seq: train and eval clouds/s of the K batched over the K sequential (same clouds, same run)")
+    if first is not None:
+        print(f"batched vs sequential: {first:.2f}x")
 
 
 if __name__ == "__main__":

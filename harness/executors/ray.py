@@ -1,5 +1,6 @@
-"""Studies as Ray tasks on a cluster: one GPU per neural study when the cluster has GPUs,
-one CPU per study otherwise (Ray packs them onto the nodes).
+"""Studies as Ray tasks on a cluster: a neural study asks for its model's `gpu_share` of a
+GPU (1 by default; 0.25 puts four on one GPU) when the cluster has GPUs, one CPU per
+study otherwise (Ray packs them onto the nodes).
 
 Features travel through Ray's object store: the driver puts each inputs file's bytes once,
 and a worker writes them into its own cache folder (`HARNESS_CACHE_DIR`) unless the same
@@ -36,12 +37,14 @@ def wants_gpu(spec: StudySpec) -> bool:
 
 
 def placement(spec: StudySpec, device: str, resources: dict[str, float], cpus: int) -> tuple[dict, str]:
-    """The Ray resources a study asks for and the device it trains on: a GPU for a neural
-    study when the config allows one and the cluster has one, else `cpus` CPUs."""
+    """The Ray resources a study asks for and the device it trains on: its model's
+    `gpu_share` of a GPU for a neural study when the config allows one and the cluster has
+    one, else `cpus` CPUs."""
     gpu = device in ("auto", "cuda") and wants_gpu(spec) and resources.get("GPU", 0) >= 1
     if device == "cuda" and wants_gpu(spec) and not gpu:
         raise UserError("device = 'cuda' but the Ray cluster has no GPU; add GPU nodes or use device = 'auto'")
-    return {"num_cpus": cpus, "num_gpus": 1 if gpu else 0}, ("cuda" if gpu else "cpu")
+    share = float(getattr(spec.combination.model, "gpu_share", 1.0))  # TorchModel.gpu_share: several per GPU
+    return {"num_cpus": cpus, "num_gpus": share if gpu else 0}, ("cuda" if gpu else "cpu")
 
 
 class RayExecutor:

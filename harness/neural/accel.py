@@ -55,10 +55,28 @@ def fast_matmul(device: str) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
-def compiled(net: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+def compile_mode(device: str) -> str:
+    """CUDA: "reduce-overhead", CUDA graphs: each fixed-shape forward and backward is
+    replayed as one graph, not hundreds of kernel launches from the host (the small
+    networks' bottleneck). CPU: the default mode (no graphs to capture)."""
+    return "reduce-overhead" if torch.device(device).type == "cuda" else "default"
+
+
+def compiled(net: torch.nn.Module, enabled: bool, device: str = "cpu") -> torch.nn.Module:
     """`net` compiled for training and evaluation when enabled (same parameters: the
-    caller keeps `net` for its state_dict)."""
-    return torch.compile(net, dynamic=False) if enabled else net
+    caller keeps `net` for its state_dict), in `compile_mode(device)`."""
+    return torch.compile(net, dynamic=False, mode=compile_mode(device)) if enabled else net
+
+
+def eval_points(device: str, share: float = 1.0) -> int:
+    """Points per evaluation chunk on `device`: the device's budget (`sets.EVAL_POINTS`),
+    on CUDA scaled by the share of the GPU a study holds (studies sharing one GPU each
+    evaluate in smaller chunks; the outputs do not depend on the chunking)."""
+    from .sets import EVAL_POINTS
+
+    kind = torch.device(device).type
+    budget = EVAL_POINTS.get(kind, EVAL_POINTS["cpu"])
+    return max(1, int(budget * share)) if kind == "cuda" else budget
 
 
 # glibc's mallopt parameters: blocks up to MMAP_THRESHOLD come from the heap (not one

@@ -52,12 +52,14 @@ def make_optimizer(net: torch.nn.Module, name: str, lr: float) -> torch.optim.Op
 @torch.no_grad()
 def predict(
     net: Callable, data: CloudSet, autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    points: int | None = None,
 ) -> np.ndarray:
-    """Class probabilities (N, k) in the order of `data`: one copy to the host at the end."""
+    """Class probabilities (N, k) in the order of `data`, evaluated in chunks of at most
+    `points` points (default: the device's budget): one copy to the host at the end."""
     if isinstance(net, torch.nn.Module):
         net.eval()
     out = []
-    for batch in data.eval_batches():
+    for batch in data.eval_batches(points):
         with autocast():
             logits = net(batch)
         out.append(torch.softmax(logits.float(), dim=-1))
@@ -116,6 +118,7 @@ def train(
     plateau_patience: int = 0,
     forward: Callable | None = None,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    eval_points: int | None = None,
 ) -> History:
     """Train `net` in place; on return it holds the weights of its best validation epoch.
 
@@ -135,7 +138,7 @@ def train(
         batches = epoch_batches(train_data, batch_size, generator, augment_rotation)
         finite = train_epoch(forward, batches, optimizer, device, autocast)
         net.eval()
-        proba = predict(forward, valid_data, autocast)
+        proba = predict(forward, valid_data, autocast, eval_points)
         if not bool(finite) or not np.isfinite(proba).all():
             history.stopped = "diverged"
             break

@@ -52,8 +52,9 @@ class DenseSet:
         y = None if self.y is None else self.y[start:end]
         return DenseClouds(self.points[start:end], y)
 
-    def eval_batches(self) -> Iterator[DenseClouds]:
-        budget = EVAL_POINTS.get(self.device.type, EVAL_POINTS["cpu"])
+    def eval_batches(self, points: int | None = None) -> Iterator[DenseClouds]:
+        """Chunks of at most `points` points (default: the device's `EVAL_POINTS`)."""
+        budget = points or EVAL_POINTS.get(self.device.type, EVAL_POINTS["cpu"])
         size = max(1, budget // max(1, self.points.shape[1]))
         for start in range(0, len(self), size):
             yield self.slice(start, start + size)
@@ -75,7 +76,7 @@ class GraphSet:
     def take(self, index: Tensor) -> Batch:
         return Batch.from_data_list([self.data[i] for i in index.tolist()])
 
-    def eval_batches(self) -> Iterator[Batch]:
+    def eval_batches(self, points: int | None = None) -> Iterator[Batch]:
         for start in range(0, len(self), GRAPH_EVAL_BATCH):
             yield Batch.from_data_list(self.data[start:start + GRAPH_EVAL_BATCH])
 
