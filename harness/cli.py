@@ -96,13 +96,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def prepare_process() -> None:
+    """Process settings every run needs, from the command line or from Python."""
     # Idle OpenMP threads must sleep, not spin: with two studies sharing two cores,
     # spinning made XGBoost 40x slower here.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # spglib's C core prints harmless tolerance-search notes to stderr; they would bury
     # the progress bars.
     os.environ.setdefault("SPGLIB_WARNING", "OFF")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    prepare_process()
     args = _parser().parse_args(argv)
     console = Console()
     if not console.is_terminal:  # logs and pipes: wide enough for the leaderboard
@@ -142,7 +147,51 @@ def _registry(args, config_plugins: Sequence[str] = ()):
     from harness import registry
 
     modules = [*args.plugin, *getattr(args, "plugins_sub", []), *config_plugins]
-    return registry.load(dict.fromkeys(modules))
+    return registry.load(plugin_modules(modules))
+
+
+def plugin_modules(names: Sequence[str]) -> list:
+    """`--plugin` values as registry.load takes them: a module name, found also in the
+    current folder (`--plugin my_plugin` beside my_plugin.py), or a file path
+    (`--plugin ./my_plugin.py`), imported from that file."""
+    _add_cwd_to_path()
+    out: list = []
+    for name in dict.fromkeys(names):
+        if name.endswith(".py") or os.sep in name or "/" in name:
+            out.append(_module_from_file(name))
+        else:
+            out.append(name)
+    return out
+
+
+def _add_cwd_to_path() -> None:
+    """Appended, so an installed package wins over a file of the same name here."""
+    cwd = str(Path.cwd())
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+
+
+def _module_from_file(path: str):
+    import importlib.util
+
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"--plugin {path}: no such file; give a module name or the path of a .py file")
+    name = file.stem
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(file.resolve()):
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, file.resolve())
+    if spec is None or spec.loader is None:
+        raise UserError(f"--plugin {path}: not a Python module; give a .py file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses and pickles resolve the module by name
+    sys.path.append(str(file.resolve().parent))  # worker processes import it by name
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the plugin's own error, named
+        sys.modules.pop(name, None)
+        raise UserError(f"--plugin {path} failed to import: {type(exc).__name__}: {exc}") from None
+    return module
 
 
 def _dispatch(args, console: Console) -> int:
@@ -179,15 +228,20 @@ def _add_config_dir_to_path(source: str) -> None:
 
 
 def _run(args, console: Console) -> int:
-    from harness import runner
-
     if args.demo == bool(args.config):
         raise UserError("harness run needs a CONFIG file or --demo (the demo benchmark shipped with harness), not both")
     conf = _load_config(demo_config() if args.demo else args.config, args)
     if args.demo and not args.results:  # never inside the installed package
         conf.run.results = str(Path.cwd() / "results" / "demo")
-    registry = _registry(args, conf.plugins)
-    return runner.run(conf, registry, console, only=args.only)
+    return run_config(conf, [*args.plugin, *args.plugins_sub], console, only=args.only)
+
+
+def run_config(conf, plugins: Sequence[str], console: Console, only: list[str] | None = None) -> int:
+    """The one run path of `harness run` and `harness.run`: a validated config with its
+    overrides applied, the plugins loaded, then plan, prepare, execute, store, report."""
+    from harness import registry, runner
+
+    return runner.run(conf, registry.load(plugin_modules([*plugins, *conf.plugins])), console, only=only)
 
 
 def demo_config() -> str:
