@@ -90,6 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     fe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dataset parameter")
     fe.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
+    ex = sub.add_parser("export", help="write a results store as tidy tables (Parquet, CSV) or as MLflow runs")
+    ex.add_argument("results", nargs="?", help="results folder of a run")
+    ex.add_argument("--to", required=True, metavar="DIR|mlflow:PATH",
+                    help="a folder for studies/trials/predictions .csv and .parquet, or mlflow:PATH "
+                         "(a folder: MLflow file store; .db: SQLite; or a tracking URI)")
+    ex.add_argument("--storage", help="results database URL (instead of a results folder)")
+    ex.add_argument("--experiment", default="harness", help="MLflow experiment name (default harness)")
+    ex.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
+
     c = sub.add_parser("cache", help="inspect or clear the feature cache")
     c.add_argument("action", choices=["info", "clear"])
     c.add_argument("what", nargs="?", help="one cache folder (e.g. features); default: all")
@@ -199,6 +208,7 @@ def _dispatch(args, console: Console) -> int:
         "run": _run, "list": _list, "leaderboard": _leaderboard, "featurize": _featurize,
         "cache": _cache, "explain": _explain, "fetch": _fetch, "report": _report, "predict": _predict,
     }
+    commands.update(export=_export)
     return commands[args.command](args, console)
 
 
@@ -326,6 +336,23 @@ def _leaderboard(args, console: Console) -> int:
         print(leaderboard.to_csv(rows), end="")
     else:
         print(leaderboard.to_json(rows))
+    return 0
+
+
+def _export(args, console: Console) -> int:
+    from harness import export
+    from harness.user import Results
+
+    url = _store_url(args, "export")
+    results = Results(url, Path(args.results) if args.results else None,
+                      plugins=[*args.plugin, *args.plugins_sub])
+    if args.to.startswith("mlflow:"):
+        logged, there = export.to_mlflow(results, args.to.removeprefix("mlflow:"), args.experiment)
+        console.print(f"{logged} studies logged as MLflow runs to {args.to.removeprefix('mlflow:')} "
+                      f"(experiment {args.experiment}; {there} were there already)")
+        return 0
+    written = export.write_tables(results, Path(args.to))
+    console.print(f"wrote {', '.join(p.name for p in written)} to {args.to}")
     return 0
 
 

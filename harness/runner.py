@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from harness import identity, leaderboard
+from harness import identity, leaderboard, provenance
 from harness.config import Config
 from harness.errors import UserError
 from harness.executors import create as create_executor
@@ -82,6 +82,7 @@ def run(config: Config, registry: Registry, console: Console, only: list[str] | 
         env = Environment(store.url, device, max(1, _cores() // workers), identity.versions(device))
         failures = execute(pending, store, executor, env, console)
     _report(plan, store, results_dir, console)
+    provenance.write(config, plan, results_dir)  # version, commit, config hash, dataset ids, time
     if failures:
         console.print(f"[red]{failures} studies failed (see above); rerun to retry them")
         return 1

@@ -195,6 +195,16 @@ class Results:
                     rows.append(row)
         return pd.DataFrame(rows)
 
+    def provenance(self) -> dict[str, Any] | None:
+        """What the last run into this folder recorded: harness version, commit, config hash,
+        dataset content ids, time (`leaderboard.provenance.json`); None without one."""
+        import json
+
+        from harness.provenance import FILE
+
+        path = self.folder / FILE if self.folder else None
+        return json.loads(path.read_text()) if path and path.is_file() else None
+
     # ------------------------------------------------------------------ models
     def model(self, combination: str, seed: int | None = None) -> "FittedModel":
         """The fitted model of one study: `combination` is its id task/representation/
