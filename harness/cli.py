@@ -22,6 +22,9 @@ KIND_ALIASES = {
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description="Benchmark structure-only crystal property classifiers.")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="load a plugin module (repeatable)")
+    p.add_argument("--version", action="version", version=f"harness {_version()}")
+    p.add_argument("-q", "--quiet", action="store_true", help="run, fetch, featurize: print only errors (the run log keeps everything)")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print debug messages of harness and its plugins")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a benchmark config")
@@ -105,6 +108,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _version() -> str:
+    """The installed version, without importing the package's heavy modules."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("harness")
+    except importlib.metadata.PackageNotFoundError:  # a checkout on PYTHONPATH
+        return "unknown"
+
+
 def prepare_process() -> None:
     """Process settings every run needs, from the command line or from Python."""
     # Idle OpenMP threads must sleep, not spin: with two studies sharing two cores,
@@ -121,7 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     if not console.is_terminal:  # logs and pipes: wide enough for the leaderboard
         console = Console(width=max(console.width, 160))
+    if getattr(args, "quiet", False) and args.command in ("run", "fetch", "featurize"):
+        console.quiet = True  # their steps and bars; commands that print results still print them
     _logging(console)
+    if getattr(args, "verbose", False):
+        import logging
+
+        for name in ("harness", "harness_plugins"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
     try:
         return _dispatch(args, console)
     except UserError as exc:
@@ -240,10 +260,52 @@ def _add_config_dir_to_path(source: str) -> None:
 def _run(args, console: Console) -> int:
     if args.demo == bool(args.config):
         raise UserError("harness run needs a CONFIG file or --demo (the demo benchmark shipped with harness), not both")
+    console.print(f"harness {_version()}: reading {escape_text(args.config or 'the demo config')}; "
+                  "loading plugins (torch, pymatgen: some seconds on a first run)", highlight=False)
     conf = _load_config(demo_config() if args.demo else args.config, args)
     if args.demo and not args.results:  # never inside the installed package
         conf.run.results = str(Path.cwd() / "results" / "demo")
-    return run_config(conf, [*args.plugin, *args.plugins_sub], console, only=args.only)
+    with run_log(conf, console) as logged:
+        return run_config(conf, [*args.plugin, *args.plugins_sub], logged, only=args.only)
+
+
+def escape_text(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+def run_log(conf, console: Console):
+    """A console that also writes RESULTS/run.log (appended: one section per run)."""
+    import contextlib
+    import datetime
+
+    from harness.progress import TeeConsole
+
+    @contextlib.contextmanager
+    def opened():
+        folder = conf.results_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            log = open(folder / "run.log", "a", encoding="utf-8")
+        except OSError:  # reported with its fix when the run opens the folder
+            yield console
+            return
+        with log:
+            tee = TeeConsole(file=console.file, width=console.width, quiet=console.quiet,
+                             force_terminal=console.is_terminal, log_file=log)
+            stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            tee.log_console.rule(f"{stamp} harness {_version()} {' '.join(sys.argv[1:]) or 'run'}")
+            _logging(tee, replace=True)
+            try:
+                yield tee
+            except UserError as exc:
+                tee.log_console.print(f"error: {exc}", highlight=False, markup=False)
+                raise
+            finally:
+                _logging(console, replace=True)
+
+    return opened()
 
 
 def run_config(conf, plugins: Sequence[str], console: Console, only: list[str] | None = None) -> int:
