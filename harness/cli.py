@@ -102,6 +102,20 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--experiment", default="harness", help="MLflow experiment name (default harness)")
     ex.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
+    ini = sub.add_parser("init", help="write a commented starter config to edit")
+    ini.add_argument("path", nargs="?", default="benchmark.toml", help="file to write (default benchmark.toml)")
+    ini.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    pl = sub.add_parser("plan", help="list the studies a run would do (done/pending) and what they need, computing nothing")
+    pl.add_argument("config")
+    pl.add_argument("--only", action="append", metavar="GLOB")
+    pl.add_argument("--results", help="results folder")
+    pl.add_argument("--storage", help="results database URL")
+    pl.add_argument("--trials", type=int)
+    pl.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")])
+    pl.add_argument("--format", choices=["table", "json"], default="table")
+    pl.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
+
     c = sub.add_parser("cache", help="inspect or clear the feature cache")
     c.add_argument("action", choices=["info", "clear"])
     c.add_argument("what", nargs="?", help="one cache folder (e.g. features); default: all")
@@ -228,7 +242,7 @@ def _dispatch(args, console: Console) -> int:
         "run": _run, "list": _list, "leaderboard": _leaderboard, "featurize": _featurize,
         "cache": _cache, "explain": _explain, "fetch": _fetch, "report": _report, "predict": _predict,
     }
-    commands.update(export=_export)
+    commands.update(export=_export, init=_init, plan=_plan)
     return commands[args.command](args, console)
 
 
@@ -415,6 +429,34 @@ def _export(args, console: Console) -> int:
         return 0
     written = export.write_tables(results, Path(args.to))
     console.print(f"wrote {', '.join(p.name for p in written)} to {args.to}")
+    return 0
+
+
+def _init(args, console: Console) -> int:
+    from importlib.resources import files
+
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise UserError(f"{path} exists; give another path, or --force to overwrite it")
+    try:
+        path.write_text((files("harness") / "data" / "starter.toml").read_text())
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}; choose another path") from None
+    console.print(f"wrote {path}: edit it, then `harness plan {path}` and `harness run {path}`", highlight=False)
+    return 0
+
+
+def _plan(args, console: Console) -> int:
+    from harness import preview
+
+    conf = _load_config(args.config, args)
+    registry = _registry(args, conf.plugins)
+    status = console if args.format == "table" else Console(stderr=True)
+    found = preview.studies(conf, registry, status, args.only)
+    if args.format == "json":
+        print(preview.to_json(found))
+    else:
+        preview.render(found, console)
     return 0
 
 

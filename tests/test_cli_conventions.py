@@ -1,0 +1,128 @@
+"""The conventions a command line is expected to follow: --version, -q, a run log,
+`harness init`, `harness plan` (computing and writing nothing), plugins by path or from
+the current folder, an ETA from the first finished item, tables readable at 80 columns."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from rich.console import Console
+
+from harness import config
+from harness.cli import main
+
+HERE = Path(__file__).parent
+
+TOY = """
+plugins = ["toy_plugin"]
+tasks = ["toy_system"]
+representations = ["ratios", "corners"]
+perturbations = ["identity"]
+models = ["centroids"]
+[dataset]
+name = "toy"
+size = 60
+[run]
+trials = 2
+seeds = [0, 1]
+workers = 1
+results = "{results}"
+"""
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith("harness ")
+
+
+def test_init_writes_a_valid_commented_starter_and_never_overwrites(tmp_path, capsys):
+    path = tmp_path / "bench.toml"
+    assert main(["init", str(path)]) == 0
+    text = path.read_text()
+    assert text.count("#") > 20  # commented
+    conf = config.load(path)
+    assert conf.tasks and conf.models and conf.datasets[0].name == "demo"
+    assert main(["init", str(path)]) == 2
+    assert "exists" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["plan", str(path), "--format", "json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert {s["status"] for s in found["studies"]} == {"pending"}
+    assert not (tmp_path / "results").exists()  # plan writes nothing
+
+
+def _plan(capsys, cfg, *extra) -> dict:
+    capsys.readouterr()
+    assert main(["plan", str(cfg), "--format", "json", *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_plan_lists_done_pending_and_superseded_without_writing(tmp_path, capsys):
+    out = tmp_path / "out"
+    cfg = tmp_path / "toy.toml"
+    cfg.write_text(TOY.format(results=out))
+    before = _plan(capsys, cfg)
+    assert [s["status"] for s in before["studies"]] == ["pending"] * 4
+    assert before["needs"][0]["featurise"] == ["corners", "ratios(scale=2)"] and before["needs"][0]["fits"] == 8
+    assert not out.exists()
+    assert main(["-q", "run", str(cfg)]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.out == ""  # -q: nothing on the terminal ...
+    log = (out / "run.log").read_text()  # ... and everything in the run log
+    assert "done toy:toy_system/corners/identity/centroids#1" in log and "leaderboard written" in log
+    after = _plan(capsys, cfg)
+    assert [s["status"] for s in after["studies"]] == ["done"] * 4 and after["needs"] == []
+    changed = _plan(capsys, cfg, "--trials", "3")
+    assert [s["status"] for s in changed["studies"]] == ["pending"] * 4 and len(changed["superseded"]) == 4
+    from harness.store import Store
+
+    assert len(list(Store(f"sqlite:///{out}/results.sqlite").results())) == 4  # plan superseded nothing
+
+
+def test_plugin_by_path_and_from_the_current_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "modules", dict(sys.modules))
+    shutil.copy(HERE / "toy_plugin.py", tmp_path / "my_toy.py")
+    monkeypatch.chdir(tmp_path)
+    assert main(["--plugin", "./my_toy.py", "list", "dataset"]) == 0
+    assert "my_toy" in capsys.readouterr().out
+    sys.modules.pop("my_toy", None)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert main(["--plugin", "my_toy", "list", "dataset"]) == 0
+    assert "my_toy" in capsys.readouterr().out
+    assert main(["--plugin", "./nothing.py", "list"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_eta_appears_once_one_item_finished():
+    from harness.progress import EtaColumn
+
+    column = EtaColumn()
+    task = SimpleNamespace(finished=False, total=45, completed=0, elapsed=60.0)
+    assert "-:--" in column.render(task).plain
+    task.completed = 1  # one study in a minute: 44 minutes left
+    assert column.render(task).plain == "eta 0:44:00"
+
+
+def test_leaderboard_at_80_columns_cuts_nothing():
+    from harness import leaderboard
+
+    row = {"dataset": "demo", "task": "crystal_system", "representation": "barcode(n=27,cell=conventional)",
+           "perturbation": "systematic_absence", "model": "attention_pool", "metric": "accuracy", "mean": 0.5,
+           "std": 0.01, "ci_low": 0.4, "ci_high": 0.6, "ci_method": "bootstrap", "vs_best": "best",
+           "p_vs_best": None, "n_seeds": 3, "n_test": 480, "balanced_accuracy_mean": 0.4,
+           "balanced_accuracy_std": 0.02}
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))
+    leaderboard.render([row], console)
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    flat = "".join(text.split())
+    for name in ("systematic_absence", "attention_pool", "balanced_accuracy", "0.500±0.010"):
+        assert name in flat
