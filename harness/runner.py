@@ -105,6 +105,8 @@ def execute(pending: list[StudySpec], store: Store, executor, env: Environment, 
                 return spec
             if spec.key not in store.done_keys([spec.key]):
                 elsewhere.append(spec)  # held by a live run: check again later
+            else:
+                bar.advance(handle)  # finished by another run since the last check: it counts
         return None
 
     beat.start()
@@ -130,6 +132,7 @@ def execute(pending: list[StudySpec], store: Store, executor, env: Environment, 
                 waiting = [s for s in elsewhere if s.key not in done]
                 elsewhere.clear()
                 if not waiting:
+                    bar.update(handle, description="studies")  # none held elsewhere any more
                     break
                 bar.update(handle, description=f"studies ({len(waiting)} held by other runs)")
                 time.sleep(POLL_SECONDS)
