@@ -382,6 +382,9 @@ def _predict(args, console: Console) -> int:
     store = Store(_store_url(args, "predict"))
     registry = _registry(args)
     chosen = predict.select(store, args.only, args.seed)
+    from harness.user import require_plugins
+
+    require_plugins(registry, chosen)
     status = console
     if args.format != "table":  # stdout holds the CSV/JSON only; progress and logs go to stderr
         status = Console(stderr=True)

@@ -290,6 +290,7 @@ class FittedModel:
         from harness import predict
 
         registry = self.results.registry()
+        require_plugins(registry, [self.result])
         inputs = self._inputs(structures, registry)
         found = predict.predict(self.results._store, registry, self.result, inputs)
         rows = []
@@ -328,6 +329,21 @@ class FittedModel:
         if not materials:
             raise UserError("predict: no structures given")
         return predict.Inputs(materials, Counter())
+
+
+def require_plugins(registry: "Registry", results: "Iterable[UnitResult]") -> None:
+    """A stored study whose entries no loaded plugin offers: say that a plugin is missing
+    (not "unknown ...", which reads as a typo) and how to load it."""
+    for r in results:
+        ident = r.identity or {}
+        specs = [(kind, ident.get(kind)) for kind in ("task", "representation", "perturbation", "model")]
+        specs += [("perturbation", t) for t in ident.get("transforms", [])]
+        for kind, spec in specs:
+            if spec and spec.get("name") not in registry.entries.get(kind, {}):
+                raise UserError(
+                    f"stored study {r.unit} was made with {kind} {spec['name']!r}, whose plugin is not loaded; "
+                    "load it with --plugin MODULE (harness.open_results(..., plugins=[...]) in Python) "
+                    "or install its package")
 
 
 def combination_id(r: "UnitResult") -> str:

@@ -126,3 +126,18 @@ def test_leaderboard_at_80_columns_cuts_nothing():
     flat = "".join(text.split())
     for name in ("systematic_absence", "attention_pool", "balanced_accuracy", "0.500±0.010"):
         assert name in flat
+
+
+def test_predict_without_the_plugin_says_it_is_not_loaded(tmp_path, capsys):
+    out = tmp_path / "out"
+    cfg = tmp_path / "toy.toml"
+    cfg.write_text(TOY.format(results=out).replace("seeds = [0, 1]", "seeds = [0]"))
+    assert main(["-q", "run", str(cfg)]) == 0
+    cif = tmp_path / "fe.cif"
+    from pymatgen.core import Lattice, Structure
+
+    Structure(Lattice.cubic(3.0), ["Fe"], [[0, 0, 0]]).to(filename=str(cif))
+    capsys.readouterr()
+    assert main(["predict", str(out), str(cif)]) == 2
+    err = capsys.readouterr().err
+    assert "whose plugin is not loaded" in err and "--plugin" in err and "unknown" not in err
