@@ -357,6 +357,9 @@ def _list(args, console: Console) -> int:
                 extra = f" [{cls.kind}]"
             elif accepts is not None:
                 extra = f" [takes {'/'.join(sorted(accepts))}]"
+            elif kind == "task":  # the property keys a dataset must supply
+                reads = tuple(getattr(cls, "reads", ()) or ())
+                extra = f" [reads {', '.join(reads)}]" if reads else " [needs no property: labels from the structure]"
             table.add_row(name, escape((cls.description or "") + extra), escape(params), entry.plugin)
         console.print(table)
     return 0

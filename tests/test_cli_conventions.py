@@ -141,3 +141,15 @@ def test_predict_without_the_plugin_says_it_is_not_loaded(tmp_path, capsys):
     assert main(["predict", str(out), str(cif)]) == 2
     err = capsys.readouterr().err
     assert "whose plugin is not loaded" in err and "--plugin" in err and "unknown" not in err
+
+
+def test_list_task_names_the_properties_each_task_reads(capsys):
+    from harness import registry
+
+    assert main(["list", "task"]) == 0
+    flat = " ".join(capsys.readouterr().out.split())
+    tasks = registry.load().entries["task"]
+    for name, entry in tasks.items():
+        for key in entry.cls.reads:
+            assert key in flat, (name, key)
+    assert "e_above_hull" in flat and "k_vrh" in flat  # in no description: only the reads column says it
