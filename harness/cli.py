@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--material", action="append", metavar="ID", help="test material(s) to explain")
     e.add_argument("--limit", type=int, default=5, help="how many test materials when none are named")
     e.add_argument("--results", help="results folder of the run")
+    e.add_argument("--storage", help="results database URL of the run (as given to harness run --storage)")
     e.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
     fe = sub.add_parser("fetch", help="download a dataset into the cache ahead of a run (e.g. mp)")

@@ -153,3 +153,15 @@ def test_list_task_names_the_properties_each_task_reads(capsys):
         for key in entry.cls.reads:
             assert key in flat, (name, key)
     assert "e_above_hull" in flat and "k_vrh" in flat  # in no description: only the reads column says it
+
+
+def test_explain_reads_the_store_given_by_storage(tmp_path, capsys):
+    cfg = tmp_path / "toy.toml"
+    cfg.write_text(TOY.format(results=tmp_path / "out").replace("seeds = [0, 1]", "seeds = [0]")
+                   .replace('"ratios", "corners"', '"corners"'))
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    assert main(["-q", "run", str(cfg), "--storage", url]) == 0
+    capsys.readouterr()
+    assert main(["explain", str(cfg), "toy_system/corners/*/centroids", "--storage", url, "--limit", "2"]) == 0
+    assert "toy-" in capsys.readouterr().out  # test materials explained
+    assert main(["explain", str(cfg), "toy_system/corners/*/centroids", "--limit", "2"]) == 2  # the folder's own store is empty
