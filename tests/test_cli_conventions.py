@@ -88,7 +88,8 @@ def test_plan_lists_done_pending_and_superseded_without_writing(tmp_path, capsys
 
 def test_plugin_by_path_and_from_the_current_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.setattr(sys, "modules", dict(sys.modules))
+    monkeypatch.setitem(sys.modules, "my_toy", None)  # removed again after the test
+    del sys.modules["my_toy"]
     shutil.copy(HERE / "toy_plugin.py", tmp_path / "my_toy.py")
     monkeypatch.chdir(tmp_path)
     assert main(["--plugin", "./my_toy.py", "list", "dataset"]) == 0
