@@ -24,8 +24,19 @@ class EtaColumn(ProgressColumn):
         return Text(f"eta {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}", style="progress.remaining")
 
 
+class StepProgress(Progress):
+    """Bars that, where they cannot be drawn live (a pipe, a log file, CI), say when each
+    one starts: the output shows every phase as it begins, not only when it ends."""
+
+    def add_task(self, description, *args, **kwargs):  # type: ignore[override]
+        if not self.console.is_terminal and not self.console.is_jupyter:
+            total = kwargs.get("total", args[1] if len(args) > 1 else None)
+            self.console.print(f"{description}: 0" + (f"/{int(total)}" if total else "") + " ...")
+        return super().add_task(description, *args, **kwargs)
+
+
 def progress_bar(console: Console) -> Progress:
-    return Progress(
+    return StepProgress(
         TextColumn("[bold]{task.description}", markup=True),
         BarColumn(bar_width=24),
         MofNCompleteColumn(),

@@ -166,3 +166,16 @@ def test_explain_reads_the_store_given_by_storage(tmp_path, capsys):
     assert main(["explain", str(cfg), "toy_system/corners/*/centroids", "--storage", url, "--limit", "2"]) == 0
     assert "toy-" in capsys.readouterr().out  # test materials explained
     assert main(["explain", str(cfg), "toy_system/corners/*/centroids", "--limit", "2"]) == 2  # the folder's own store is empty
+
+
+def test_bars_in_a_pipe_say_when_each_step_starts():
+    import io
+
+    from harness.progress import progress_bar
+
+    out = io.StringIO()
+    with progress_bar(Console(file=out, width=100)) as bar:
+        task = bar.add_task("featurising barcode", total=3)
+        bar.advance(task, 3)
+    first = out.getvalue().splitlines()[0]
+    assert first == "featurising barcode: 0/3 ..."
