@@ -290,7 +290,7 @@ def escape_text(text: str) -> str:
     return escape(str(text))
 
 
-def run_log(conf, console: Console):
+def run_log(conf, console: Console, label: str | None = None):
     """A console that also writes RESULTS/run.log (appended: one section per run)."""
     import contextlib
     import datetime
@@ -310,7 +310,7 @@ def run_log(conf, console: Console):
             tee = TeeConsole(file=console.file, width=console.width, quiet=console.quiet,
                              force_terminal=console.is_terminal, log_file=log)
             stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-            tee.log_console.rule(f"{stamp} harness {_version()} {' '.join(sys.argv[1:]) or 'run'}")
+            tee.log_console.rule(f"{stamp} harness {_version()} {label or ' '.join(sys.argv[1:]) or 'run'}")
             _logging(tee, replace=True)
             try:
                 yield tee

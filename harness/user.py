@@ -53,7 +53,11 @@ def run(config: "str | os.PathLike[str] | Mapping[str, Any]", *, only: Sequence[
     if conf.plugins:
         cli._add_config_dir_to_path(conf.source or str(Path.cwd() / "config.toml"))
     console = Console(quiet=quiet)
-    code = cli.run_config(conf, list(plugins), console, only=list(only) if only else None)
+    if console.is_jupyter:  # a notebook shows the output itself
+        code = cli.run_config(conf, list(plugins), console, only=list(only) if only else None)
+    else:
+        with cli.run_log(conf, console, label="harness.run (Python)") as logged:
+            code = cli.run_config(conf, list(plugins), logged, only=list(only) if only else None)
     from harness.runner import open_store
 
     results = Results(open_store(conf).url, conf.results_dir(), plugins=[*plugins, *conf.plugins])

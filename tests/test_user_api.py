@@ -43,6 +43,7 @@ def _same(a, b) -> bool:
 def test_run_returns_results_whose_leaderboard_is_the_cli_json(ran, capsys):
     out, res = ran
     assert isinstance(res, harness.Results) and not res.failed
+    assert "harness.run (Python)" in (out / "run.log").read_text()
     reopened = harness.open_results(out)
     board = reopened.leaderboard()
     assert isinstance(board, pd.DataFrame) and len(board) == 2
