@@ -14,6 +14,7 @@ as metrics. Exporting again adds only studies not exported before (tag harness.k
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 TABLES = ("studies", "trials", "predictions")
 
 
-def tables(results: "Results") -> dict[str, "pd.DataFrame"]:
+def tables(results: Results) -> dict[str, pd.DataFrame]:
     """The three tidy tables of a results store."""
     studies = results.studies()
     trials = trials_table(results)
@@ -38,7 +39,7 @@ def tables(results: "Results") -> dict[str, "pd.DataFrame"]:
     return {"studies": studies, "trials": trials, "predictions": results.predictions()}
 
 
-def trials_table(results: "Results") -> "pd.DataFrame":
+def trials_table(results: Results) -> pd.DataFrame:
     """Every Optuna trial in the store, read with Optuna's own API."""
     import optuna
     import pandas as pd
@@ -58,7 +59,7 @@ def trials_table(results: "Results") -> "pd.DataFrame":
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def write_tables(results: "Results", folder: Path) -> list[Path]:
+def write_tables(results: Results, folder: Path) -> list[Path]:
     """<table>.csv and, with pyarrow installed, <table>.parquet for each table."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -85,19 +86,23 @@ def write_tables(results: "Results", folder: Path) -> list[Path]:
     return written
 
 
-def _parquet_safe(frame: "pd.DataFrame") -> "pd.DataFrame":
+def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Parquet wants one type per column: a column mixing types (a hyperparameter that is
     a number in one model and a word in another) is written as text."""
     out = frame.copy()
     for col in out.columns:
         if out[col].dtype == object:
-            kinds = {type(v) for v in out[col] if v is not None and v == v}
+            kinds = {type(v) for v in out[col] if not _missing(v)}
             if len(kinds) > 1 or (kinds and not kinds <= {str, bool, int, float}):
-                out[col] = out[col].map(lambda v: None if v is None or v != v else str(v))
+                out[col] = out[col].map(lambda v: None if _missing(v) else str(v))
     return out
 
 
-def to_mlflow(results: "Results", target: str, experiment: str = "harness") -> tuple[int, int]:
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def to_mlflow(results: Results, target: str, experiment: str = "harness") -> tuple[int, int]:
     """Log each finished study as an MLflow run; (logged, already there)."""
     try:
         from mlflow.entities import Metric, Param, RunTag
@@ -132,7 +137,7 @@ def to_mlflow(results: "Results", target: str, experiment: str = "harness") -> t
         ts = int(r.finished * 1000)
         client.log_batch(
             run.info.run_id,
-            metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items() if v is not None and v == v],
+            metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items() if not _missing(v)],
             params=[Param(k, str(v)[:6000]) for k, v in {"seed": r.seed, **r.params}.items()],
             tags=[RunTag("mlflow.note.content", f"harness study {r.unit}")])
         client.set_terminated(run.info.run_id, end_time=ts)

@@ -22,14 +22,14 @@ if TYPE_CHECKING:  # pragma: no cover
 FILE = "leaderboard.provenance.json"
 
 
-def config_hash(config: "Config") -> str:
+def config_hash(config: Config) -> str:
     """The validated config's settings (not its file's comments or layout), hashed."""
     from harness import identity
 
     return identity.digest(config.model_dump(mode="json", exclude={"source"}), 16)
 
 
-def record(config: "Config", plan: "Plan") -> dict[str, Any]:
+def record(config: Config, plan: Plan) -> dict[str, Any]:
     import harness
     from harness import identity
 
@@ -40,11 +40,11 @@ def record(config: "Config", plan: "Plan") -> dict[str, Any]:
         "config_hash": config_hash(config),
         "datasets": {p.spec.label: {"name": p.spec.name, "content_id": p.content} for p in plan.parts},
         "studies": len(plan.studies),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
-def write(config: "Config", plan: "Plan", results_dir: Path) -> Path:
+def write(config: Config, plan: Plan, results_dir: Path) -> Path:
     path = Path(results_dir) / FILE
     try:
         path.write_text(json.dumps(record(config, plan), indent=2) + "\n", encoding="utf-8")

@@ -15,12 +15,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from harness.study import StudySpec
 
 
-def study_name(spec: "StudySpec") -> str:
+def study_name(spec: StudySpec) -> str:
     """"<dataset>:<task>/<representation>/<perturbation>/<model> seed=<s> [<key[:8]>]"."""
     return f"{spec.dataset}:{spec.combination.id} seed={spec.seed} [{spec.key[:8]}]"
 
 
-def name_for(spec: "StudySpec", storage: Any) -> str:
+def name_for(spec: StudySpec, storage: Any) -> str:
     """The readable name, or the bare key for a study an older harness began under it (its
     trials resume there)."""
     try:
@@ -30,7 +30,7 @@ def name_for(spec: "StudySpec", storage: Any) -> str:
     return spec.key
 
 
-def attributes(spec: "StudySpec") -> dict[str, Any]:
+def attributes(spec: StudySpec) -> dict[str, Any]:
     combo = spec.combination
     return {
         "key": spec.key, "unit": spec.unit, "dataset": spec.dataset, "seed": spec.seed,
@@ -40,7 +40,7 @@ def attributes(spec: "StudySpec") -> dict[str, Any]:
     }
 
 
-def describe(study: "optuna.Study", spec: "StudySpec") -> None:
+def describe(study: optuna.Study, spec: StudySpec) -> None:
     """Set the attributes once (a resumed study already has them)."""
     have = study.user_attrs
     for name, value in attributes(spec).items():

@@ -3,7 +3,7 @@
     import harness
     res = harness.run("benchmarks.toml", trials=2, seeds=[0])   # the CLI's run, same store
     res.leaderboard()                                          # a DataFrame, best first
-    res.model("crystal_system/barcode_n27/none/random_forest", seed=0).predict(structures)
+    res.model("crystal_system/barcode*/none/random_forest", seed=0).predict(structures)
 
 `harness.run` goes through the command line's own run path (`harness.cli.run_config`):
 the same validation, progress bars and results store. `open_results` reads any results
@@ -15,23 +15,21 @@ from __future__ import annotations
 import os
 import tomllib
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
-    from rich.console import Console
 
     from harness.registry import Registry
     from harness.store import Store, UnitResult
 
 
-
-
-def run(config: "str | os.PathLike[str] | Mapping[str, Any]", *, only: Sequence[str] | None = None,
-        plugins: Sequence[str] = (), quiet: bool = False, **overrides: Any) -> "Results":
+def run(config: str | os.PathLike[str] | Mapping[str, Any], *, only: Sequence[str] | None = None,
+        plugins: Sequence[str] = (), quiet: bool = False, **overrides: Any) -> Results:
     """Run a benchmark as `harness run` does and return its results.
 
     `config`: a path to a TOML file, a TOML string, or the same settings as a dict.
@@ -39,7 +37,7 @@ def run(config: "str | os.PathLike[str] | Mapping[str, Any]", *, only: Sequence[
     `workers=1`, `results="out"`, `storage=...`, `device=...`, `executor=...`).
     `only`: combination globs as `--only`; `plugins`: plugin modules as `--plugin`.
     A user error (bad config, unknown name) raises `harness.UserError`; studies that fail
-    are reported and the finished ones returned (`Results.failed` counts the others)."""
+    are reported and the finished ones returned (`Results.failed` is then True)."""
     from rich.console import Console
 
     from harness import cli
@@ -65,7 +63,7 @@ def run(config: "str | os.PathLike[str] | Mapping[str, Any]", *, only: Sequence[
     return results
 
 
-def open_results(path_or_url: "str | os.PathLike[str]", *, plugins: Sequence[str] = ()) -> "Results":
+def open_results(path_or_url: str | os.PathLike[str], *, plugins: Sequence[str] = ()) -> Results:
     """The results of earlier runs: a results folder (its results.sqlite) or a database URL
     (`postgresql://...`, `sqlite:///...`). `plugins`: the modules the studies' entries come
     from, when not installed (needed by `model` and for class names)."""
@@ -116,12 +114,12 @@ class Results:
         self._registry: Registry | None = None
 
     # ------------------------------------------------------------------ tables
-    def results(self, superseded: bool = False) -> "list[UnitResult]":
+    def results(self, superseded: bool = False) -> list[UnitResult]:
         """Every finished study as the store holds it (`harness.store.UnitResult`)."""
         return list(self._store.results(include_superseded=superseded))
 
     def leaderboard(self, task: str | None = None, metric: str | None = None,
-                    superseded: bool = False) -> "pd.DataFrame":
+                    superseded: bool = False) -> pd.DataFrame:
         """The leaderboard `harness leaderboard --format json` prints, as a DataFrame: one row
         per (dataset, task, representation, perturbation, model), best first within a task.
 
@@ -154,7 +152,7 @@ class Results:
             frame = frame.drop(columns="_by")
         return frame.reset_index(drop=True)
 
-    def studies(self, superseded: bool = False) -> "pd.DataFrame":
+    def studies(self, superseded: bool = False) -> pd.DataFrame:
         """One row per finished study: its identity columns, test and validation scores,
         sizes, chosen hyperparameters (`param_<name>`) and key."""
         import pandas as pd
@@ -172,7 +170,7 @@ class Results:
         return pd.DataFrame(rows)
 
     def predictions(self, task: str | None = None, combination: str | None = None, seed: int | None = None,
-                    evaluations: bool = True) -> "pd.DataFrame":
+                    evaluations: bool = True) -> pd.DataFrame:
         """Stored test predictions, one row per (study, material): the true and predicted
         class, the confidence and one probability column `p_<class>` per class. `set` is
         "test", or the name of an extra test set (held-out family, evaluate dataset)."""
@@ -210,14 +208,14 @@ class Results:
         return json.loads(path.read_text()) if path and path.is_file() else None
 
     # ------------------------------------------------------------------ models
-    def model(self, combination: str, seed: int | None = None) -> "FittedModel":
+    def model(self, combination: str, seed: int | None = None) -> FittedModel:
         """The fitted model of one study: `combination` is its id task/representation/
         perturbation/model (a glob is fine when it names one study), `seed` the seed."""
         (result,) = self._select(combination, seed, None, required=True, one=True)
         return FittedModel(self, result)
 
     def _select(self, combination: str | None, seed: int | None, task: str | None, required: bool,
-                one: bool = False) -> "list[UnitResult]":
+                one: bool = False) -> list[UnitResult]:
         from harness import predict
 
         if not required and combination is None and seed is None:
@@ -233,7 +231,7 @@ class Results:
                             f"({names}{' ...' if len(chosen) > 6 else ''}); {hint}")
         return chosen
 
-    def registry(self) -> "Registry":
+    def registry(self) -> Registry:
         """The plugins the studies were made with (installed ones, plus `plugins`)."""
         if self._registry is None:
             from harness import cli, registry
@@ -241,7 +239,7 @@ class Results:
             self._registry = registry.load(cli.plugin_modules(self.plugins))
         return self._registry
 
-    def _classes(self, r: "UnitResult") -> tuple[str, ...] | None:
+    def _classes(self, r: UnitResult) -> tuple[str, ...] | None:
         spec = r.identity.get("task") if r.identity else None
         if not spec:
             return None
@@ -275,7 +273,7 @@ class FittedModel:
     """A study's fitted model with the representation and perturbations it was trained with:
     `predict` featurises structures as the run did."""
 
-    def __init__(self, results: Results, result: "UnitResult"):
+    def __init__(self, results: Results, result: UnitResult):
         self.results = results
         self.result = result
         self.study = result.unit
@@ -284,7 +282,7 @@ class FittedModel:
     def __repr__(self) -> str:
         return f"<harness.FittedModel {self.study} (test {self.result.metric} {self.result.value:.3f})>"
 
-    def predict(self, structures: "Iterable[Any] | Mapping[str, Any] | str | os.PathLike[str]") -> "pd.DataFrame":
+    def predict(self, structures: Iterable[Any] | Mapping[str, Any] | str | os.PathLike[str]) -> pd.DataFrame:
         """Labels and probabilities for `structures`: pymatgen Structures (ids 0, 1, ...),
         a mapping id -> Structure, `harness.Material`s, structure file paths, or one dataset
         file. One row per material it could featurise: material, true (when the input
@@ -307,7 +305,7 @@ class FittedModel:
         frame.attrs["skipped"] = dict(found.skipped)  # materials that could not be featurised
         return frame
 
-    def _inputs(self, structures: Any, registry: "Registry"):
+    def _inputs(self, structures: Any, registry: Registry):
         from rich.console import Console
 
         from harness import predict
@@ -335,7 +333,7 @@ class FittedModel:
         return predict.Inputs(materials, Counter())
 
 
-def require_plugins(registry: "Registry", results: "Iterable[UnitResult]") -> None:
+def require_plugins(registry: Registry, results: Iterable[UnitResult]) -> None:
     """A stored study whose entries no loaded plugin offers: say that a plugin is missing
     (not "unknown ...", which reads as a typo) and how to load it."""
     for r in results:
@@ -350,8 +348,8 @@ def require_plugins(registry: "Registry", results: "Iterable[UnitResult]") -> No
                     "or install its package")
 
 
-def combination_id(r: "UnitResult") -> str:
-    return "/".join((r.task, r.representation, r.perturbation, r.model))
+def combination_id(r: UnitResult) -> str:
+    return f"{r.task}/{r.representation}/{r.perturbation}/{r.model}"
 
 
 def _name(classes: tuple[str, ...] | None, k: int) -> Any:

@@ -4,6 +4,7 @@ the current folder, an ETA from the first finished item, tables readable at 80 c
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import sys
@@ -120,7 +121,7 @@ def test_leaderboard_at_80_columns_cuts_nothing():
            "std": 0.01, "ci_low": 0.4, "ci_high": 0.6, "ci_method": "bootstrap", "vs_best": "best",
            "p_vs_best": None, "n_seeds": 3, "n_test": 480, "balanced_accuracy_mean": 0.4,
            "balanced_accuracy_std": 0.02}
-    console = Console(width=80, record=True, file=open("/dev/null", "w"))
+    console = Console(width=80, record=True, file=io.StringIO())
     leaderboard.render([row], console)
     text = console.export_text()
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80

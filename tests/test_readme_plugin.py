@@ -25,7 +25,7 @@ def test_the_readme_plugin_runs_and_its_model_predicts(tmp_path, capsys, monkeyp
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setitem(sys.modules, "readme_plugin", None)  # removed again after the test
     del sys.modules["readme_plugin"]
-    blocks = re.findall(r"```python\n(.*?)```", _section("Write a plugin"), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", _section("Write a plugin"), re.DOTALL)
     code = "\n".join(b for b in blocks if "@hookimpl" not in b)
     code += """
 from harness import hookimpl
@@ -72,6 +72,6 @@ results = "{tmp_path / 'out'}"
 
 
 def test_the_readme_materials_project_example_is_a_valid_config():
-    block = re.search(r"```toml\n(.*?)```", README.split("### Materials Project")[1], re.S).group(1)
+    block = re.search(r"```toml\n(.*?)```", README.split("### Materials Project")[1], re.DOTALL).group(1)
     conf = config.parse(tomllib.loads(block))
     assert conf.datasets[0].name == "mp" and conf.tasks
