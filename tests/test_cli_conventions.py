@@ -180,3 +180,16 @@ def test_bars_in_a_pipe_say_when_each_step_starts():
         bar.advance(task, 3)
     first = out.getvalue().splitlines()[0]
     assert first == "featurising barcode: 0/3 ..."
+
+
+def test_verbose_turns_on_debug_messages(capsys):
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("harness", "harness_plugins")]
+    levels = [lg.level for lg in loggers]
+    try:
+        assert main(["-v", "list", "perturbation"]) == 0
+        assert all(lg.level == logging.DEBUG for lg in loggers)
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
