@@ -3,6 +3,9 @@
 This module is the whole public API: a plugin imports `harness` and nothing under it
 (`harness.torch`, the optional torch base, is the one public submodule). Every other
 module of the package is the core's own and may change without notice.
+
+Users run benchmarks and read results from Python with `harness.run`,
+`harness.open_results` and the `Results` tables they return (`harness.user`).
 """
 
 import pluggy
@@ -33,12 +36,18 @@ from harness.content import content_hash, site_label, structure_hash
 from harness.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, spacegroup_number, symmetry_dataset
 from harness.paths import cache_dir
 from harness.symmetry import ANGLE_TOLERANCE, Symmetry, analyse_symmetry, check_structure, structure_problem, symmetry_of
+from harness.user import FittedModel, Results, open_results, run
 
 __version__ = "0.1.0"
 
 hookimpl = pluggy.HookimplMarker("harness")
 
 __all__ = [
+    # for users: run a benchmark, read its results as DataFrames, apply its models
+    "run",
+    "open_results",
+    "Results",
+    "FittedModel",
     # the five kinds of entry, and metrics
     "Dataset",
     "Task",

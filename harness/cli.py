@@ -22,6 +22,9 @@ KIND_ALIASES = {
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description="Benchmark structure-only crystal property classifiers.")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="load a plugin module (repeatable)")
+    p.add_argument("--version", action="version", version=f"harness {_version()}")
+    p.add_argument("-q", "--quiet", action="store_true", help="run, fetch, featurize: print only errors (the run log keeps everything)")
+    p.add_argument("-v", "--verbose", action="store_true", help="also print debug messages of harness and its plugins")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a benchmark config")
@@ -82,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--material", action="append", metavar="ID", help="test material(s) to explain")
     e.add_argument("--limit", type=int, default=5, help="how many test materials when none are named")
     e.add_argument("--results", help="results folder of the run")
+    e.add_argument("--storage", help="results database URL of the run (as given to harness run --storage)")
     e.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
     fe = sub.add_parser("fetch", help="download a dataset into the cache ahead of a run (e.g. mp)")
@@ -90,24 +94,69 @@ def _parser() -> argparse.ArgumentParser:
     fe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dataset parameter")
     fe.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
+    ex = sub.add_parser("export", help="write a results store as tidy tables (Parquet, CSV) or as MLflow runs")
+    ex.add_argument("results", nargs="?", help="results folder of a run")
+    ex.add_argument("--to", required=True, metavar="DIR|mlflow:PATH",
+                    help="a folder for studies/trials/predictions .csv and .parquet, or mlflow:PATH "
+                         "(a folder: MLflow file store; .db: SQLite; or a tracking URI)")
+    ex.add_argument("--storage", help="results database URL (instead of a results folder)")
+    ex.add_argument("--experiment", default="harness", help="MLflow experiment name (default harness)")
+    ex.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
+
+    ini = sub.add_parser("init", help="write a commented starter config to edit")
+    ini.add_argument("path", nargs="?", default="benchmark.toml", help="file to write (default benchmark.toml)")
+    ini.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    pl = sub.add_parser("plan", help="list the studies a run would do (done/pending) and what they need, computing nothing")
+    pl.add_argument("config")
+    pl.add_argument("--only", action="append", metavar="GLOB")
+    pl.add_argument("--results", help="results folder")
+    pl.add_argument("--storage", help="results database URL")
+    pl.add_argument("--trials", type=int)
+    pl.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")])
+    pl.add_argument("--format", choices=["table", "json"], default="table")
+    pl.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
+
     c = sub.add_parser("cache", help="inspect or clear the feature cache")
     c.add_argument("action", choices=["info", "clear"])
     c.add_argument("what", nargs="?", help="one cache folder (e.g. features); default: all")
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _version() -> str:
+    """The installed version, without importing the package's heavy modules."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("harness")
+    except importlib.metadata.PackageNotFoundError:  # a checkout on PYTHONPATH
+        return "unknown"
+
+
+def prepare_process() -> None:
+    """Process settings every run needs, from the command line or from Python."""
     # Idle OpenMP threads must sleep, not spin: with two studies sharing two cores,
     # spinning made XGBoost 40x slower here.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # spglib's C core prints harmless tolerance-search notes to stderr; they would bury
     # the progress bars.
     os.environ.setdefault("SPGLIB_WARNING", "OFF")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    prepare_process()
     args = _parser().parse_args(argv)
     console = Console()
     if not console.is_terminal:  # logs and pipes: wide enough for the leaderboard
         console = Console(width=max(console.width, 160))
+    if getattr(args, "quiet", False) and args.command in ("run", "fetch", "featurize"):
+        console.quiet = True  # their steps and bars; commands that print results still print them
     _logging(console)
+    if getattr(args, "verbose", False):
+        import logging
+
+        for name in ("harness", "harness_plugins"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
     try:
         rc = _dispatch(args, console)
         if argv is None and args.command == "run":  # the console script, its files written
@@ -155,7 +204,51 @@ def _registry(args, config_plugins: Sequence[str] = ()):
     from harness import registry
 
     modules = [*args.plugin, *getattr(args, "plugins_sub", []), *config_plugins]
-    return registry.load(dict.fromkeys(modules))
+    return registry.load(plugin_modules(modules))
+
+
+def plugin_modules(names: Sequence[str]) -> list:
+    """`--plugin` values as registry.load takes them: a module name, found also in the
+    current folder (`--plugin my_plugin` beside my_plugin.py), or a file path
+    (`--plugin ./my_plugin.py`), imported from that file."""
+    _add_cwd_to_path()
+    out: list = []
+    for name in dict.fromkeys(names):
+        if name.endswith(".py") or os.sep in name or "/" in name:
+            out.append(_module_from_file(name))
+        else:
+            out.append(name)
+    return out
+
+
+def _add_cwd_to_path() -> None:
+    """Appended, so an installed package wins over a file of the same name here."""
+    cwd = str(Path.cwd())
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+
+
+def _module_from_file(path: str):
+    import importlib.util
+
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"--plugin {path}: no such file; give a module name or the path of a .py file")
+    name = file.stem
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(file.resolve()):
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, file.resolve())
+    if spec is None or spec.loader is None:
+        raise UserError(f"--plugin {path}: not a Python module; give a .py file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses and pickles resolve the module by name
+    sys.path.append(str(file.resolve().parent))  # worker processes import it by name
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the plugin's own error, named
+        sys.modules.pop(name, None)
+        raise UserError(f"--plugin {path} failed to import: {type(exc).__name__}: {exc}") from None
+    return module
 
 
 def _dispatch(args, console: Console) -> int:
@@ -163,6 +256,7 @@ def _dispatch(args, console: Console) -> int:
         "run": _run, "list": _list, "leaderboard": _leaderboard, "featurize": _featurize,
         "cache": _cache, "explain": _explain, "fetch": _fetch, "report": _report, "predict": _predict,
     }
+    commands.update(export=_export, init=_init, plan=_plan)
     return commands[args.command](args, console)
 
 
@@ -192,15 +286,62 @@ def _add_config_dir_to_path(source: str) -> None:
 
 
 def _run(args, console: Console) -> int:
-    from harness import runner
-
     if args.demo == bool(args.config):
         raise UserError("harness run needs a CONFIG file or --demo (the demo benchmark shipped with harness), not both")
+    console.print(f"harness {_version()}: reading {escape_text(args.config or 'the demo config')}; "
+                  "loading plugins (torch, pymatgen: some seconds on a first run)", highlight=False)
     conf = _load_config(demo_config() if args.demo else args.config, args)
     if args.demo and not args.results:  # never inside the installed package
         conf.run.results = str(Path.cwd() / "results" / "demo")
-    registry = _registry(args, conf.plugins)
-    return runner.run(conf, registry, console, only=args.only)
+    with run_log(conf, console) as logged:
+        return run_config(conf, [*args.plugin, *args.plugins_sub], logged, only=args.only)
+
+
+def escape_text(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+def run_log(conf, console: Console, label: str | None = None):
+    """A console that also writes RESULTS/run.log (appended: one section per run)."""
+    import contextlib
+    import datetime
+
+    from harness.progress import TeeConsole
+
+    @contextlib.contextmanager
+    def opened():
+        folder = conf.results_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            log = open(folder / "run.log", "a", encoding="utf-8")
+        except OSError:  # reported with its fix when the run opens the folder
+            yield console
+            return
+        with log:
+            tee = TeeConsole(file=console.file, width=console.width, quiet=console.quiet,
+                             force_terminal=console.is_terminal, log_file=log)
+            stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            tee.log_console.rule(f"{stamp} harness {_version()} {label or ' '.join(sys.argv[1:]) or 'run'}")
+            _logging(tee, replace=True)
+            try:
+                yield tee
+            except UserError as exc:
+                tee.log_console.print(f"error: {exc}", highlight=False, markup=False)
+                raise
+            finally:
+                _logging(console, replace=True)
+
+    return opened()
+
+
+def run_config(conf, plugins: Sequence[str], console: Console, only: list[str] | None = None) -> int:
+    """The one run path of `harness run` and `harness.run`: a validated config with its
+    overrides applied, the plugins loaded, then plan, prepare, execute, store, report."""
+    from harness import registry, runner
+
+    return runner.run(conf, registry.load(plugin_modules([*plugins, *conf.plugins])), console, only=only)
 
 
 def demo_config() -> str:
@@ -230,6 +371,9 @@ def _list(args, console: Console) -> int:
                 extra = f" [{cls.kind}]"
             elif accepts is not None:
                 extra = f" [takes {'/'.join(sorted(accepts))}]"
+            elif kind == "task":  # the property keys a dataset must supply
+                reads = tuple(getattr(cls, "reads", ()) or ())
+                extra = f" [reads {', '.join(reads)}]" if reads else " [needs no property: labels from the structure]"
             table.add_row(name, escape((cls.description or "") + extra), escape(params), entry.plugin)
         console.print(table)
     return 0
@@ -255,6 +399,9 @@ def _predict(args, console: Console) -> int:
     store = Store(_store_url(args, "predict"), readonly=True)
     registry = _registry(args)
     chosen = predict.select(store, args.only, args.seed)
+    from harness.user import require_plugins
+
+    require_plugins(registry, chosen)
     status = console
     if args.format != "table":  # stdout holds the CSV/JSON only; progress and logs go to stderr
         status = Console(stderr=True)
@@ -285,6 +432,51 @@ def _leaderboard(args, console: Console) -> int:
         print(leaderboard.to_csv(rows), end="")
     else:
         print(leaderboard.to_json(rows))
+    return 0
+
+
+def _export(args, console: Console) -> int:
+    from harness import export
+    from harness.user import Results
+
+    url = _store_url(args, "export")
+    results = Results(url, Path(args.results) if args.results else None,
+                      plugins=[*args.plugin, *args.plugins_sub])
+    if args.to.startswith("mlflow:"):
+        logged, there = export.to_mlflow(results, args.to.removeprefix("mlflow:"), args.experiment)
+        console.print(f"{logged} studies logged as MLflow runs to {args.to.removeprefix('mlflow:')} "
+                      f"(experiment {args.experiment}; {there} were there already)")
+        return 0
+    written = export.write_tables(results, Path(args.to))
+    console.print(f"wrote {', '.join(p.name for p in written)} to {args.to}")
+    return 0
+
+
+def _init(args, console: Console) -> int:
+    from importlib.resources import files
+
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise UserError(f"{path} exists; give another path, or --force to overwrite it")
+    try:
+        path.write_text((files("harness") / "data" / "starter.toml").read_text())
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}; choose another path") from None
+    console.print(f"wrote {path}: edit it, then `harness plan {path}` and `harness run {path}`", highlight=False)
+    return 0
+
+
+def _plan(args, console: Console) -> int:
+    from harness import preview
+
+    conf = _load_config(args.config, args)
+    registry = _registry(args, conf.plugins)
+    status = console if args.format == "table" else Console(stderr=True)
+    found = preview.studies(conf, registry, status, args.only)
+    if args.format == "json":
+        print(preview.to_json(found))
+    else:
+        preview.render(found, console)
     return 0
 
 

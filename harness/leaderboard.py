@@ -231,6 +231,10 @@ def render(rows: list[dict[str, Any]], console: Console) -> None:
     if not rows:
         console.print("[yellow]no results yet")
         return
+    if console.width < 110:  # e.g. an 80-column terminal: stacked cells, nothing cut
+        from harness import narrow
+
+        return narrow.render(rows, console)
     for task, task_rows in by_task(rows).items():
         names = extras(task_rows)
         table = Table(title=title(task, task_rows), title_justify="left")

@@ -6,19 +6,67 @@ from collections import Counter
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+
+class EtaColumn(ProgressColumn):
+    """Time left from the average pace so far: shown once one item has finished. (Rich's
+    own estimate needs two finished items within 30 s, so a run of studies that take
+    minutes each showed no ETA until far into it.)"""
+
+    def render(self, task) -> Text:
+        if task.finished:
+            return Text("done", style="progress.remaining")
+        if not task.total or not task.completed or task.elapsed is None:
+            return Text("eta -:--:--", style="progress.remaining")
+        left = int(task.elapsed * (task.total - task.completed) / task.completed)
+        return Text(f"eta {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}", style="progress.remaining")
+
+
+class StepProgress(Progress):
+    """Bars that, where they cannot be drawn live (a pipe, a log file, CI), say when each
+    one starts: the output shows every phase as it begins, not only when it ends."""
+
+    def add_task(self, description, *args, **kwargs):  # type: ignore[override]
+        if not self.console.is_terminal and not self.console.is_jupyter:
+            total = kwargs.get("total", args[1] if len(args) > 1 else None)
+            self.console.print(f"{description}: 0" + (f"/{int(total)}" if total else "") + " ...")
+        return super().add_task(description, *args, **kwargs)
 
 
 def progress_bar(console: Console) -> Progress:
-    return Progress(
+    return StepProgress(
         TextColumn("[bold]{task.description}", markup=True),
-        BarColumn(),
+        BarColumn(bar_width=24),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        EtaColumn(),
         console=console,
         transient=False,
     )
+
+
+class TeeConsole(Console):
+    """A console that also writes what it prints (lines, rules, tables, log records, never the
+    live progress bars) as plain text into a log file: the run log."""
+
+    def __init__(self, *args, log_file=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.log_console = Console(file=log_file, width=160, color_system=None, force_terminal=False,
+                                   soft_wrap=False) if log_file is not None else None
+
+    def print(self, *objects, **kwargs) -> None:  # type: ignore[override]
+        super().print(*objects, **kwargs)
+        if self.log_console is not None and objects and not any(_is_live(o) for o in objects):
+            self.log_console.print(*objects, **kwargs)
+            self.log_console.file.flush()
+
+
+def _is_live(obj) -> bool:
+    from rich.control import Control
+
+    return isinstance(obj, Control) or type(obj).__name__ in ("LiveRender", "Progress")
 
 
 def tracker(bar: Progress, default: str):

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from harness import executors, leaderboard
+from harness import executors, leaderboard, provenance
 from harness.config import Config
 from harness.errors import UserError
 from harness.executors.base import cores
@@ -91,6 +91,7 @@ def _run(config: Config, registry: Registry, console: Console, store: Store, onl
         env = replace(placed.environment(store.url), store_models=config.run.store_models != "none")
         failures = execute(ready, store, placed.executor, env, console, share_cores=placed.share_cores)
     _report(plan, store, results_dir, console)
+    provenance.write(config, plan, results_dir)  # version, commit, config hash, dataset ids, time
     if failures:
         console.print(f"[red]{failures} studies failed (see above); rerun to retry them")
         return 1
@@ -143,6 +144,8 @@ def execute(pending: list[StudySpec], store: Store, executor, env: Environment, 
                 return spec
             if spec.key not in store.done_keys([spec.key]):
                 elsewhere.append(spec)  # held by a live run: check again later
+            else:
+                bar.advance(handle)  # finished by another run since the last check: it counts
         return None
 
     beat.start()
@@ -172,6 +175,7 @@ def execute(pending: list[StudySpec], store: Store, executor, env: Environment, 
                 waiting = [s for s in elsewhere if s.key not in done]
                 elsewhere.clear()
                 if not waiting:
+                    bar.update(handle, description="studies")  # none held elsewhere any more
                     break
                 bar.update(handle, description=f"studies ({len(waiting)} held by other runs)")
                 time.sleep(POLL_SECONDS)

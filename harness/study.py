@@ -21,7 +21,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from harness import persist, tuning
+from harness import persist, study_names, tuning
 from harness.api import FitContext, Perturbation, Samples
 from harness.grid import Combination
 from harness.identity import seed_key
@@ -145,13 +145,14 @@ def _run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
 
     storage = Store(env.store_url).optuna_storage()
     study = optuna.create_study(
-        study_name=spec.key,
+        study_name=study_names.name_for(spec, storage),  # readable in optuna-dashboard
         storage=storage,
         direction="maximize",
         sampler=ReplayableTPESampler(seed=stable_seed(seed_key(spec.identity) if spec.identity else spec.key)),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
         load_if_exists=True,
     )
+    study_names.describe(study, spec)
     fail_orphaned_trials(study, storage)  # we hold the claim: RUNNING trials belong to a dead process
     fitted: dict[int, tuple[float, Any]] = {}  # best trial this process fitted: number -> (value, model)
     fit_seconds: list[float] = []

@@ -200,8 +200,12 @@ def _client(dataset: MPDataset):
     if not key:
         raise UserError(f"no Materials Project API key: {KEY_HELP}")
     import requests
-    from mp_api.client import MPRester
-    from mp_api.client.core.exceptions import MPRestError
+
+    try:
+        from mp_api.client import MPRester
+        from mp_api.client.core.exceptions import MPRestError
+    except ImportError:
+        raise UserError("the mp dataset needs the Materials Project client: pip install 'harness[mp]'") from None
 
     try:
         with warnings.catch_warnings(record=True) as caught:
