@@ -277,9 +277,12 @@ def analyse_all(config: Config, loaded: Loaded, symprecs, console: Console) -> N
             continue
         with progress_bar(console) as bar:
             handle = bar.add_task(f"symmetry analysis (symprec {symprec:g})", total=len(loaded.materials))
+
+            def advance(done: int, total: int, h: TaskID = handle) -> None:
+                bar.update(h, completed=done)
+
             analyse_symmetry([m.structure for m in loaded.materials], symprec, hashes=loaded.hashes,
-                             workers=config.run.workers,
-                             progress=lambda done, total, h=handle: bar.update(h, completed=done))
+                             workers=config.run.workers, progress=advance)
 
 
 def featurize_all(config: Config, loaded: Loaded, reps: list[Representation], console: Console) -> dict[str, FeatureSet]:

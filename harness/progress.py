@@ -28,7 +28,7 @@ class StepProgress(Progress):
     """Bars that, where they cannot be drawn live (a pipe, a log file, CI), say when each
     one starts: the output shows every phase as it begins, not only when it ends."""
 
-    def add_task(self, description, *args, **kwargs):  # type: ignore[override]
+    def add_task(self, description, *args, **kwargs):
         if not self.console.is_terminal and not self.console.is_jupyter:
             total = kwargs.get("total", args[1] if len(args) > 1 else None)
             self.console.print(f"{description}: 0" + (f"/{int(total)}" if total else "") + " ...")
@@ -56,7 +56,7 @@ class TeeConsole(Console):
         self.log_console = Console(file=log_file, width=160, color_system=None, force_terminal=False,
                                    soft_wrap=False) if log_file is not None else None
 
-    def print(self, *objects, **kwargs) -> None:  # type: ignore[override]
+    def print(self, *objects, **kwargs) -> None:
         super().print(*objects, **kwargs)
         if self.log_console is not None and objects and not any(_is_live(o) for o in objects):
             self.log_console.print(*objects, **kwargs)
