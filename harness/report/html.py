@@ -173,7 +173,7 @@ def figure_sections(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitRe
             family, params = parse_title(r["representation"])
             rest = ",".join(f"{k}={v}" for k, v in params.items() if k != "n")
             series[f"{family}{f'({rest})' if rest else ''} / {r['perturbation']} / {r['model']}"].append(
-                (n, r["mean"], r["std"]))
+                (n, r["mean"], r["std"] or 0.0))
         series = {k: v for k, v in series.items() if len({p[0] for p in v}) > 1}
         if series:
             n_vs.append((figures.save(figures.metric_vs_n(table, series, metric), folder / f"n_{_slug(table)}.png"),
@@ -232,7 +232,7 @@ def _roc_panels(rows: list[dict[str, Any]], grouped, names: Names) -> dict[str, 
         curves = {}
         for v in sorted(chosen[model]):
             r = chosen[model][v]
-            curves[v] = (_preds(grouped[_key(r)]), f"AUC {r['mean']:.3f} ± {r['std']:.3f} ({r['representation']})")
+            curves[v] = (_preds(grouped[_key(r)]), f"AUC {leaderboard.fmt_mean(r)} ({r['representation']})")
         panels[model] = curves
     return panels
 

@@ -1,23 +1,48 @@
 """Confidence intervals and paired comparisons of leaderboard rows, from stored test predictions.
 
-Interval: a percentile bootstrap over test materials. Each replicate redraws every seed's
-test set (with replacement, within each class, so class counts and hence ROC-AUC stay
-defined, as in the stratified split), recomputes the metric per seed and averages over
-seeds, exactly as the row's number is made. Why not a t-interval over seeds: with three
-seeds it has two degrees of freedom (t = 4.30) and rests on three numbers being normal;
-the bootstrap uses every test crystal and states how far the number could move with
-another draw of test crystals of the same kind. Seed-to-seed spread stays beside it as
-± std. Rows without stored predictions (older results) fall back to the t-interval.
+What varies. A row's number is the mean over seeds of a metric, and each seed draws its
+own split, initialisation and tuning trials, then scores its own test set. Two sources of
+variance reach that number: the seed (which crystals trained the model, where it started,
+what the tuner found) and the test sampling (which crystals it was scored on). In
+small-data materials benchmarks the first usually dominates (Bouthillier et al., MLSys
+2021), so an interval that resamples test materials only is too narrow.
 
-Paired test: a row and the best row of its table were scored on the same splits, so the
-same resampled test materials are fed to both and the difference of their seed-mean
-metrics is bootstrapped. A row whose 95 % interval of the difference contains zero is
-"not distinguishable from the best". Pairing removes the shared difficulty of the test
-set, which unpaired intervals double-count: two rows can overlap widely and still differ
-reliably. Without predictions: a paired t-test over the shared seeds.
+Interval (2 or more seeds): a Student-t interval over the seed values with k - 1 degrees
+of freedom, its variance floored by test sampling:
 
-Every draw comes from a generator seeded by the rows' names, so a table is reproducible
-to the byte.
+    mean ± t(0.975, k-1) * sqrt(max(s², v̄) / k)
+
+where s² is the variance of the k seed values and v̄ the mean, over seeds, of the
+bootstrap variance of each seed's metric over its own test materials. Why this and not a
+two-level bootstrap: each seed value already carries both sources (its own split *and*
+its own test set), so s² estimates the whole variance of one seed's number; the t
+quantile accounts for estimating it from k numbers. A bootstrap over 3 seeds takes
+percentiles of at most 10 distinct means and covers the truth in about 73 % of normal samples
+(the 2-df t quantile is 4.30, the bootstrap's effective one about 1.4). The floor v̄
+guards against a few seeds agreeing by chance: the seed spread can never be smaller
+than the test sampling each seed value contains. The simulation tests (tests/
+test_stats_seed_variance.py) check 92-98 % coverage when seed variance dominates.
+
+Interval (1 seed): a percentile bootstrap over the seed's test materials (within each
+class, so class counts and ROC-AUC stay defined), labelled "test sampling only": one seed
+says nothing about seed variance, and the table shows no "± std" for it.
+
+Paired comparison. Every combination of a task and seed shares one split, so a row and
+the best row are compared seed by seed: d_s = metric(best, s) - metric(row, s) on the
+materials both scored. The same t construction on the d_s (variance floored by the
+paired bootstrap variance of d_s, one redraw feeding both rows) gives the interval of the
+difference and a two-sided p-value. Pairing removes what the rows share (a hard split is
+hard for both), which unpaired intervals double-count. With one shared seed the paired
+bootstrap over test materials is used and labelled test sampling only.
+
+Several rows against the best: the p-values of a table are Holm-adjusted (family-wise
+error 5 % over the rows compared with the best); a row is "worse" when its adjusted
+p < 0.05, else "not distinguishable from the best". Choosing the best by its observed
+mean and then testing against it is biased towards finding differences only as far as a
+two-sided test allows for (both orders count), which Holm keeps within 5 %.
+
+Every draw comes from a generator seeded by the content of the predictions, so a table
+is reproducible to the byte.
 """
 
 from __future__ import annotations
@@ -131,10 +156,58 @@ def weighted_macro_f1(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> np.nda
     return np.mean(scores, axis=0)
 
 
+def _class_counts(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per replicate and class: true count, predicted count, true positives (B, K) each."""
+    k = proba.shape[1]
+    pred = np.argmax(proba, axis=1)
+    true_1h = np.eye(k)[y]
+    pred_1h = np.eye(k)[pred]
+    w = np.asarray(w, dtype=float)
+    return w @ true_1h, w @ pred_1h, w @ (true_1h * (pred == y)[:, None])
+
+
+def weighted_balanced_accuracy(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> np.ndarray:
+    t, _, tp = _class_counts(y, proba, w)
+    present = t > 0
+    recall = np.divide(tp, t, out=np.zeros_like(tp), where=present)
+    return recall.sum(axis=1) / present.sum(axis=1)
+
+
+def weighted_mcc(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> np.ndarray:
+    t, p, tp = _class_counts(y, proba, w)
+    s, c = t.sum(axis=1), tp.sum(axis=1)
+    den = np.sqrt((s**2 - (p**2).sum(axis=1)) * (s**2 - (t**2).sum(axis=1)))
+    return np.divide(c * s - (p * t).sum(axis=1), den, out=np.zeros_like(den), where=den > 0)
+
+
+def weighted_f1(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> np.ndarray:
+    t, p, tp = _class_counts(y, proba, w)
+    den = t[:, 1] + p[:, 1]
+    return np.divide(2 * tp[:, 1], den, out=np.zeros_like(den), where=den > 0)
+
+
+def _weighted_mean(per_material: np.ndarray, w: np.ndarray) -> np.ndarray:
+    w = np.asarray(w, dtype=float)
+    return (w @ per_material) / w.sum(axis=1)
+
+
+def weighted_brier(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return _weighted_mean(metrics.brier_per_material(y, proba), w)
+
+
+def weighted_log_loss(y: np.ndarray, proba: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return _weighted_mean(-np.log(np.clip(proba[np.arange(len(y)), y], 1e-15, 1)), w)
+
+
 WEIGHTED: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
     "roc_auc": weighted_roc_auc,
     "accuracy": weighted_accuracy,
     "macro_f1": weighted_macro_f1,
+    "balanced_accuracy": weighted_balanced_accuracy,
+    "mcc": weighted_mcc,
+    "f1": weighted_f1,
+    "brier": weighted_brier,
+    "log_loss": weighted_log_loss,
 }
 
 
@@ -226,3 +299,121 @@ def paired_t(best: Sequence[float], other: Sequence[float]) -> Comparison | None
     ci = t_interval(d)
     p = float(stats.ttest_1samp(d, 0.0).pvalue)
     return Comparison(ci.low, ci.high, p, "paired t")
+
+
+# ----------------------------------------------------------------- seed variance (see module docstring)
+
+T_ONLY = "t over seeds"  # old results without predictions: no test-sampling floor
+SEEDS_AND_TEST = "t over seeds, test-sampling floor"
+TEST_ONLY = "test sampling only"
+
+
+@dataclass(frozen=True)
+class SeedStats:
+    """One seed's metric and what test sampling alone does to it."""
+
+    value: float  # the metric on the seed's test set
+    within_var: float  # bootstrap variance of the metric over the seed's test materials
+    low: float  # 95 % percentile interval over test materials
+    high: float
+
+
+def seed_stats(metric: str, pred: Predictions, rng: np.random.Generator, n_boot: int = N_BOOT) -> SeedStats:
+    reps = replicate_scores(metric, pred, stratified_counts(pred.y, n_boot, rng))
+    low, high = _percentiles(reps)
+    value = float(metrics.get(metric)(pred.y, pred.proba))
+    return SeedStats(value, float(np.nanvar(reps, ddof=1)), low, high)
+
+
+def _t_half(values: np.ndarray, within_var: float) -> tuple[float, float, int]:
+    """Mean, standard error (variance floored by test sampling) and degrees of freedom."""
+    k = len(values)
+    var = max(float(values.var(ddof=1)), float(within_var))
+    return float(values.mean()), float(np.sqrt(var / k)), k - 1
+
+
+def seeds_interval(values: Sequence[float], within_vars: Sequence[float] | None = None) -> Interval | None:
+    """95 % interval of the mean over seeds (k >= 2): Student t with k - 1 df on the seed
+    values, variance at least the mean test-sampling variance (module docstring)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return None
+    floor = float(np.mean(within_vars)) if within_vars is not None and len(within_vars) else 0.0
+    mean, se, df = _t_half(values, floor)
+    half = float(stats.t.ppf(1 - (1 - LEVEL) / 2, df)) * se
+    return Interval(mean - half, mean + half, SEEDS_AND_TEST if within_vars is not None else T_ONLY)
+
+
+def row_interval(values: Sequence[float], seeds: Sequence[SeedStats] | None) -> Interval | None:
+    """The row's interval: over seeds with a test-sampling floor (2+ seeds), test sampling
+    only (1 seed with predictions), None (1 seed, nothing stored)."""
+    if len(values) >= 2:
+        return seeds_interval(values, None if seeds is None else [s.within_var for s in seeds])
+    if seeds:
+        return Interval(seeds[0].low, seeds[0].high, TEST_ONLY)
+    return None
+
+
+@dataclass(frozen=True)
+class SeedDiff:
+    """One shared seed: best minus other on the materials both scored."""
+
+    diff: float
+    within_var: float  # paired bootstrap variance of the difference
+    low: float
+    high: float
+    p: float  # paired bootstrap two-sided p (used when this is the only seed)
+
+
+def seed_diff(metric: str, best: Predictions, other: Predictions, rng: np.random.Generator,
+              n_boot: int = N_BOOT) -> SeedDiff | None:
+    """The paired difference on one seed's split; None when the two were not scored on
+    the same split (no material in common, or other labels)."""
+    a, b = best.align(other)
+    if not len(a.ids) or not np.array_equal(a.y, b.y):
+        return None
+    counts = stratified_counts(a.y, n_boot, rng)
+    reps = replicate_scores(metric, a, counts) - replicate_scores(metric, b, counts)
+    score = metrics.get(metric)
+    diff = float(score(a.y, a.proba) - score(b.y, b.proba))
+    low, high = _percentiles(reps)
+    p = min(1.0, 2 * min(np.mean(reps <= 0), np.mean(reps >= 0)))
+    return SeedDiff(diff, float(np.nanvar(reps, ddof=1)), low, high, float(p))
+
+
+def compare_seeds(diffs: Sequence[float], within_vars: Sequence[float] | None = None,
+                  single: SeedDiff | None = None) -> Comparison | None:
+    """Best minus other over the shared seeds: paired t with k - 1 df, variance floored by
+    the paired test-sampling variance; with one seed, its paired bootstrap (test sampling
+    only); None when nothing can be said."""
+    from scipy import stats
+
+    d = np.asarray(diffs, dtype=float)
+    if len(d) < 2:
+        if single is not None:
+            return Comparison(single.low, single.high, single.p, "paired bootstrap, " + TEST_ONLY)
+        return None
+    floor = float(np.mean(within_vars)) if within_vars is not None and len(within_vars) else 0.0
+    mean, se, df = _t_half(d, floor)
+    method = "paired t over seeds" + (", test-sampling floor" if within_vars is not None else "")
+    if se == 0:  # no spread and no test sampling: the difference is exact
+        return Comparison(mean, mean, 1.0 if mean == 0 else 0.0, method)
+    half = float(stats.t.ppf(1 - (1 - LEVEL) / 2, df)) * se
+    p = float(2 * stats.t.sf(abs(mean) / se, df))
+    return Comparison(mean - half, mean + half, p, method)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values (step-down, monotone, capped at 1): reject where < alpha
+    controls the family-wise error of all the tests at alpha."""
+    p = np.asarray(pvalues, dtype=float)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
