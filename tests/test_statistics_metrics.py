@@ -250,3 +250,46 @@ def test_head_torso_tail_by_frequency():
     assert s["head_recall"] == 1.0 and s["torso_recall"] == 0.5 and s["tail_recall"] == 0.0
     assert s["never_right"] == 6 and s["per_class_recall"][0] == 1.0 and s["per_class_support"][11] == 2
     assert perclass.summary([_result("m", 0, *_case(2))]) is None  # binary: no per-class view
+
+
+def _row(task, model, mean, hib=True):
+    return {"dataset": "d", "task": task, "representation": "r", "perturbation": "p", "model": model,
+            "mean": mean, "higher_is_better": hib}
+
+
+def test_mean_rank_and_critical_difference_follow_demsar():
+    from harness.report import ranks
+
+    rows = []
+    for t, scores in enumerate([(0.9, 0.8, 0.7, 0.6), (0.95, 0.7, 0.75, 0.5), (0.85, 0.84, 0.6, 0.61)]):
+        rows += [_row(f"t{t}", m, s) for m, s in zip("abcd", scores)]
+    rows += [_row("t3", m, s, hib=False) for m, s in zip("abcd", (0.1, 0.2, 0.3, 0.4))]  # a loss: lowest best
+    r = ranks.rank_across(rows)
+    assert r.names[0] == "r / p / a" and r.mean_ranks[0] == 1.0 and r.n_tables == 4
+    assert r.mean_ranks == sorted(r.mean_ranks) and sum(r.mean_ranks) == pytest.approx(10)
+    assert r.cd == pytest.approx(2.569 * np.sqrt(4 * 5 / (6 * 4)), abs=2e-3)  # Demsar 2006, Table 5a: q = 2.569
+    assert ranks.cliques(r)  # neighbours within CD are joined
+    assert ranks.rank_across(rows[:4]) is None  # one table: nothing across tasks
+
+
+def test_report_shows_per_class_and_ranks(tmp_path):
+    from harness.report import html
+
+    y = np.concatenate([np.full(13 - c, c) for c in range(12)])
+    proba = np.eye(12)[np.where(y < 6, y, (y + 1) % 12)]
+    results = [_result(m, s, y, proba * w + (1 - w) / 12, metric="accuracy", task="sg")
+               for m, w in (("a", 1.0), ("b", 0.5)) for s in (0, 1)]
+    results += [dataclasses_replace(r, task="sg2", unit=r.unit + "2", key=r.key + "2") for r in results]
+    rows = leaderboard.build(results)
+    grouped = leaderboard.groups(results)
+    sec = html.per_class_section(rows, grouped, tmp_path)
+    assert "head recall" in sec.body and len(sec.figures) == 2 and sec.figures[0][0].exists()
+    ranked = html.ranks_section(rows, tmp_path)
+    assert "critical difference" in ranked.body and ranked.figures[0][0].exists()
+    assert html.reliability_section(rows, grouped, tmp_path) is None  # not binary
+
+
+def dataclasses_replace(r, **kw):
+    import dataclasses
+
+    return dataclasses.replace(r, **kw)
