@@ -9,6 +9,7 @@ The files hold no wall times, so two identical runs write identical bytes; times
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -20,8 +21,6 @@ from typing import Any, Iterable
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-
-import dataclasses
 
 from harness import evaluation
 from harness.report import stats
@@ -129,7 +128,7 @@ def rescored(grouped: dict[tuple, list[UnitResult]], metric: str) -> dict[tuple,
     return out
 
 
-def _row(key: tuple, rs: list[UnitResult], memo: "_Memo") -> dict[str, Any]:
+def _row(key: tuple, rs: list[UnitResult], memo: _Memo) -> dict[str, Any]:
     values = np.array([r.value for r in rs])
     row: dict[str, Any] = dict(zip(KEY, key))
     row.update(
@@ -259,7 +258,7 @@ def _valid_pair(value: Any) -> bool:
 
 
 def compare(best_rs: list[UnitResult], other_rs: list[UnitResult], metric: str,
-            memo: "_Memo | None" = None) -> stats.Comparison | None:
+            memo: _Memo | None = None) -> stats.Comparison | None:
     """`best` minus `other` over their shared seeds, paired per seed (stats docstring)."""
     from harness import metrics
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import metrics, registry
+from harness import leaderboard, metrics, registry
 from harness.cli import main
-from harness import leaderboard
 from harness.report.html import Names, entry_of
 from harness.store import Store, UnitResult, location_of
 

@@ -89,7 +89,7 @@ def show(results: Iterable[UnitResult], rows: list[dict[str, Any]], fmt: str, co
 
     found = collect(list(results), rows)
     if not found:
-        console.print(f"[yellow]no task with more than 10 classes and stored predictions")
+        console.print("[yellow]no task with more than 10 classes and stored predictions")
         return 0
     if fmt == "json":
         print(json.dumps(found, indent=2))

@@ -68,10 +68,10 @@ class Predictions:
     proba: np.ndarray
 
     @classmethod
-    def from_stored(cls, stored: dict) -> "Predictions":
+    def from_stored(cls, stored: dict) -> Predictions:
         return cls(list(stored["ids"]), np.asarray(stored["y"], dtype=int), np.asarray(stored["proba"], dtype=float))
 
-    def align(self, other: "Predictions") -> tuple["Predictions", "Predictions"]:
+    def align(self, other: Predictions) -> tuple[Predictions, Predictions]:
         """Both restricted to the materials they share, in one order (a representation
         may have skipped a crystal the other kept)."""
         if self.ids == other.ids:
@@ -81,7 +81,7 @@ class Predictions:
         theirs = [where[self.ids[i]] for i in mine]
         return self.take(mine), other.take(theirs)
 
-    def take(self, index: Sequence[int]) -> "Predictions":
+    def take(self, index: Sequence[int]) -> Predictions:
         index = np.asarray(index, dtype=int)
         return Predictions([self.ids[i] for i in index], self.y[index], self.proba[index])
 
