@@ -137,7 +137,7 @@ def _row(key: tuple, rs: list[UnitResult], memo: _Memo) -> dict[str, Any]:
         mean=float(values.mean()),
         std=float(values.std(ddof=1)) if len(values) > 1 else None,
     )
-    interval = stats.row_interval(values, memo.seed_stats(rs[0].metric, rs))
+    interval = _within_range(stats.row_interval(values, memo.seed_stats(rs[0].metric, rs)), rs[0].metric)
     row.update(
         ci_low=interval.low if interval else None,
         ci_high=interval.high if interval else None,
@@ -155,6 +155,16 @@ def _row(key: tuple, rs: list[UnitResult], memo: _Memo) -> dict[str, Any]:
         row[f"{name}_mean"] = float(vals.mean())
         row[f"{name}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else None
     return row
+
+
+def _within_range(iv: stats.Interval | None, metric: str) -> stats.Interval | None:
+    """The interval cut to the values the metric can take (an AUC above 1 is no bound)."""
+    from harness import metrics
+
+    if iv is None or metric not in metrics.RANGES:
+        return iv
+    lo, hi = metrics.RANGES[metric]
+    return stats.Interval(min(max(iv.low, lo), hi), max(min(iv.high, hi), lo), iv.method)
 
 
 def _has_predictions(rs: list[UnitResult]) -> bool:
@@ -340,7 +350,8 @@ def fmt_vs_best(row: dict[str, Any]) -> str:
         return row["vs_best"]
     mark = "≈ " if row["vs_best"] == "tied" else ""
     p = row["p_vs_best"]
-    return f"{mark}p<0.001" if p < 0.001 else f"{mark}p={p:.3f}"
+    note = " (test sampling only)" if stats.TEST_ONLY in row.get("vs_best_method", "") else ""
+    return (f"{mark}p<0.001" if p < 0.001 else f"{mark}p={p:.3f}") + note
 
 
 def headers(rows: list[dict[str, Any]]) -> list[str]:

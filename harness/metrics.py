@@ -128,6 +128,15 @@ BUILTIN = (
 )
 
 
+# Values a metric can take: an interval is never drawn outside them (a symmetric t
+# interval near 0 or 1 would be). Plugin metrics: unbounded.
+RANGES: dict[str, tuple[float, float]] = {
+    "roc_auc": (0.0, 1.0), "accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "top5_accuracy": (0.0, 1.0),
+    "balanced_accuracy": (0.0, 1.0), "mcc": (-1.0, 1.0), "f1": (0.0, 1.0), "brier": (0.0, 2.0),
+    "ece": (0.0, 1.0), "log_loss": (0.0, float("inf")),
+}
+
+
 @hookimpl
 def harness_metrics() -> list[Metric]:
     return list(BUILTIN)

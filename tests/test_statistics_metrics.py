@@ -104,6 +104,8 @@ def test_any_metric_from_stored_predictions_and_losses_rank_lowest_first():
     assert rows[0]["mean"] == pytest.approx(expected) and rows[0]["metric"] == "brier"
     assert "roc_auc_mean" in rows[0]  # the task's own metric stays beside it
     assert rows[0]["ci_low"] <= rows[0]["mean"] <= rows[0]["ci_high"]
+    for r in leaderboard.build(results, metric="ece"):  # never outside the metric's range
+        assert 0.0 <= r["ci_low"] <= r["mean"] <= r["ci_high"] <= 1.0
     from harness.errors import UserError
     with pytest.raises(UserError, match="no result can be scored by metric 'nope'"):
         leaderboard.build(results, metric="nope")
