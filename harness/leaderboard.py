@@ -30,11 +30,11 @@ KEY = ("dataset", "task", "representation", "perturbation", "model")
 TIMING_FIELDS = ("fit_seconds",)
 STATS_VERSION = 2  # bump when an interval or test changes: remembered ones are dropped
 LEGEND = (
-    "mean ± std over seeds (no ± with one seed). 95 % CI: Student t over seeds (seeds - 1 df), "
-    "variance at least the test-sampling variance of a bootstrap over each seed's test materials, "
-    "so it carries seed variance (split, initialisation, tuning) and test sampling; one seed: "
-    "bootstrap over test materials, marked 'test sampling only'. vs best: paired per seed on the "
-    "shared splits (same construction on the per-seed differences); p Holm-adjusted over the rows "
+    "mean ± std over seeds (no ± with one seed). 95 % CI: Student t over the seed values (seeds - 1 df): "
+    "each seed has its own split and test set, so it carries seed variance (split, initialisation, "
+    "tuning) and test sampling; where all seeds share one test set, that set's bootstrap variance is "
+    "added. One seed: bootstrap over test materials, marked 'test sampling only'. vs best: paired per "
+    "seed on the shared splits (same construction on the per-seed differences); p Holm-adjusted over the rows "
     "compared with the best of each table (family-wise error 5 %); ≈ marks rows not "
     "distinguishable from the best."
 )
@@ -137,12 +137,15 @@ def _row(key: tuple, rs: list[UnitResult], memo: _Memo) -> dict[str, Any]:
         mean=float(values.mean()),
         std=float(values.std(ddof=1)) if len(values) > 1 else None,
     )
-    interval = _within_range(stats.row_interval(values, memo.seed_stats(rs[0].metric, rs)), rs[0].metric)
+    seeds = memo.seed_stats(rs[0].metric, rs)
+    shared = memo.shared_var(rs[0].metric, [(1.0, rs)]) if seeds is not None else None
+    interval = _within_range(stats.row_interval(values, seeds, shared), rs[0].metric)
     row.update(
         ci_low=interval.low if interval else None,
         ci_high=interval.high if interval else None,
         ci_method=interval.method if interval else "",
         vs_best="", p_vs_best=None, p_vs_best_raw=None, diff_low=None, diff_high=None, vs_best_method="",
+        test_sampling_sd=None if seeds is None else float(np.sqrt(np.mean([x.within_var for x in seeds]))),
         n_seeds=len(rs),
         seeds=[r.seed for r in rs],
         n_test=int(round(np.mean([r.n_test for r in rs]))),
@@ -241,6 +244,26 @@ class _Memo:
             out.append(stats.SeedStats(*got))
         return out
 
+    def shared_var(self, metric: str, rows: list[tuple[float, list[UnitResult]]]) -> float | None:
+        """Where every seed of the rows was scored on the same materials: the variance of
+        the (signed) seed means with those redrawn once for all; None otherwise."""
+        if any(len(rs) < 2 for _, rs in rows):
+            return None
+        digests = [[self.digest(r) for r in rs] for _, rs in rows]
+        preds = [self._preds[d] for ds in digests for d in ds]
+        if not stats.shared_test_set(preds):
+            return None
+        weights = [w for w, _ in rows]
+
+        def compute():
+            rng = stats.stable_rng(metric, *weights, *(d for ds in digests for d in ds))
+            return [stats.shared_variance(metric, [(w, [self._preds[d] for d in ds]) for w, ds in zip(weights, digests)],
+                                          rng)]
+
+        got = self._cached(["shared", metric, weights, digests], compute,
+                           lambda v: _finite(v, 1) and v[0] >= 0)
+        return got[0]
+
     def seed_diff(self, metric: str, best: UnitResult, other: UnitResult) -> stats.SeedDiff | None:
         a, b = self.digest(best), self.digest(other)
 
@@ -286,7 +309,10 @@ def compare(best_rs: list[UnitResult], other_rs: list[UnitResult], metric: str,
     if computable:
         diffs = [memo.seed_diff(metric, b, o) for b, o in zip(theirs, mine)]
     if diffs and all(d is not None for d in diffs):
-        return stats.compare_seeds([d.diff for d in diffs], [d.within_var for d in diffs], single=diffs[0])
+        shared = memo.shared_var(metric, [(1.0, theirs), (-1.0, mine)])
+        if shared is not None:
+            shared = stats.common_part(shared, [d.within_var for d in diffs])
+        return stats.compare_seeds([d.diff for d in diffs], shared, single=diffs[0])
     return stats.compare_seeds([b.value - o.value for b, o in zip(theirs, mine)])
 
 

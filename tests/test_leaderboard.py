@@ -47,7 +47,7 @@ def three_models():
 def test_rows_carry_an_interval_and_a_mark_against_the_best(three_models):
     rows = leaderboard.build(three_models)
     best, close, worse = rows
-    assert best["vs_best"] == "best" and best["ci_method"] == stats.SEEDS_AND_TEST
+    assert best["vs_best"] == "best" and best["ci_method"] == stats.SEEDS_OWN_TEST
     for r in rows:
         assert r["ci_low"] <= r["mean"] <= r["ci_high"]
     assert close["vs_best"] == "tied" and close["diff_low"] <= 0 <= close["diff_high"] and close["p_vs_best"] > 0.05

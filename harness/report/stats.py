@@ -7,21 +7,28 @@ what the tuner found) and the test sampling (which crystals it was scored on). I
 small-data materials benchmarks the first usually dominates (Bouthillier et al., MLSys
 2021), so an interval that resamples test materials only is too narrow.
 
-Interval (2 or more seeds): a Student-t interval over the seed values with k - 1 degrees
-of freedom, its variance floored by test sampling:
+Interval (2 or more seeds): a Student-t interval over the k seed values, k - 1 degrees of
+freedom:
 
-    mean ± t(0.975, k-1) * sqrt(max(s², v̄) / k)
+    mean ± t(0.975, k-1) * sqrt(s² / k + v_shared)
 
-where s² is the variance of the k seed values and v̄ the mean, over seeds, of the
-bootstrap variance of each seed's metric over its own test materials. Why this and not a
-two-level bootstrap: each seed value already carries both sources (its own split *and*
-its own test set), so s² estimates the whole variance of one seed's number; the t
-quantile accounts for estimating it from k numbers. A bootstrap over 3 seeds takes
-percentiles of at most 10 distinct means and covers the truth in about 73 % of normal samples
-(the 2-df t quantile is 4.30, the bootstrap's effective one about 1.4). The floor v̄
-guards against a few seeds agreeing by chance: the seed spread can never be smaller
-than the test sampling each seed value contains. The simulation tests (tests/
-test_stats_seed_variance.py) check 92-98 % coverage when seed variance dominates.
+s² is the variance of the seed values. With the usual random split every seed draws its
+own split and so its own test set: each seed value then carries both sources, s² / k
+estimates the whole variance of their mean without bias, and the t quantile accounts for
+estimating it from k numbers (exact coverage for normal seed values, whatever the share of
+test sampling). v_shared is 0 then. Where every seed was scored on the *same* materials (a
+fixed column split, a held-out family, an evaluate dataset), their test sampling is common
+to all seeds and does not average out, and s² does not see it: v_shared is the bootstrap
+variance of the seed mean with those materials redrawn once for all seeds.
+
+Why not a two-level bootstrap (resample seeds, then materials): with 3 seeds it takes
+percentiles of at most 10 distinct means and covers the truth in about 73 % of normal
+samples (the 2-df t quantile is 4.30; the bootstrap's effective one about 1.4). Why not
+add the within-seed bootstrap variance to s² (or floor s² by it) when each seed has its
+own test set: s² already contains it, so that counts test sampling twice; in simulation a
+floor alone pushed coverage to 98-99 % whenever test sampling was a fifth of the variance.
+The simulation tests (tests/test_stats_seed_variance.py) check 92-98 % coverage when seed
+variance dominates, for own and shared test sets.
 
 Interval (1 seed): a percentile bootstrap over the seed's test materials (within each
 class, so class counts and ROC-AUC stay defined), labelled "test sampling only": one seed
@@ -29,9 +36,9 @@ says nothing about seed variance, and the table shows no "± std" for it.
 
 Paired comparison. Every combination of a task and seed shares one split, so a row and
 the best row are compared seed by seed: d_s = metric(best, s) - metric(row, s) on the
-materials both scored. The same t construction on the d_s (variance floored by the
-paired bootstrap variance of d_s, one redraw feeding both rows) gives the interval of the
-difference and a two-sided p-value. Pairing removes what the rows share (a hard split is
+materials both scored. The same t construction on the d_s gives the interval of the
+difference and a two-sided p-value (v_shared: the joint bootstrap of the mean difference
+where the seeds share one test set). Pairing removes what the rows share (a hard split is
 hard for both), which unpaired intervals double-count. With one shared seed the paired
 bootstrap over test materials is used and labelled test sampling only.
 
@@ -303,8 +310,9 @@ def paired_t(best: Sequence[float], other: Sequence[float]) -> Comparison | None
 
 # ----------------------------------------------------------------- seed variance (see module docstring)
 
-T_ONLY = "t over seeds"  # old results without predictions: no test-sampling floor
-SEEDS_AND_TEST = "t over seeds, test-sampling floor"
+T_ONLY = "t over seeds"  # also: results without predictions
+SEEDS_OWN_TEST = "t over seeds (own test sets)"
+SEEDS_SHARED_TEST = "t over seeds + shared test set"
 TEST_ONLY = "test sampling only"
 
 
@@ -325,32 +333,74 @@ def seed_stats(metric: str, pred: Predictions, rng: np.random.Generator, n_boot:
     return SeedStats(value, float(np.nanvar(reps, ddof=1)), low, high)
 
 
-def _t_half(values: np.ndarray, within_var: float) -> tuple[float, float, int]:
-    """Mean, standard error (variance floored by test sampling) and degrees of freedom."""
-    k = len(values)
-    var = max(float(values.var(ddof=1)), float(within_var))
-    return float(values.mean()), float(np.sqrt(var / k)), k - 1
+def shared_test_set(seeds: Sequence[Predictions]) -> bool:
+    """Whether every seed was scored on the same materials (a fixed column split, an extra
+    evaluation set), so their test sampling does not average out over seeds."""
+    first = dict(zip(seeds[0].ids, seeds[0].y.tolist()))
+    return len(seeds) > 1 and all(len(p.ids) == len(first) and dict(zip(p.ids, p.y.tolist())) == first
+                                  for p in seeds[1:])
 
 
-def seeds_interval(values: Sequence[float], within_vars: Sequence[float] | None = None) -> Interval | None:
-    """95 % interval of the mean over seeds (k >= 2): Student t with k - 1 df on the seed
-    values, variance at least the mean test-sampling variance (module docstring)."""
+def shared_variance(metric: str, rows: Sequence[tuple[float, Sequence[Predictions]]], rng: np.random.Generator,
+                    n_boot: int = N_BOOT) -> float:
+    """Bootstrap variance of sum(weight * mean over seeds of the metric) when the shared
+    test materials are redrawn once for all seeds and rows (the same materials, the same
+    multiplicity): the test-sampling part that seeds do not average out."""
+    ref = rows[0][1][0]
+    counts = stratified_counts(ref.y, n_boot, rng)
+    where = {m: i for i, m in enumerate(ref.ids)}
+    total = np.zeros(n_boot)
+    for weight, seeds in rows:
+        per_seed = []
+        for p in seeds:
+            order = np.array([where[m] for m in p.ids])
+            per_seed.append(replicate_scores(metric, p, counts[:, order]))
+        total += weight * np.mean(per_seed, axis=0)
+    return float(np.nanvar(total, ddof=1))
+
+
+def _half(values: np.ndarray, shared_var: float) -> float:
+    """Half-width: the t part of the seed spread and the z part of the shared test
+    sampling (estimated from thousands of materials, so no t penalty), in quadrature."""
     from scipy import stats
 
+    t = float(stats.t.ppf(1 - (1 - LEVEL) / 2, len(values) - 1))
+    z = float(stats.norm.ppf(1 - (1 - LEVEL) / 2))
+    return float(np.sqrt(t**2 * values.var(ddof=1) / len(values) + z**2 * shared_var))
+
+
+def common_part(shared_var: float, within_vars: Sequence[float]) -> float:
+    """The part of the joint bootstrap variance of the seed mean that all seeds share.
+
+    Redrawing the shared materials moves the mean by A (what the materials do to every
+    seed alike) plus B / k (each seed's own luck on them, which s² / k already holds);
+    one seed's own bootstrap variance is A + B. So A = (k v_joint - v_seed) / (k - 1)."""
+    k = len(within_vars)
+    return max(0.0, (k * shared_var - float(np.mean(within_vars))) / (k - 1))
+
+
+def seeds_interval(values: Sequence[float], shared_var: float | None = None, method: str = T_ONLY) -> Interval | None:
+    """95 % interval of the mean over seeds (k >= 2): Student t with k - 1 df on the seed
+    values, and the common test-sampling variance where seeds share a test set."""
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
         return None
-    floor = float(np.mean(within_vars)) if within_vars is not None and len(within_vars) else 0.0
-    mean, se, df = _t_half(values, floor)
-    half = float(stats.t.ppf(1 - (1 - LEVEL) / 2, df)) * se
-    return Interval(mean - half, mean + half, SEEDS_AND_TEST if within_vars is not None else T_ONLY)
+    mean, half = float(values.mean()), _half(values, shared_var or 0.0)
+    return Interval(mean - half, mean + half, method)
 
 
-def row_interval(values: Sequence[float], seeds: Sequence[SeedStats] | None) -> Interval | None:
-    """The row's interval: over seeds with a test-sampling floor (2+ seeds), test sampling
-    only (1 seed with predictions), None (1 seed, nothing stored)."""
+def row_interval(values: Sequence[float], seeds: Sequence[SeedStats] | None,
+                 shared_var: float | None = None) -> Interval | None:
+    """The row's interval: over seeds (2+ seeds; with the shared test-sampling variance
+    where `shared_var` is given), test sampling only (1 seed with predictions), None (1
+    seed, nothing stored)."""
     if len(values) >= 2:
-        return seeds_interval(values, None if seeds is None else [s.within_var for s in seeds])
+        if seeds is None:
+            return seeds_interval(values)
+        if shared_var is None:
+            return seeds_interval(values, None, SEEDS_OWN_TEST)
+        common = common_part(shared_var, [s.within_var for s in seeds])
+        return seeds_interval(values, common, SEEDS_SHARED_TEST)
     if seeds:
         return Interval(seeds[0].low, seeds[0].high, TEST_ONLY)
     return None
@@ -383,11 +433,11 @@ def seed_diff(metric: str, best: Predictions, other: Predictions, rng: np.random
     return SeedDiff(diff, float(np.nanvar(reps, ddof=1)), low, high, float(p))
 
 
-def compare_seeds(diffs: Sequence[float], within_vars: Sequence[float] | None = None,
+def compare_seeds(diffs: Sequence[float], shared_var: float | None = None,
                   single: SeedDiff | None = None) -> Comparison | None:
-    """Best minus other over the shared seeds: paired t with k - 1 df, variance floored by
-    the paired test-sampling variance; with one seed, its paired bootstrap (test sampling
-    only); None when nothing can be said."""
+    """Best minus other over the shared seeds: paired t with k - 1 df (plus the shared
+    test-sampling variance where every seed used one test set); with one seed, its
+    paired bootstrap (test sampling only); None when nothing can be said."""
     from scipy import stats
 
     d = np.asarray(diffs, dtype=float)
@@ -395,13 +445,13 @@ def compare_seeds(diffs: Sequence[float], within_vars: Sequence[float] | None = 
         if single is not None:
             return Comparison(single.low, single.high, single.p, "paired bootstrap, " + TEST_ONLY)
         return None
-    floor = float(np.mean(within_vars)) if within_vars is not None and len(within_vars) else 0.0
-    mean, se, df = _t_half(d, floor)
-    method = "paired t over seeds" + (", test-sampling floor" if within_vars is not None else "")
-    if se == 0:  # no spread and no test sampling: the difference is exact
+    method = "paired t over seeds" + (" + shared test set" if shared_var is not None else "")
+    mean, half = float(d.mean()), _half(d, shared_var or 0.0)
+    if half == 0:  # no spread and no test sampling: the difference is exact
         return Comparison(mean, mean, 1.0 if mean == 0 else 0.0, method)
-    half = float(stats.t.ppf(1 - (1 - LEVEL) / 2, df)) * se
-    p = float(2 * stats.t.sf(abs(mean) / se, df))
+    # p: the level at which the interval would just reach zero (the same construction)
+    crit = float(stats.t.ppf(1 - (1 - LEVEL) / 2, len(d) - 1))
+    p = float(2 * stats.t.sf(abs(mean) / half * crit, len(d) - 1))
     return Comparison(mean - half, mean + half, p, method)
 
 
