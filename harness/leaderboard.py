@@ -203,10 +203,10 @@ class _Memo:
         from harness.errors import UserError
         from harness.paths import cache_dir
 
-        key = tuple(parts)
+        blob = json.dumps([STATS_VERSION, stats.N_BOOT, *parts], sort_keys=True)
+        key = blob
         if key in self._seen:
             return self._seen[key]
-        blob = json.dumps([STATS_VERSION, stats.N_BOOT, *parts], sort_keys=True)
         path = cache_dir() / "leaderboard-stats" / f"{hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()}.npz"
         value = cache.read_json(path)
         if not valid(value):
