@@ -295,3 +295,22 @@ def dataclasses_replace(r, **kw):
     import dataclasses
 
     return dataclasses.replace(r, **kw)
+
+
+def test_leaderboard_cli_per_class_and_metric(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    y = np.concatenate([np.full(13 - c, c) for c in range(12)])
+    proba = np.eye(12)[np.where(y < 6, y, (y + 1) % 12)] * 0.9 + 0.1 / 12
+    store = Store(location_of(None, tmp_path))
+    for s in (0, 1):
+        store.add(_result("m", s, y, proba, metric="accuracy", task="sg"))
+    assert main(["leaderboard", str(tmp_path), "--per-class", "--format", "json"]) == 0
+    (found,) = json.loads(capsys.readouterr().out)
+    assert found["tail_recall"] == 0.0 and found["head_recall"] == 1.0
+    assert main(["leaderboard", str(tmp_path), "--per-class"]) == 0
+    assert "head recall" in capsys.readouterr().out
+    assert main(["leaderboard", str(tmp_path), "--metric", "balanced_accuracy", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert "balanced_accuracy" in out and "accuracy_mean" in out
+    assert main(["leaderboard", str(tmp_path), "--metric", "f1"]) == 2  # binary only: a user error
+    assert "no result can be scored by metric 'f1'" in capsys.readouterr().err
