@@ -121,6 +121,12 @@ def rescored(grouped: dict[tuple, list[UnitResult]], metric: str) -> dict[tuple,
             new.append(dataclasses.replace(r, metric=metric, value=value, extra=extra))
         else:
             out[key] = new
+    if out and len(out) < len(grouped):
+        import logging
+
+        logging.getLogger("harness").warning(
+            "%d of %d leaderboard rows cannot be scored by %s (no stored predictions, or a metric their task "
+            "does not define) and are left out", len(grouped) - len(out), len(grouped), metric)
     if not out and grouped:
         names = sorted({m.name for m in metrics.BUILTIN} | {r.metric for rs in grouped.values() for r in rs}
                        | {n for rs in grouped.values() for r in rs for n in r.extra})
