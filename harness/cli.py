@@ -50,6 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--storage", help="results database URL (instead of a results folder)")
     lb.add_argument("--superseded", action="store_true", help="also list results of older settings or code")
     lb.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
+    lb.add_argument("--metric", help="rank by this metric, computed from the stored predictions (e.g. balanced_accuracy, mcc)")
+    lb.add_argument("--per-class", action="store_true", help="per-class recall and head/torso/tail (tasks with >10 classes)")
+
+    cp = sub.add_parser("compare", help="compare two leaderboard rows, paired per seed")
+    cp.add_argument("results", help="results folder of a run")
+    cp.add_argument("row_a", metavar="ROW_A", help="[dataset:]task/representation/perturbation/model (wildcards allowed)")
+    cp.add_argument("row_b", metavar="ROW_B")
+    cp.add_argument("--storage", help="results database URL (instead of a results folder)")
+    cp.add_argument("--metric", help="compare by this metric, computed from the stored predictions")
+    cp.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
 
     rp = sub.add_parser("report", help="write an HTML report (figures, leaderboards with intervals) of a results folder")
     rp.add_argument("results")
@@ -255,6 +265,7 @@ def _dispatch(args, console: Console) -> int:
     commands = {
         "run": _run, "list": _list, "leaderboard": _leaderboard, "featurize": _featurize,
         "cache": _cache, "explain": _explain, "fetch": _fetch, "report": _report, "predict": _predict,
+        "compare": _compare,
     }
     commands.update(export=_export, init=_init, plan=_plan)
     return commands[args.command](args, console)
@@ -423,7 +434,11 @@ def _leaderboard(args, console: Console) -> int:
 
     url = _store_url(args, "leaderboard")
     results = list(Store(url, readonly=True).results(include_superseded=args.superseded))
-    rows = leaderboard.build(results)
+    rows = leaderboard.build(results, metric=args.metric)
+    if args.per_class:
+        from harness.report import perclass
+
+        return perclass.show(results, rows, args.format, console)
     if args.format == "table":
         leaderboard.render(rows, console)
     elif args.format == "markdown":
@@ -477,6 +492,18 @@ def _plan(args, console: Console) -> int:
         print(preview.to_json(found))
     else:
         preview.render(found, console)
+    return 0
+
+
+def _compare(args, console: Console) -> int:
+    from harness.report import compare
+    from harness.store import Store
+
+    found = compare.compare_rows(Store(_store_url(args, "compare"), readonly=True).results(), args.row_a, args.row_b, args.metric)
+    if args.format == "table":
+        compare.render(found, console)
+    else:
+        print({"markdown": compare.markdown, "csv": compare.to_csv, "json": compare.to_json}[args.format](found), end="")
     return 0
 
 

@@ -9,11 +9,11 @@ The files hold no wall times, so two identical runs write identical bytes; times
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
 import math
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
@@ -29,12 +29,15 @@ from harness.store import UnitResult
 
 KEY = ("dataset", "task", "representation", "perturbation", "model")
 TIMING_FIELDS = ("fit_seconds",)
-STATS_VERSION = 1  # bump when an interval or test changes: remembered ones are dropped  # kept out of the leaderboard files: they differ between runs
+STATS_VERSION = 2  # bump when an interval or test changes: remembered ones are dropped
 LEGEND = (
-    "95 % CI: percentile bootstrap over test materials, resampled within each seed's test set "
-    "and class, metric averaged over seeds (t-interval over seeds where no predictions are stored). "
-    "vs best: paired bootstrap on the same test materials of the best row; "
-    "≈ marks rows not distinguishable from the best (95 % interval of the difference contains 0)."
+    "mean ± std over seeds (no ± with one seed). 95 % CI: Student t over the seed values (seeds - 1 df): "
+    "each seed has its own split and test set, so it carries seed variance (split, initialisation, "
+    "tuning) and test sampling; where all seeds share one test set, that set's bootstrap variance is "
+    "added. One seed: bootstrap over test materials, marked 'test sampling only'. vs best: paired per "
+    "seed on the shared splits (same construction on the per-seed differences); p Holm-adjusted over the rows "
+    "compared with the best of each table (family-wise error 5 %); ≈ marks rows not "
+    "distinguishable from the best."
 )
 
 
@@ -55,42 +58,101 @@ def groups(results: Iterable[UnitResult]) -> dict[tuple, list[UnitResult]]:
     return {k: sorted(v, key=lambda r: r.seed) for k, v in out.items()}
 
 
-def _direction(metric: str) -> int:
-    """+1 where higher is better (the usual), -1 for a loss: best first either way."""
+def _direction(metric: str, rs: Iterable[UnitResult] = ()) -> int:
+    """+1 where higher is better (the usual), -1 for a loss: best first either way. The
+    direction written into the result at study time wins (so a plugin's loss ranks right
+    where the plugin is not loaded); older results fall back to the loaded metrics."""
     from harness import metrics
 
+    for r in rs:
+        known = (getattr(r, "directions", None) or {}).get(metric)
+        if known is not None:
+            return 1 if known else -1
     try:
         return 1 if metrics.get(metric).higher_is_better else -1
     except KeyError:  # a plugin's metric whose plugin is not loaded: assume a score
         return 1
 
 
-def build(results: Iterable[UnitResult]) -> list[dict[str, Any]]:
+def build(results: Iterable[UnitResult], metric: str | None = None) -> list[dict[str, Any]]:
     """One row per combination, best first within each task, with intervals and the
-    comparison with the best row."""
+    comparison with the best row. `metric`: rank by this metric instead of the task's,
+    computed from the stored predictions (or read from the stored extra metrics)."""
     grouped = groups(results)
-    rows = [_row(key, rs) for key, rs in grouped.items()]
-    rows.sort(key=lambda r: (r["dataset"], r["task"], -_direction(r["metric"]) * r["mean"],
+    if metric:
+        grouped = rescored(grouped, metric)
+    memo = _Memo()
+    rows = [_row(key, rs, memo) for key, rs in grouped.items()]
+    rows.sort(key=lambda r: (r["dataset"], r["task"], -r["direction"] * r["mean"],
                              r["representation"], r["perturbation"], r["model"]))
     for table in _tables(rows).values():
-        _compare_with_best(table, grouped)
+        _compare_with_best(table, grouped, memo)
+    for r in rows:
+        r["higher_is_better"] = r.pop("direction") > 0
     return rows
 
 
-def _row(key: tuple, rs: list[UnitResult]) -> dict[str, Any]:
+def rescored(grouped: dict[tuple, list[UnitResult]], metric: str) -> dict[tuple, list[UnitResult]]:
+    """Each row's studies scored by `metric`: the stored value where the study computed it,
+    else from its stored predictions (existing results need no rerun). Rows where the
+    metric cannot be had (no predictions, a binary metric on a multiclass task) are left
+    out; no row at all is a user error naming the metrics there are."""
+    from harness import metrics
+    from harness.errors import UserError
+
+    out: dict[tuple, list[UnitResult]] = {}
+    for key, rs in grouped.items():
+        new = []
+        for r in rs:
+            if r.metric == metric:
+                new.append(r)
+                continue
+            if metric in r.extra:
+                value = float(r.extra[metric])
+            elif r.predictions:
+                try:
+                    p = stats.Predictions.from_stored(r.predictions)
+                    value = float(metrics.get(metric)(p.y, p.proba))
+                except (KeyError, ValueError):
+                    break
+            else:
+                break
+            extra = {k: v for k, v in r.extra.items() if k != metric}
+            extra[r.metric] = r.value
+            new.append(dataclasses.replace(r, metric=metric, value=value, extra=extra))
+        else:
+            out[key] = new
+    if out and len(out) < len(grouped):
+        import logging
+
+        logging.getLogger("harness").warning(
+            "%d of %d leaderboard rows cannot be scored by %s (no stored predictions, or a metric their task "
+            "does not define) and are left out", len(grouped) - len(out), len(grouped), metric)
+    if not out and grouped:
+        names = sorted({m.name for m in metrics.BUILTIN} | {r.metric for rs in grouped.values() for r in rs}
+                       | {n for rs in grouped.values() for r in rs for n in r.extra})
+        raise UserError(f"no result can be scored by metric {metric!r}; choose one of: {', '.join(names)}")
+    return out
+
+
+def _row(key: tuple, rs: list[UnitResult], memo: _Memo) -> dict[str, Any]:
     values = np.array([r.value for r in rs])
     row: dict[str, Any] = dict(zip(KEY, key))
     row.update(
         metric=rs[0].metric,
+        direction=_direction(rs[0].metric, rs),
         mean=float(values.mean()),
-        std=float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        std=float(values.std(ddof=1)) if len(values) > 1 else None,
     )
-    interval = _interval(row, rs)
+    seeds = memo.seed_stats(rs[0].metric, rs)
+    shared = memo.shared_var(rs[0].metric, [(1.0, rs)]) if seeds is not None else None
+    interval = _within_range(stats.row_interval(values, seeds, shared), rs[0].metric)
     row.update(
         ci_low=interval.low if interval else None,
         ci_high=interval.high if interval else None,
         ci_method=interval.method if interval else "",
-        vs_best="", p_vs_best=None, diff_low=None, diff_high=None,
+        vs_best="", p_vs_best=None, p_vs_best_raw=None, diff_low=None, diff_high=None, vs_best_method="",
+        test_sampling_sd=None if seeds is None else float(np.sqrt(np.mean([x.within_var for x in seeds]))),
         n_seeds=len(rs),
         seeds=[r.seed for r in rs],
         n_test=int(round(np.mean([r.n_test for r in rs]))),
@@ -101,81 +163,181 @@ def _row(key: tuple, rs: list[UnitResult]) -> dict[str, Any]:
     for name in sorted({n for r in rs for n in r.extra}):
         vals = np.array([r.extra[name] for r in rs if name in r.extra])
         row[f"{name}_mean"] = float(vals.mean())
-        row[f"{name}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+        row[f"{name}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else None
     return row
+
+
+def _within_range(iv: stats.Interval | None, metric: str) -> stats.Interval | None:
+    """The interval cut to the values the metric can take (an AUC above 1 is no bound)."""
+    from harness import metrics
+
+    if iv is None or metric not in metrics.RANGES:
+        return iv
+    lo, hi = metrics.RANGES[metric]
+    return stats.Interval(min(max(iv.low, lo), hi), max(min(iv.high, hi), lo), iv.method)
 
 
 def _has_predictions(rs: list[UnitResult]) -> bool:
     return all(r.predictions for r in rs)
 
 
-def _predictions(rs: list[UnitResult]) -> list[stats.Predictions]:
-    return [stats.Predictions.from_stored(r.predictions) for r in rs]
+class _Memo:
+    """Per-seed statistics, cached on disk by the content of the predictions (and the
+    metric, the statistics version and the number of draws) through the checksummed cache:
+    a run recomputes only rows whose predictions changed, and a damaged or tampered file is
+    recomputed, never read."""
 
+    def __init__(self) -> None:
+        self._digest: dict[int, str] = {}
+        self._preds: dict[str, stats.Predictions] = {}
+        self._seen: dict[tuple, Any] = {}
 
-def _identity(rs: list[UnitResult]) -> list[str]:
-    return [f"{r.key or r.unit}@{r.finished!r}" for r in rs]
+    def digest(self, r: UnitResult) -> str:
+        found = self._digest.get(id(r.predictions))
+        if found is None:
+            p = stats.Predictions.from_stored(r.predictions)
+            h = hashlib.blake2b(digest_size=16)
+            h.update("\n".join(p.ids).encode())
+            h.update(np.ascontiguousarray(p.y, dtype=np.int64).tobytes())
+            h.update(str(p.proba.shape).encode())
+            h.update(np.ascontiguousarray(p.proba, dtype=np.float64).tobytes())
+            found = self._digest[id(r.predictions)] = h.hexdigest()
+            self._preds[found] = p
+        return found
 
+    def _cached(self, parts: list[Any], compute, valid) -> Any:
+        from harness import cache
+        from harness.errors import UserError
+        from harness.paths import cache_dir
 
-def _remembered(parts: list[Any], compute):
-    """A bootstrap (seconds on a 5,000-crystal test set) is computed once per set of
-    finished studies and kept in the cache; reading it back gives the same bytes."""
-    from harness.paths import cache_dir
+        blob = json.dumps([STATS_VERSION, stats.N_BOOT, *parts], sort_keys=True)
+        key = blob
+        if key in self._seen:
+            return self._seen[key]
+        path = cache_dir(writable=False) / "leaderboard-stats" / f"{hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()}.json"
+        value = cache.read_json(path)
+        if not valid(value):
+            value = compute()
+            if value is None:  # nothing worth keeping (no common split): cheap to find again
+                self._seen[key] = value
+                return value
+            try:
+                cache.write_json(path, value)
+            except UserError:  # a read-only or full cache costs time, never results
+                pass
+        self._seen[key] = value
+        return value
 
-    blob = json.dumps([STATS_VERSION, stats.N_BOOT, *parts], sort_keys=True, default=str)
-    path = cache_dir(writable=False) / "leaderboard-stats" / f"{hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()}.json"
-    if path.exists():
+    def seed_stats(self, metric: str, rs: list[UnitResult]) -> list[stats.SeedStats] | None:
+        """Each seed's test-sampling statistics; None where predictions are missing or the
+        metric cannot be computed here (a plugin's metric whose plugin is not loaded)."""
+        from harness import metrics
+
+        if not _has_predictions(rs):
+            return None
         try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            pass
-    value = compute()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(value))
-        tmp.replace(path)
-    except OSError:  # a read-only cache costs time, never results
-        pass
-    return value
+            metrics.get(metric)
+        except KeyError:
+            return None
+        out = []
+        for r in rs:
+            d = self.digest(r)
 
+            def compute(d=d):
+                s = stats.seed_stats(metric, self._preds[d], stats.stable_rng(metric, d))
+                return [s.value, s.within_var, s.low, s.high]
 
-def _interval(row: dict[str, Any], rs: list[UnitResult]) -> stats.Interval | None:
-    if _has_predictions(rs):
+            got = self._cached(["seed", metric, d], compute, _valid_seed)
+            out.append(stats.SeedStats(*got))
+        return out
+
+    def shared_var(self, metric: str, rows: list[tuple[float, list[UnitResult]]]) -> float | None:
+        """Where every seed of the rows was scored on the same materials: the variance of
+        the (signed) seed means with those redrawn once for all; None otherwise."""
+        if any(len(rs) < 2 for _, rs in rows):
+            return None
+        digests = [[self.digest(r) for r in rs] for _, rs in rows]
+        preds = [self._preds[d] for ds in digests for d in ds]
+        if not stats.shared_test_set(preds):
+            return None
+        weights = [w for w, _ in rows]
+
         def compute():
-            iv = stats.bootstrap_interval(row["metric"], _predictions(rs), stats.stable_rng(*(row[k] for k in KEY)))
-            return [iv.low, iv.high]
+            rng = stats.stable_rng(metric, *weights, *(d for ds in digests for d in ds))
+            return [stats.shared_variance(metric, [(w, [self._preds[d] for d in ds]) for w, ds in zip(weights, digests)],
+                                          rng)]
 
-        low, high = _remembered(["interval", row["metric"], *(row[k] for k in KEY), _identity(rs)], compute)
-        return stats.Interval(low, high, "bootstrap")
-    return stats.t_interval([r.value for r in rs])
+        got = self._cached(["shared", metric, weights, digests], compute,
+                           lambda v: _finite(v, 1) and v[0] >= 0)
+        return got[0]
+
+    def seed_diff(self, metric: str, best: UnitResult, other: UnitResult) -> stats.SeedDiff | None:
+        a, b = self.digest(best), self.digest(other)
+
+        def compute():
+            got = stats.seed_diff(metric, self._preds[a], self._preds[b], stats.stable_rng(metric, a, b))
+            return None if got is None else [got.diff, got.within_var, got.low, got.high, got.p]
+
+        got = self._cached(["pair", metric, a, b], compute, _valid_pair)
+        return None if got is None else stats.SeedDiff(*got)
 
 
-def _compare_with_best(table: list[dict[str, Any]], grouped: dict[tuple, list[UnitResult]]) -> None:
+def _finite(value: Any, n: int) -> bool:
+    return (isinstance(value, list) and len(value) == n
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value))
+
+
+def _valid_seed(value: Any) -> bool:
+    return _finite(value, 4) and value[1] >= 0 and value[2] <= value[3]
+
+
+def _valid_pair(value: Any) -> bool:
+    # None is never stored as a value (read_json gives None for a missing file): a pair
+    # that is not on one split is cheap to find again
+    return _finite(value, 5) and value[1] >= 0 and value[2] <= value[3] and 0 <= value[4] <= 1
+
+
+def compare(best_rs: list[UnitResult], other_rs: list[UnitResult], metric: str,
+            memo: _Memo | None = None) -> stats.Comparison | None:
+    """`best` minus `other` over their shared seeds, paired per seed (stats docstring)."""
+    from harness import metrics
+
+    memo = memo or _Memo()
+    by_seed = {r.seed: r for r in best_rs}
+    mine = [r for r in other_rs if r.seed in by_seed]
+    theirs = [by_seed[r.seed] for r in mine]
+    if not mine:
+        return None
+    diffs: list[stats.SeedDiff | None] = []
+    try:
+        computable = _has_predictions(mine) and _has_predictions(theirs) and metrics.get(metric) is not None
+    except KeyError:
+        computable = False
+    if computable:
+        diffs = [memo.seed_diff(metric, b, o) for b, o in zip(theirs, mine)]
+    if diffs and all(d is not None for d in diffs):
+        shared = memo.shared_var(metric, [(1.0, theirs), (-1.0, mine)])
+        if shared is not None:
+            shared = stats.common_part(shared, [d.within_var for d in diffs])
+        return stats.compare_seeds([d.diff for d in diffs], shared, single=diffs[0])
+    return stats.compare_seeds([b.value - o.value for b, o in zip(theirs, mine)])
+
+
+def _compare_with_best(table: list[dict[str, Any]], grouped: dict[tuple, list[UnitResult]], memo: _Memo) -> None:
     best = table[0]
     best["vs_best"] = "best"
-    best_rs = {r.seed: r for r in grouped[tuple(best[k] for k in KEY)]}
+    best_rs = grouped[tuple(best[k] for k in KEY)]
+    tested = []
     for row in table[1:]:
-        rs = [r for r in grouped[tuple(row[k] for k in KEY)] if r.seed in best_rs]
-        mine = [best_rs[r.seed] for r in rs]
-        cmp = None
-        if rs and _has_predictions(rs) and _has_predictions(mine):
-            def compute(mine=mine, rs=rs, row=row):
-                rng = stats.stable_rng(*(best[k] for k in KEY), *(row[k] for k in KEY))
-                c = stats.paired_bootstrap(row["metric"], _predictions(mine), _predictions(rs), rng)
-                return None if c is None else [c.low, c.high, c.p]
-
-            parts = ["paired", row["metric"], *(best[k] for k in KEY), *(row[k] for k in KEY),
-                     _identity(mine), _identity(rs)]
-            found = _remembered(parts, compute)
-            cmp = None if found is None else stats.Comparison(*found, "paired bootstrap")
+        cmp = compare(best_rs, grouped[tuple(row[k] for k in KEY)], row["metric"], memo)
         if cmp is None:
-            cmp = stats.paired_t([r.value for r in mine], [r.value for r in rs])
-        if cmp is None:
-            row["vs_best"] = "untested"  # a single seed without predictions
+            row["vs_best"] = "untested"  # a single seed without predictions, or no shared seed
             continue
-        row.update(vs_best="worse" if cmp.distinguishable else "tied", p_vs_best=cmp.p,
-                   diff_low=cmp.low, diff_high=cmp.high)
+        row.update(p_vs_best_raw=cmp.p, diff_low=cmp.low, diff_high=cmp.high, vs_best_method=cmp.method)
+        tested.append(row)
+    # Holm over the rows compared with the best: family-wise error 5 %
+    for row, p in zip(tested, stats.holm([r["p_vs_best_raw"] for r in tested])):
+        row.update(p_vs_best=p, vs_best="worse" if p < 1 - stats.LEVEL else "tied")
 
 
 def _tables(rows: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
@@ -193,14 +355,18 @@ def extras(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def fmt_mean(row: dict[str, Any], name: str = "") -> str:
+    """mean ± std over seeds; the mean alone where one seed gives no spread."""
     prefix = f"{name}_" if name else ""
-    return f"{row[f'{prefix}mean']:.3f} ± {row[f'{prefix}std']:.3f}"
+    std = row.get(f"{prefix}std")
+    mean = f"{row[f'{prefix}mean']:.3f}"
+    return mean if std is None else f"{mean} ± {std:.3f}"
 
 
 def fmt_interval(row: dict[str, Any]) -> str:
     if row["ci_low"] is None:
         return "n/a"
-    return f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]" + (" (t)" if row["ci_method"] == "t" else "")
+    note = {stats.T_ONLY: " (t)", stats.TEST_ONLY: " (test sampling only)"}.get(row["ci_method"], "")
+    return f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]{note}"
 
 
 def fmt_vs_best(row: dict[str, Any]) -> str:
@@ -208,7 +374,8 @@ def fmt_vs_best(row: dict[str, Any]) -> str:
         return row["vs_best"]
     mark = "≈ " if row["vs_best"] == "tied" else ""
     p = row["p_vs_best"]
-    return f"{mark}p<0.001" if p < 0.001 else f"{mark}p={p:.3f}"
+    note = " (test sampling only)" if stats.TEST_ONLY in row.get("vs_best_method", "") else ""
+    return (f"{mark}p<0.001" if p < 0.001 else f"{mark}p={p:.3f}") + note
 
 
 def headers(rows: list[dict[str, Any]]) -> list[str]:

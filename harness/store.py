@@ -94,6 +94,9 @@ class UnitResult:
     # Extra test sets (held-out families, evaluate datasets): name -> {"value", "extra",
     # "n", "predictions"}, written by `harness.study.score_set`
     evaluations: dict[str, Any] = field(default_factory=dict)
+    # metric name -> higher_is_better, for the task's metrics: leaderboards rank by it
+    # without loading the plugin that registered the metric (older rows: {} -> registry)
+    directions: dict[str, bool] = field(default_factory=dict)
 
 
 def new_owner() -> str:

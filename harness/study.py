@@ -223,7 +223,7 @@ def _run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
         fit_seconds=float(np.mean(fit_seconds)) if fit_seconds else 0.0, device=env.device,
         identity=spec.identity, versions=env.versions,
         predictions={"ids": list(test.ids), "y": test.y.tolist(), "proba": proba.tolist()},
-        evaluations=evaluations,
+        evaluations=evaluations, directions={m.name: m.higher_is_better for m in combo.metrics},
     )
     return StudyOutcome(result, persist.dump(model) if env.store_models else None)
 

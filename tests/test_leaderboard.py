@@ -8,6 +8,7 @@ import pytest
 from rich.console import Console
 
 from harness import leaderboard, metrics
+from harness.report import stats
 from harness.cli import main
 from harness.store import Store, UnitResult, location_of
 
@@ -46,7 +47,7 @@ def three_models():
 def test_rows_carry_an_interval_and_a_mark_against_the_best(three_models):
     rows = leaderboard.build(three_models)
     best, close, worse = rows
-    assert best["vs_best"] == "best" and best["ci_method"] == "bootstrap"
+    assert best["vs_best"] == "best" and best["ci_method"] == stats.SEEDS_OWN_TEST
     for r in rows:
         assert r["ci_low"] <= r["mean"] <= r["ci_high"]
     assert close["vs_best"] == "tied" and close["diff_low"] <= 0 <= close["diff_high"] and close["p_vs_best"] > 0.05
@@ -82,7 +83,7 @@ def test_results_without_predictions_fall_back_to_seeds():
 
     rows = leaderboard.build([plain("a", s, v) for s, v in enumerate([0.80, 0.85, 0.90])]
                              + [plain("b", s, v) for s, v in enumerate([0.60, 0.62, 0.61])])
-    assert rows[0]["ci_method"] == "t" and rows[0]["ci_low"] == pytest.approx(0.85 - 0.12421, abs=1e-5)
+    assert rows[0]["ci_method"] == stats.T_ONLY and rows[0]["ci_low"] == pytest.approx(0.85 - 0.12421, abs=1e-5)
     assert rows[1]["vs_best"] == "worse"  # paired t over the three seeds
     assert "(t)" in leaderboard.markdown(rows)
     one = leaderboard.build([plain("a", 0, 0.8), plain("b", 0, 0.7)])

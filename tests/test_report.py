@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import metrics, registry
+from harness import leaderboard, metrics, registry
 from harness.cli import main
-from harness.report.html import Names, parse_title, variant
+from harness.report.html import Names, entry_of
 from harness.store import Store, UnitResult, location_of
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -45,8 +45,20 @@ def _add(store, dataset, task, rep, pert, model, seed, y, proba, metric):
     store.add(UnitResult(
         unit=f"{dataset}:{task}/{rep}/{pert}/{model}#{seed}", key=f"{dataset}:{task}/{rep}/{pert}/{model}#{seed}", dataset=dataset, task=task,
         representation=rep, perturbation=pert, model=model, seed=seed, metric=metric,
-        value=metrics.get(metric)(y, proba), n_test=len(y),
+        value=metrics.get(metric)(y, proba), n_test=len(y), identity=_identity(task, rep, pert),
         predictions={"ids": [f"mp-{i}" for i in range(len(y))], "y": y.tolist(), "proba": proba.tolist()}))
+
+
+def _identity(task, rep, pert):
+    """What a study records (harness.identity): entry names and parameters. The test
+    spells the titles out by hand; the report reads only this."""
+    name, _, rest = rep.partition("(")
+    params = {}
+    for item in filter(None, rest.rstrip(")").split(",")):
+        k, v = item.split("=")
+        params[k] = int(v) if v.isdigit() else v
+    return {"task": {"name": task, "params": {}}, "representation": {"name": name, "params": params},
+            "perturbation": {"name": pert, "params": {}}}
 
 
 @pytest.fixture(scope="module")
@@ -59,26 +71,45 @@ def report(tmp_path_factory) -> Path:
 
 def test_report_draws_every_figure_the_results_hold(report):
     pngs = sorted(p.name for p in (report.parent / "figures").glob("*.png"))
-    assert pngs == ["confusion_crystal_system.png", "leaderboard.png", "n_metallicity.png", "roc_metallicity.png"]
+    assert pngs == ["confusion_crystal_system.png", "leaderboard.png", "n_metallicity.png", "reliability_metallicity.png",
+                    "roc_metallicity.png"]
     page = report.read_text()
     assert page.count('<img src="data:image/png;base64,') == len(pngs)  # self-contained
     for heading in ("Leaderboards", "Fig. 4a", "Fig. 4b-e", "Confusion matrices", "Critical points (Fig. 5)",
+                    "Calibration (binary tasks)", "Across tasks: mean rank",
                     "Run identity and versions"):
         assert heading in page
     assert "95% CI" in page and "vs best" in page
 
 
-def test_titles_map_to_the_papers_perturbations_and_sizes():
-    names = Names(registry.load())
-    assert parse_title("barcode(n=343,radiation=neutron)") == ("barcode", {"n": "343", "radiation": "neutron"})
-    assert names.n("barcode") == 125 and names.n("xrd_cloud(n=3)") == 3 and names.n("unknown_rep") is None
-    assert variant("barcode(n=343)", "none").startswith("φ1")
-    assert variant("barcode(n=343)", "random_scale").startswith("φ2")
-    assert variant("xrd_cloud", "systematic_absence").startswith("φ3")
-    assert variant("nd_cloud(n=343)", "none").startswith("φ4")
-    assert variant("barcode(radiation=neutron)", "none").startswith("φ4")
-    assert names.classes("crystal_system", 6)[4] == "hexagonal"
-    assert names.classes("no_such_task", 2) == ["class 0", "class 1"]
+def test_the_report_reads_recorded_entries_not_titles():
+    """n, variants and class names come from the studies' recorded identity (and registry
+    defaults), never from parsing the display title; the core names no plugin."""
+    reg = registry.load()
+
+    def row(title, identity):
+        r = UnitResult(unit="u", key="k", dataset="d", task="crystal_system", representation=title,
+                       perturbation="p", model="m", seed=0, metric="accuracy", value=0.5, identity=identity)
+        return {"dataset": "d", "task": "crystal_system", "representation": title, "perturbation": "p", "model": "m"}, r
+
+    misleading, r1 = row("barcode(n=4)", {"representation": {"name": "barcode", "params": {"n": 343}},
+                                           "task": {"name": "crystal_system", "params": {}}})
+    default, r2 = row("whatever", {"representation": {"name": "barcode", "params": {}}})
+    none, r3 = row("xrd_cloud(n=3)", {})
+    grouped = {leaderboard_key(x): [r] for x, r in ((misleading, r1), (default, r2), (none, r3))}
+    names = Names(reg, grouped)
+    assert names.n(misleading) == 343 and names.n(default) == 125 and names.n(none) is None
+    assert names.variant(misleading) == "barcode / p"
+    assert names.classes(misleading, 6)[4] == "hexagonal" and names.classes(none, 2) == ["class 0", "class 1"]
+    assert entry_of([r1], "representation") == ("barcode", {"n": 343})
+    import harness.report.html as page
+    source = Path(page.__file__).read_text()
+    for builtin in ('"none"', "random_scale", "nd_", "parse_title", "pointnet"):
+        assert builtin not in source
+
+
+def leaderboard_key(row):
+    return tuple(row[k] for k in leaderboard.KEY)
 
 
 def test_report_of_a_folder_without_results_is_a_user_error(tmp_path, capsys):

@@ -134,3 +134,77 @@ def confusion(task: str, preds: Sequence[Predictions], classes: Sequence[str], c
     ax.set_title(f"{task}\n{caption}", loc="left", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def reliability(table: str, curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, float]]):
+    """Reliability diagram: observed frequency of class 1 against the predicted probability,
+    10 equal-width bins, marker size by bin count; ECE in the legend."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfectly calibrated")
+    for label, (count, conf, freq, ece) in curves.items():
+        used = count > 0
+        line, = ax.plot(conf[used], freq[used], marker="o", ms=3, label=f"{label} (ECE {ece:.3f})")
+        ax.scatter(conf[used], freq[used], s=10 + 90 * count[used] / count.max(), color=line.get_color(), alpha=0.4)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted probability of class 1 (bin mean)")
+    ax.set_ylabel("observed frequency of class 1")
+    ax.set_title(f"{table}: reliability", loc="left", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def per_class_recall(table: str, support: np.ndarray, recall: np.ndarray, groups: dict[str, np.ndarray], caption: str):
+    """Recall of every class present, classes ordered by frequency (most frequent left),
+    head / torso / tail shaded."""
+    plt = _pyplot()
+    order = np.concatenate([groups[g] for g in ("head", "torso", "tail")])
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    ax.bar(np.arange(len(order)), recall[order], color="tab:blue", width=1.0)
+    start = 0
+    for g, shade in zip(("head", "torso", "tail"), ("0.95", "0.88", "0.80")):
+        size = len(groups[g])
+        if size:
+            ax.axvspan(start - 0.5, start + size - 0.5, color=shade, zorder=0)
+            mean = float(np.mean(recall[groups[g]]))
+            ax.text(start + size / 2, 1.02, f"{g}: {mean:.2f}", ha="center", fontsize=8)
+        start += size
+    ax.set_xlim(-0.5, len(order) - 0.5)
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("classes, most frequent first")
+    ax.set_ylabel("recall")
+    ax.set_title(f"{table}: per-class recall ({caption})", loc="left", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def critical_difference(names: Sequence[str], mean_ranks: Sequence[float], cd: float,
+                        groups: Sequence[tuple[int, int]], n_tables: int):
+    """Demsar's critical-difference diagram: mean ranks on an axis, the CD bar above, and
+    thick lines joining combinations that are not distinguishable."""
+    plt = _pyplot()
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(10, 1.5 + 0.28 * k))
+    lo, hi = 1, max(k, 2)
+    ax.set_xlim(lo - 0.3, hi + 0.3)
+    ax.set_ylim(-(k + 1), 2)
+    ax.hlines(0, lo, hi, color="k", lw=1)
+    for t in range(lo, hi + 1):
+        ax.vlines(t, 0, 0.15, color="k", lw=1)
+        ax.text(t, 0.3, str(t), ha="center", fontsize=8)
+    ax.hlines(1.3, lo, lo + cd, color="tab:red", lw=2)
+    ax.text(lo + cd / 2, 1.5, f"CD = {cd:.2f} ({n_tables} tables)", ha="center", fontsize=8, color="tab:red")
+    for i, (name, r) in enumerate(zip(names, mean_ranks)):
+        y = -(i + 1)
+        ax.plot([r, r], [0, y], color="0.5", lw=0.8)
+        ax.text(hi + 0.35, y, f"{name}  ({r:.2f})", va="center", fontsize=7)
+        ax.plot(r, y, "o", ms=3, color="k")
+    for j, (a, b) in enumerate(groups):
+        y = -0.3 - 0.15 * j
+        ax.hlines(y, mean_ranks[a] - 0.03, mean_ranks[b] + 0.03, color="k", lw=3)
+    ax.axis("off")
+    ax.set_title("mean rank across tables (1 = best); bars join combinations within CD", loc="left", fontsize=9)
+    fig.subplots_adjust(left=0.03, right=0.62, top=0.9, bottom=0.03)
+    return fig

@@ -22,8 +22,6 @@ from harness.report import figures
 from harness.report.stats import Predictions
 from harness.store import Store, UnitResult, location_of
 
-# The paper's perturbations: phi4 is the neutron pattern, unperturbed.
-PHI = {"none": "φ1", "random_scale": "φ2", "systematic_absence": "φ3"}
 LIBRARIES = ("harness", "numpy", "scikit-learn", "xgboost", "optuna", "torch", "pymatgen", "spglib", "matplotlib")
 
 
@@ -34,55 +32,63 @@ class Section:
     figures: list[tuple[Path, str]] = field(default_factory=list)  # (PNG, caption)
 
 
-def parse_title(title: str) -> tuple[str, dict[str, str]]:
-    """`barcode(n=343,radiation=neutron)` -> ("barcode", {"n": "343", "radiation": "neutron"})."""
-    m = re.fullmatch(r"([^()]+)(?:\((.*)\))?", title)
-    if not m:
-        return title, {}
-    params = dict(p.split("=", 1) for p in (m.group(2) or "").split(",") if "=" in p)
-    return m.group(1), params
+def entry_of(rs: list[UnitResult], kind: str) -> tuple[str | None, dict[str, Any]]:
+    """The entry name and parameters a study recorded in its identity (what its key
+    hashes), never parsed back from a display title; (None, {}) where none is recorded."""
+    for r in rs:
+        found = (r.identity or {}).get(kind)
+        if isinstance(found, dict) and isinstance(found.get("name"), str):
+            params = found.get("params")
+            return found["name"], dict(params) if isinstance(params, dict) else {}
+    return None, {}
 
 
 class Names:
-    """Defaults and class names of registered entries, for titles that omit defaults."""
+    """What the figures need to know about a row, from the studies' recorded identities
+    and, for defaults a study left out, the registered entries."""
 
-    def __init__(self, registry: Any | None):
+    def __init__(self, registry: Any | None, grouped: dict[tuple, list[UnitResult]]):
         self.registry = registry
+        self.grouped = grouped
 
-    def n(self, representation: str) -> int | None:
-        name, params = parse_title(representation)
-        if "n" in params:
-            return int(params["n"])
+    def entry(self, row: dict[str, Any], kind: str) -> tuple[str | None, dict[str, Any]]:
+        return entry_of(self.grouped.get(_key(row), []), kind)
+
+    def n(self, row: dict[str, Any]) -> int | None:
+        name, params = self.entry(row, "representation")
+        if isinstance(params.get("n"), int):
+            return params["n"]
+        if name is None or self.registry is None:
+            return None
         try:
             cls = self.registry.get("representation", name).cls
         except Exception:  # noqa: BLE001 - an entry of a plugin not loaded here
             return None
-        defaults = {p.name: p.default for p in cls.parameters()}
-        return defaults.get("n")
+        default = {p.name: p.default for p in cls.parameters()}.get("n")
+        return default if isinstance(default, int) else None
 
-    def classes(self, task: str, n_classes: int) -> list[str]:
-        name, params = parse_title(task)
-        try:
-            import tomllib
-
-            values = {k: tomllib.loads(f"v = {v}")["v"] if v not in ("true", "false") else v == "true"
-                      for k, v in params.items()}
-            classes = list(self.registry.create("task", name, values).classes)
-            if len(classes) == n_classes:
-                return classes
-        except Exception:  # noqa: BLE001 - fall back to class numbers
-            pass
+    def classes(self, row: dict[str, Any], n_classes: int) -> list[str]:
+        name, params = self.entry(row, "task")
+        if name is not None and self.registry is not None:
+            try:
+                classes = list(self.registry.create("task", name, params).classes)
+                if len(classes) == n_classes:
+                    return classes
+            except Exception:  # noqa: BLE001 - fall back to class numbers
+                pass
         return [f"class {k}" for k in range(n_classes)]
 
+    def series(self, row: dict[str, Any]) -> str:
+        """The row without its n: representation name and its other parameters."""
+        name, params = self.entry(row, "representation")
+        rest = ",".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "n")
+        return f"{name or row['representation']}{f'({rest})' if rest else ''}"
 
-def variant(representation: str, perturbation: str) -> str:
-    """The paper's name for what the model sees: phi1-phi3 on X-ray, phi4 for neutrons."""
-    name, params = parse_title(representation)
-    neutron = name.startswith("nd_") or params.get("radiation") == "neutron"
-    if neutron:
-        return "φ4 (neutron)" if perturbation == "none" else f"neutron + {perturbation}"
-    phi = PHI.get(perturbation)
-    return f"{phi} ({perturbation})" if phi else perturbation
+    def variant(self, row: dict[str, Any]) -> str:
+        """What the model sees, apart from n: the representation (radiation, cell...) and
+        the perturbation. The paper's φ1-φ4 are such variants (its perturbations, and the
+        neutron representations)."""
+        return f"{self.series(row)} / {row['perturbation']}"
 
 
 def _img(path: Path, alt: str) -> str:
@@ -167,13 +173,11 @@ def figure_sections(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitRe
         # Fig. 4a: every series that was run at two or more n
         series: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
         for r in task_rows:
-            n = names.n(r["representation"])
+            n = names.n(r)
             if n is None:
                 continue
-            family, params = parse_title(r["representation"])
-            rest = ",".join(f"{k}={v}" for k, v in params.items() if k != "n")
-            series[f"{family}{f'({rest})' if rest else ''} / {r['perturbation']} / {r['model']}"].append(
-                (n, r["mean"], r["std"]))
+            series[f"{names.series(r)} / {r['perturbation']} / {r['model']}"].append(
+                (n, r["mean"], r["std"] or 0.0))
         series = {k: v for k, v in series.items() if len({p[0] for p in v}) > 1}
         if series:
             n_vs.append((figures.save(figures.metric_vs_n(table, series, metric), folder / f"n_{_slug(table)}.png"),
@@ -193,7 +197,7 @@ def figure_sections(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitRe
             preds = _preds(grouped[_key(best)])
             caption = (f"best row {best['representation']} / {best['perturbation']} / {best['model']}, "
                        f"{len(preds)} seeds' test sets pooled, rows normalised")
-            path = figures.save(figures.confusion(table, preds, names.classes(best["task"], width), caption),
+            path = figures.save(figures.confusion(table, preds, names.classes(best, width), caption),
                                 folder / f"confusion_{_slug(table)}.png")
             confusions.append((path, f"{table}: confusion matrix of the best row"))
     sections = []
@@ -203,8 +207,8 @@ def figure_sections(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitRe
     if rocs:
         sections.append(Section(
             "ROC curves, φ1-φ4 side by side (Fig. 4b-e)",
-            "<p>All seeds' test predictions pooled into one curve per perturbation; for each, the "
-            "representation with the largest n. Legend: AUC mean ± std over seeds. Insets: the low "
+            "<p>All seeds' test predictions pooled into one curve per variant (representation without n, "
+            "and perturbation: the paper's φ1-φ4); for each, the one with the largest n. Legend: AUC mean ± std over seeds. Insets: the low "
             "false-positive corner.</p>", rocs))
     if confusions:
         sections.append(Section("Confusion matrices (crystal systems)", "", confusions))
@@ -223,25 +227,111 @@ def _roc_panels(rows: list[dict[str, Any]], grouped, names: Names) -> dict[str, 
     """Per model, per perturbation variant: the row with the largest n (then the best mean)."""
     chosen: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in rows:  # best first
-        v = variant(r["representation"], r["perturbation"])
+        v = names.variant(r)
         current = chosen[r["model"]].get(v)
-        if current is None or (names.n(r["representation"]) or 0) > (names.n(current["representation"]) or 0):
+        if current is None or (names.n(r) or 0) > (names.n(current) or 0):
             chosen[r["model"]][v] = r
     panels: dict[str, dict[str, tuple]] = {}
     for model in sorted(chosen):
         curves = {}
         for v in sorted(chosen[model]):
             r = chosen[model][v]
-            curves[v] = (_preds(grouped[_key(r)]), f"AUC {r['mean']:.3f} ± {r['std']:.3f} ({r['representation']})")
+            curves[v] = (_preds(grouped[_key(r)]), f"AUC {leaderboard.fmt_mean(r)} ({r['representation']})")
         panels[model] = curves
     return panels
+
+
+def per_class_section(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitResult]], folder: Path) -> Section | None:
+    """Tasks with more than 10 classes: head / torso / tail recall of every row, and the
+    per-class recall of each table's best row."""
+    from harness.report import perclass
+
+    found = perclass.collect([r for rs in grouped.values() for r in rs], rows)
+    if not found:
+        return None
+    head = ["task", "representation", "perturbation", "model", "metric", "head recall", "torso recall",
+            "tail recall", "classes (h/t/t)", "never right"]
+    body = [[f["task"], f["representation"], f["perturbation"], f["model"], f"{f['mean']:.3f}",
+             *(perclass._fmt(f[f"{g}_recall"]) for g in perclass.GROUPS),
+             f"{f['head_classes']}/{f['torso_classes']}/{f['tail_classes']}", f"{f['never_right']}/{f['n_classes_present']}"]
+            for f in found]
+    sec = Section("Per-class recall: head, torso, tail",
+                  f"<p>{html.escape(perclass.__doc__.split(chr(10) + chr(10))[1].replace(chr(10), ' '))}</p>"
+                  + _table(head, body))
+    done: set[tuple] = set()
+    for f in found:  # leaderboard order: the first of each table is its best row
+        table = (f["dataset"], f["task"])
+        if table in done:
+            continue
+        done.add(table)
+        y, pred, k = perclass.pooled(grouped[_key(f)])
+        pc = perclass.per_class(y, pred, k)
+        caption = f"{f['representation']} / {f['perturbation']} / {f['model']}, seeds pooled"
+        path = figures.save(figures.per_class_recall(f["task"], pc["support"], pc["recall"],
+                                                     perclass.groups_by_frequency(pc["support"]), caption),
+                            folder / f"per_class_{_slug(f['dataset'] + '_' + f['task'])}.png")
+        sec.figures.append((path, f"{f['task']} on {f['dataset']}: per-class recall of the best row"))
+    return sec
+
+
+RELIABILITY_ROWS = 3
+
+
+def reliability_section(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitResult]], folder: Path) -> Section | None:
+    """Binary tasks: reliability diagrams of each table's best rows (seeds pooled)."""
+    import numpy as np
+
+    from harness import metrics
+
+    sec = Section("Calibration (binary tasks)",
+                  "<p>Observed frequency of class 1 against the predicted probability, 10 equal-width bins, "
+                  "every seed's test predictions pooled; marker size: materials in the bin. ECE: expected "
+                  "calibration error (bin-count-weighted |frequency - probability|).</p>")
+    for table, task_rows in leaderboard.by_task(rows).items():
+        curves = {}
+        for r in task_rows:
+            rs = grouped[_key(r)]
+            if not all(u.predictions for u in rs):
+                continue
+            y = np.concatenate([np.asarray(u.predictions["y"], dtype=int) for u in rs])
+            proba = np.concatenate([np.asarray(u.predictions["proba"], dtype=float) for u in rs])
+            if proba.ndim != 2 or proba.shape[1] != 2:
+                break
+            curves[f"{r['representation']} / {r['perturbation']} / {r['model']}"] = (
+                *metrics.calibration_bins(y, proba), metrics.ece(y, proba))
+            if len(curves) == RELIABILITY_ROWS:
+                break
+        if curves:
+            sec.figures.append((figures.save(figures.reliability(table, curves), folder / f"reliability_{_slug(table)}.png"),
+                                f"{table}: reliability of the {len(curves)} best rows"))
+    return sec if sec.figures else None
+
+
+def ranks_section(rows: list[dict[str, Any]], folder: Path) -> Section | None:
+    """Mean rank across every table of the run, with Demsar's critical-difference diagram."""
+    from harness.report import ranks
+
+    r = ranks.rank_across(rows)
+    if r is None:
+        return Section("Across tasks: mean rank", "<p>Fewer than two tables share two or more combinations: "
+                       "nothing to rank across tasks.</p>")
+    p = "n/a (fewer than 3 combinations)" if r.friedman_p != r.friedman_p else f"{r.friedman_p:.3g}"
+    body = (f"<p>{len(r.names)} combinations present in all {r.n_tables} tables ({html.escape(', '.join(r.tables))}), "
+            f"ranked within each table by its metric (1 = best), ranks averaged. Friedman test p = {p}; "
+            f"Nemenyi critical difference CD = {r.cd:.2f} at 0.05 (Demsar 2006): combinations joined by a bar "
+            "differ by less than CD.</p>"
+            + _table(["#", "combination", "mean rank"],
+                     [[str(i), n, f"{m:.2f}"] for i, (n, m) in enumerate(zip(r.names, r.mean_ranks), 1)]))
+    path = figures.save(figures.critical_difference(r.names, r.mean_ranks, r.cd, ranks.cliques(r), r.n_tables),
+                        folder / "critical_difference.png")
+    return Section("Across tasks: mean rank", body, [(path, "critical-difference diagram")])
 
 
 def critical_points_section() -> Section:
     return Section(
         "Critical points (Fig. 5)",
         "<p>Not in these results: critical points need a trained point-cloud model and the rebuilt "
-        "test inputs. Run <code>harness explain CONFIG 'TASK/*/none/pointnet' --material ID</code> "
+        "test inputs. Run <code>harness explain CONFIG 'TASK/REPRESENTATION/PERTURBATION/MODEL' --material ID</code> "
         "for chosen materials.</p>")
 
 
@@ -272,12 +362,16 @@ def write_report(results_dir: Path, out: Path | None = None, registry: Any | Non
     folder.mkdir(parents=True, exist_ok=True)
     rows = leaderboard.build(results)
     grouped = leaderboard.groups(results)
-    names = Names(registry)
+    names = Names(registry, grouped)
 
     board_png = figures.save(figures.leaderboard_figure(rows), folder / "leaderboard.png")
     sections = [leaderboard_section(rows)]
     sections[0].figures.append((board_png, "every row: mean and 95 % interval; green: the best and rows tied with it"))
     sections += figure_sections(rows, grouped, names, folder)
+    for extra in (per_class_section(rows, grouped, folder), reliability_section(rows, grouped, folder),
+                  ranks_section(rows, folder)):
+        if extra is not None:
+            sections.append(extra)
     sections.append(critical_points_section())
     sections.append(identity_section(results, results_dir))
 
