@@ -120,7 +120,7 @@ def test_one_seed_rows_show_no_spread_and_say_test_sampling_only():
 
 
 def _stats_files(cache):
-    return sorted((cache / "leaderboard-stats").glob("*.npz"))
+    return sorted((cache / "leaderboard-stats").glob("*.json"))
 
 
 def test_statistics_cache_is_checksummed_and_keyed_by_prediction_content(tmp_path, monkeypatch):
