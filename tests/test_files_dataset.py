@@ -89,9 +89,9 @@ def test_columns_naming_a_missing_column_is_a_user_error(small_csv, ctx):
         FileDataset(path=str(small_csv), columns={"k_vrh": "k_vrh_missing"}).load(ctx)
 
 
-def test_empty_cells_become_none_and_limit_takes_the_first_rows(small_csv, ctx):
+def test_empty_cells_become_none_and_limit_takes_a_sample(small_csv, ctx):
     materials = FileDataset(path=str(small_csv), limit=2).load(ctx)
-    assert [m.id for m in materials] == ["mp-1", "mp-2"]
+    assert len(materials) == 2 and {m.id for m in materials} <= {"mp-1", "mp-2", "mp-3"}
     assert not ctx.skipped
 
 
