@@ -31,6 +31,7 @@ from harness.errors import UserError
 from harness.features import content_hash, site_label, structure_hash
 from harness.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, spacegroup_number, symmetry_dataset
 from harness.paths import cache_dir
+from harness.registry import create_entry
 
 __version__ = "0.1.0"
 
@@ -68,6 +69,7 @@ __all__ = [
     "content_hash",
     "site_label",
     "iter_chunks",
+    "create_entry",
     # symmetry helpers (spglib), shared so that tasks and datasets label alike
     "SYMPREC",
     "CRYSTAL_SYSTEMS",
