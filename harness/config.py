@@ -53,6 +53,15 @@ class RunConfig(Strict):
     # "ray://host:10001" or "host:6379" = a remote head, "" = a private one-machine Ray).
     executor: Literal["local", "ray"] = "local"
     address: str = ""
+    # Learning curves: one study per fraction of each training split (harness.fractions)
+    train_fractions: list[float] = Field(default_factory=list)
+
+    @field_validator("train_fractions")
+    @classmethod
+    def _train_fractions(cls, v: list[float]) -> list[float]:
+        if any(not 0 < f <= 1 for f in v) or len(set(v)) < len(v):
+            raise ValueError(f"train_fractions = {v} must be distinct fractions in (0, 1], e.g. [0.1, 0.3, 1.0]")
+        return sorted(v)
 
 
 class EntrySpec(Strict):

@@ -7,6 +7,7 @@ cheaply (`Dataset.content_id`): a rerun whose studies are all done stops after t
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from collections import Counter
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.markup import escape
 
-from harness import identity
+from harness import fractions, identity
 from harness.api import Dataset, LoadContext, Material
 from harness.config import Config, DatasetSpec
 from harness.errors import UserError
@@ -112,16 +113,20 @@ def make_plan(config: Config, registry: Registry, store: Store, console: Console
         evaluate = [e.identity() for e in part.evaluations]
         skipped += [(f"{spec.label}:{cid}", why) for cid, why in grid.skipped]
         for combo in grid.combinations:
-            for seed in config.run.seeds:
+            for seed, share in itertools.product(config.run.seeds, config.run.train_fractions or [1.0]):
                 ident = identity.study_identity(
                     dataset=identity.entry_identity(dataset), dataset_content=content, combination=combo,
                     split=split, seed=seed, trials=config.run.trials, timeout=config.run.timeout)
                 if evaluate:  # only then: configs without evaluate datasets keep their keys
                     ident["evaluate"] = evaluate
+                share = fractions.study_fraction(share)
+                if share is not None:  # only then: the whole split keeps its key
+                    ident["train_fraction"] = share
+                label = fractions.label(spec.label, share)
                 part.studies.append(StudySpec(
-                    key=identity.key_of(ident), unit=f"{spec.label}:{combo.id}#{seed}", dataset=spec.label,
+                    key=identity.key_of(ident), unit=f"{label}:{combo.id}#{seed}", dataset=label,
                     combination=combo, seed=seed, trials=config.run.trials, timeout=config.run.timeout,
-                    identity=ident))
+                    identity=ident, train_fraction=share))
         parts.append(part)
     plan = Plan(parts, set(), skipped)
     plan.done = store.done_keys(sorted(plan.keys))

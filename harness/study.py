@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import persist, tuning
+from harness import fractions, persist, tuning
 from harness.api import FitContext, Perturbation, Samples
 from harness.grid import Combination
 from harness.inputs import StudyInputs, read_inputs
@@ -37,6 +37,7 @@ class StudySpec:
     timeout: float | None
     identity: dict[str, Any] = field(default_factory=dict)
     inputs: str = ""  # path of the StudyInputs file, set by prepare
+    train_fraction: float | None = None  # learning curves: this share of the training split
 
 
 @dataclass
@@ -93,7 +94,7 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
     metric = combo.metrics[0]
     score = metric.objective  # signed: higher is better for Optuna and early stopping
     data = read_inputs(spec.inputs)
-    split = data.splits[spec.seed]
+    split = fractions.nested_split(data.splits[spec.seed], data.y, spec.train_fraction, spec.seed)
     train = samples(combo, spec.seed, data, split.train, training=True)
     valid = samples(combo, spec.seed, data, split.valid, training=False)
     test = samples(combo, spec.seed, data, split.test, training=False)
