@@ -28,7 +28,7 @@ def nested_train(train: np.ndarray, y: np.ndarray, fraction: float, seed: int) -
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
         order = members[np.random.default_rng([seed, int(c), 0xC1]).permutation(len(members))]
-        keep[order[: max(1, int(round(fraction * len(members))))]] = True
+        keep[order[: max(1, round(fraction * len(members)))]] = True
     return train[keep]
 
 

@@ -24,8 +24,8 @@ from harness.paths import writable_folder
 from harness.plan import Plan, make_plan
 from harness.prepare import prepare
 from harness.progress import progress_bar
-from harness.report import curves
 from harness.registry import Registry
+from harness.report import curves
 from harness.store import CLAIM_TTL, Store, location_of, new_owner
 from harness.study import Environment, StudyOutcome, StudySpec
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from harness_plugins.representations.concat import parse_parts
 from pymatgen.core import Lattice, Structure
 
 from harness import registry
 from harness.api import Skip
 from harness.errors import UserError
-from harness_plugins.representations.concat import Concat, parse_parts
 
 
 def _structures():

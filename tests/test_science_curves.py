@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -41,7 +42,7 @@ def test_fractions_are_nested_stratified_and_seeded():
     y, split = _split()
     shares = [0.05, 0.1, 0.25, 0.5, 0.9, 1.0]
     subsets = [set(nested_train(split.train, y, f, seed=0).tolist()) for f in shares]
-    for small, large in zip(subsets, subsets[1:]):
+    for small, large in itertools.pairwise(subsets):
         assert small < large
     assert subsets[-1] == set(split.train.tolist())
     whole = np.bincount(y[split.train], minlength=3) / len(split.train)

@@ -8,14 +8,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
+from harness_plugins.datasets import sample
+from harness_plugins.datasets.files import FileDataset
 from pymatgen.core import Lattice, Structure
 
 from harness.api import LoadContext
 from harness.errors import UserError
-from harness_plugins.datasets import sample
-from harness_plugins.datasets.files import FileDataset
-
-from conftest import SHARED_DATA
 
 
 def _sorted_file(tmp_path, n=400, metals=0.3):
@@ -96,7 +95,9 @@ def test_bad_fraction_and_unknown_stratify_column_are_user_errors(tmp_path):
 @pytest.mark.skipif(not (SHARED_DATA / "mp_metallicity_36k.csv.gz").exists(), reason="needs ../shared/data")
 def test_metallicity_file_sample_keeps_its_metal_share(tmp_path):
     """The whole file is 42.5 % metals; its first 3,000 rows are far from that."""
-    from harness_plugins.datasets.files import tabular  # reads rows only: no CIF is parsed here
+    from harness_plugins.datasets.files import (
+        tabular,  # reads rows only: no CIF is parsed here
+    )
 
     table = tabular.read_table(SHARED_DATA / "mp_metallicity_36k.csv.gz", "csv")
     gaps = [r["band_gap"] for r in table.records]

@@ -7,8 +7,9 @@ Drawn from stored results only: a study's fraction is in its identity
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 

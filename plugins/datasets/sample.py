@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ def sample_size(total: int, limit: int | None, fraction: float | None) -> int:
     """How many of `total` rows a `limit` and/or `fraction` keep (both: the smaller)."""
     n = total
     if fraction is not None:
-        n = min(n, max(1, int(round(fraction * total))))
+        n = min(n, max(1, round(fraction * total)))
     if limit is not None:
         n = min(n, limit)
     return n

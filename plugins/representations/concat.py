@@ -10,11 +10,12 @@ crystal one part cannot featurise is skipped, with that part's reason.
 
 from __future__ import annotations
 
-import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import tomllib
 
 from harness import VECTOR, Representation, Skip, UserError, create_entry
 
@@ -94,13 +95,13 @@ class Concat(Representation):
     def columns(self) -> list[str]:
         return [f"{p.title}:{c}" for p in self._parts for c in p.columns()]
 
-    def featurize(self, structure: "Structure") -> np.ndarray:
+    def featurize(self, structure: Structure) -> np.ndarray:
         out = self.featurize_many([structure])[0]
         if isinstance(out, Skip):
             raise out
         return out
 
-    def featurize_many(self, structures: Sequence["Structure"]) -> list[np.ndarray | Skip]:
+    def featurize_many(self, structures: Sequence[Structure]) -> list[np.ndarray | Skip]:
         each = [p.featurize_many(structures) for p in self._parts]
         out: list[np.ndarray | Skip] = []
         for i in range(len(structures)):

@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 
 from harness import Dataset, LoadContext, Material, UserError
 
+from .. import sample
 from . import compact, parse
 from .folder import properties_path, read_folder
 from .jsonfile import ORIENTS, read_json
-from .. import sample
 from .messages import capped
 from .sources import FORMATS, content_hash, detect_format, resolve_path, safe_stem
 from .rows import RawRow, Table, to_rows
