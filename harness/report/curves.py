@@ -60,6 +60,9 @@ def figure(curves: dict[str, list[dict[str, Any]]], title: str):
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=combo)
     metric = next(iter(curves.values()))[0]["metric"]
     ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap
     ax.set_xlabel("training materials")
     ax.set_ylabel(f"test {metric} (mean, 95 % t-interval over seeds)")
     ax.set_title(title, loc="left", fontsize=9)
