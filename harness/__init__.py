@@ -37,6 +37,7 @@ from harness.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, spacegrou
 from harness.paths import cache_dir
 from harness.symmetry import ANGLE_TOLERANCE, Symmetry, analyse_symmetry, check_structure, structure_problem, symmetry_of
 from harness.user import FittedModel, Results, open_results, run
+from harness.registry import create_entry
 
 __version__ = "0.1.0"
 
@@ -80,6 +81,7 @@ __all__ = [
     "site_label",
     "iter_chunks",
     "code_identity",
+    "create_entry",
     # symmetry helpers (spglib), shared so that tasks and datasets label alike
     "SYMPREC",
     "CRYSTAL_SYSTEMS",

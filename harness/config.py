@@ -59,6 +59,15 @@ class RunConfig(Strict):
     # "all": every study's fitted model goes into the store (what `predict` applies);
     # "none": predictions and scores only: a forest at 36k crystals is ~8 MB compressed.
     store_models: Literal["all", "none"] = "all"
+    # Learning curves: one study per fraction of each training split (harness.fractions)
+    train_fractions: list[float] = Field(default_factory=list)
+
+    @field_validator("train_fractions")
+    @classmethod
+    def _train_fractions(cls, v: list[float]) -> list[float]:
+        if any(not 0 < f <= 1 for f in v) or len(set(v)) < len(v):
+            raise ValueError(f"train_fractions = {v} must be distinct fractions in (0, 1], e.g. [0.1, 0.3, 1.0]")
+        return sorted(v)
 
 
 class EntrySpec(Strict):

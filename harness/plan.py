@@ -12,6 +12,7 @@ objects are frozen and complete when `make_plan` returns: prepare returns what i
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from collections import Counter
@@ -21,7 +22,7 @@ from typing import cast
 from rich.console import Console
 from rich.markup import escape
 
-from harness import identity
+from harness import fractions, identity
 from harness.api import Dataset, LoadContext, Material
 from harness.config import Config, DatasetSpec, SplitConfig
 from harness.errors import UserError
@@ -135,16 +136,20 @@ def make_plan(config: Config, registry: Registry, store: Store, console: Console
         skipped += [(f"{spec.label}:{cid}", why) for cid, why in grid.skipped]
         studies = []
         for combo in grid.combinations:
-            for seed in seeds:
+            for seed, share in itertools.product(seeds, config.run.train_fractions or [1.0]):
                 ident = identity.study_identity(
                     dataset=identity.entry_identity(dataset), dataset_content=content, combination=combo,
                     split=split, seed=seed, trials=config.run.trials, timeout=config.run.timeout)
                 if evaluate:  # only then: configs without evaluate datasets keep their keys
                     ident["evaluate"] = evaluate
+                share = fractions.study_fraction(share)
+                if share is not None:  # only then: the whole split keeps its key
+                    ident["train_fraction"] = share
+                label = fractions.label(spec.label, share)
                 studies.append(StudySpec(
-                    key=identity.key_of(ident), unit=f"{spec.label}:{combo.id}#{seed}", dataset=spec.label,
+                    key=identity.key_of(ident), unit=f"{label}:{combo.id}#{seed}", dataset=label,
                     combination=combo, seed=seed, trials=config.run.trials, timeout=config.run.timeout,
-                    identity=ident))
+                    identity=ident, train_fraction=share))
         parts.append(replace(part, studies=tuple(studies)))
     keys = sorted({s.key for p in parts for s in p.studies})
     return Plan(tuple(parts), frozenset(store.done_keys(keys)), tuple(skipped),

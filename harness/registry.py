@@ -170,6 +170,15 @@ def _resolved_annotations(cls: type) -> dict[str, Any]:
         return {}
 
 
+_LOADED: list[Registry] = []  # the registry `load` built last in this process
+
+
+def create_entry(kind: str, name: str, params: dict[str, Any] | None = None, where: str = "") -> Entry:
+    """An entry of the registry this run loaded (its --plugin modules too), for entries
+    built from others (the `concat` representation); the installed plugins when none is."""
+    return (_LOADED[-1] if _LOADED else load()).create(kind, name, params, where)
+
+
 def plugin_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -227,4 +236,5 @@ def load(plugins: Iterable[str | object] = (), *, entry_points: bool = True) -> 
         for impl in hook.get_hookimpls():  # registration order
             for cls in impl.function() or []:
                 registry.add(kind, cls, impl.plugin_name)
+    _LOADED[:] = [registry]
     return registry

@@ -26,6 +26,7 @@ from harness.plan import Plan, make_plan
 from harness.prepare import prepare
 from harness.progress import progress_bar
 from harness.registry import Registry
+from harness.report import curves
 from harness.store import CLAIM_TTL, Store, location_of, new_owner
 from harness.study import Environment, StudyOutcome, StudySpec
 
@@ -225,6 +226,7 @@ def _report(plan: Plan, store: Store, results_dir: Path, console: Console) -> No
     leaderboard.render(board, console)
     try:
         leaderboard.write(board, results_dir)
+        curves.write(results, results_dir)  # learning curves, when the run has train_fractions
     except OSError as exc:
         raise UserError(f"cannot write the leaderboard into {results_dir}: {exc.strerror or exc}; "
                         "free space or choose another --results folder") from None

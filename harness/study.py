@@ -21,7 +21,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from harness import persist, study_names, tuning
+from harness import fractions, persist, study_names, tuning
 from harness.api import FitContext, Perturbation, Samples
 from harness.grid import Combination
 from harness.identity import seed_key
@@ -53,6 +53,8 @@ class StudySpec:
     identity: dict[str, Any] = field(default_factory=dict)
     inputs: str = ""  # path of the StudyInputs file: prepare returns a copy with it set
     threads: int = 0  # CPU threads its fits may use, set when handed out (0: the environment's)
+    inputs: str = ""  # path of the StudyInputs file, set by prepare
+    train_fraction: float | None = None  # learning curves: this share of the training split
 
 
 @dataclass
@@ -137,7 +139,7 @@ def _run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
     metric = combo.metrics[0]
     score = metric.objective  # signed: higher is better for Optuna and early stopping
     data = read_inputs(spec.inputs)
-    split = data.splits[spec.seed]
+    split = fractions.nested_split(data.splits[spec.seed], data.y, spec.train_fraction, spec.seed)
     train = samples(combo, spec.seed, data, split.train, training=True)
     valid = samples(combo, spec.seed, data, split.valid, training=False)
     test = samples(combo, spec.seed, data, split.test, training=False)

@@ -3,6 +3,7 @@
 from harness import hookimpl
 
 from .composition import Composition
+from .concat import Concat
 from .density import DensityCloud, DensityGrid
 from .diffraction import Barcode, NdCloud, XrdCloud
 from .powder import PowderPattern
@@ -10,4 +11,4 @@ from .powder import PowderPattern
 
 @hookimpl
 def harness_representations():
-    return [XrdCloud, NdCloud, Barcode, DensityCloud, DensityGrid, PowderPattern, Composition]
+    return [XrdCloud, NdCloud, Barcode, DensityCloud, DensityGrid, PowderPattern, Composition, Concat]

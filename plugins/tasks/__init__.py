@@ -5,6 +5,7 @@ from harness import hookimpl
 from .properties import BulkModulusTask, MetallicityTask, ShearModulusTask, StabilityTask
 from .spacegroups import ExtinctionGroupTask, PointGroupTask, SpaceGroupTask
 from .symmetry import CrystalSystemTask, TrigonalVsHexagonalTask
+from .threshold import ThresholdTask
 
 
 @hookimpl
@@ -19,4 +20,5 @@ def harness_tasks():
         SpaceGroupTask,
         PointGroupTask,
         ExtinctionGroupTask,
+        ThresholdTask,
     ]

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Sequence
 
 from harness import Dataset, LoadContext, Material, UserError, code_identity
 
+from .. import sample
 from . import compact, parse
 from .folder import ID_PROP_FILE, properties_path, read_folder
 from .jsonfile import ORIENTS, read_json
@@ -43,7 +44,14 @@ class FileDataset(Dataset):
     properties: str = ""  # folder layout: a table of properties (id column + values) instead of id_prop.csv
     # property name -> the file's column, or "column.key" for a key of a nested value
     columns: dict[str, str] = field(default_factory=dict)
-    limit: int | None = None  # first N rows (per file) only, for quick runs
+    # A seeded, stratified sample of each file's rows, for quick runs and fair subsets:
+    # `limit` rows and/or a `fraction` of them (both: the smaller), stratified by the
+    # property `stratify` (a column, a `columns` alias or "column.key"; numbers binned by
+    # quantiles), drawn with `sample_seed`. Without `stratify` the sample is uniform.
+    limit: int | None = None
+    fraction: float | None = None
+    stratify: str = ""
+    sample_seed: int = 0
     # Counts of (normalised) parser warnings of the last load: a summary, not one line each.
     parse_warnings: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -54,6 +62,8 @@ class FileDataset(Dataset):
             raise UserError(f"[dataset] orient = {self.orient!r} is not one of {', '.join(ORIENTS)}")
         if self.limit is not None and self.limit < 1:
             raise UserError(f"[dataset] limit = {self.limit} must be a positive number of rows")
+        if self.fraction is not None and not 0 < self.fraction <= 1:
+            raise UserError(f"[dataset] fraction = {self.fraction} must be in (0, 1], e.g. 0.1 for a tenth of the rows")
         if isinstance(self.path, list) and not self.path:
             raise UserError('[dataset] path = [] lists no file; give one path or several, e.g. ["train.csv", "test.csv"]')
 
@@ -125,6 +135,7 @@ class FileDataset(Dataset):
         for (raw, path), fmt in zip(sources, formats):
             table = self._read_table(path, fmt)
             file_rows, named = to_rows(table, "" if fmt == "folder" else self.id_column, self.structure_column)
+            file_rows = self._sample(file_rows, path)
             if len(sources) > 1:
                 tag = Path(raw).name
                 file_rows = [
@@ -137,12 +148,12 @@ class FileDataset(Dataset):
     def _read_table(self, path: Path, fmt: str) -> Table:
         try:
             if fmt in ("csv", "tsv", "parquet"):
-                return read_table(path, fmt, self.limit)
+                return read_table(path, fmt)
             if fmt == "json":
-                return read_json(path, self.orient, self.structure_column, self.limit)
+                return read_json(path, self.orient, self.structure_column)
             if fmt == "extxyz":
-                return read_extxyz(path, self.limit)
-            return read_folder(path, self.properties, self.id_column, self.limit)
+                return read_extxyz(path)
+            return read_folder(path, self.properties, self.id_column)
         except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             cause = getattr(exc, "strerror", None) or f"{type(exc).__name__}: {exc}"
             raise UserError(
@@ -158,12 +169,33 @@ class FileDataset(Dataset):
             "structure_column": self.structure_column,
             "properties": self.properties,
             "limit": self.limit,
+            "sample": [self.fraction, self.stratify, self.sample_seed, sample.__name__, "v1"],
             "code": compact.CODE_VERSION,
             "content": [content_hash(p, f) for p, f in zip(paths, formats)],
         }
         if self.properties and formats[0] == "folder":
             params["properties_content"] = content_hash(properties_path(paths[0], self.properties), "table")
         return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+
+    def _sample(self, rows: list[RawRow], path: Path) -> list[RawRow]:
+        """The seeded, stratified sample of one file's rows that `limit`/`fraction` ask for."""
+        n = sample.sample_size(len(rows), self.limit, self.fraction)
+        if n >= len(rows):
+            return rows
+        if self.stratify:
+            column = self.columns.get(self.stratify, self.stratify)
+            values = [lookup(props, column) for _, _, props in rows]
+            if all(v is None for v in values):
+                present = sorted(set().union(*(props for _, _, props in rows[:200])))
+                raise UserError(f"[dataset] stratify = {self.stratify!r}, but {path.name} has no such column; "
+                                f"its columns: {capped(present)}")
+            keys = sample.strata(values)
+        else:
+            keys = [0] * len(rows)
+        chosen = sample.stratified_sample(keys, n, self.sample_seed)
+        log.info("file: %s: a seeded sample of %d of %d rows (%s)", path.name, n, len(rows),
+                 f"stratified by {self.stratify}" if self.stratify else "uniform; set stratify to keep class shares")
+        return [rows[i] for i in chosen]
 
     def _check_columns(self, props: list[dict[str, Any]], source: str) -> None:
         """Every `columns` target exists (as a column, or a key inside one in some row)."""
