@@ -49,7 +49,10 @@ def test_limit_keeps_class_shares_where_the_first_rows_would_not(tmp_path):
 def test_sample_is_seeded(tmp_path):
     path = _sorted_file(tmp_path)
     ctx = LoadContext(tmp_path / "cache")
-    ids = lambda **kw: [m.id for m in FileDataset(path=str(path), limit=50, stratify="band_gap", **kw).load(ctx)]
+
+    def ids(**kw):
+        return [m.id for m in FileDataset(path=str(path), limit=50, stratify="band_gap", **kw).load(ctx)]
+
     assert ids() == ids()  # also through the dataset cache
     assert ids(sample_seed=0) == ids()
     assert set(ids(sample_seed=1)) != set(ids())
