@@ -39,7 +39,7 @@ from harness.symmetry import ANGLE_TOLERANCE, Symmetry, analyse_symmetry, check_
 from harness.user import FittedModel, Results, open_results, run
 from harness.registry import create_entry
 
-__version__ = "0.1.0"
+from harness.version import __version__
 
 hookimpl = pluggy.HookimplMarker("harness")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -12,6 +11,15 @@ from typing import Sequence
 from rich.console import Console
 
 from harness.errors import UserError
+from harness.session import (
+    add_config_dir_to_path,
+    plugin_modules,
+    prepare_process,
+    route_logging,
+    run_config,
+    run_log,
+    version,
+)
 
 KIND_ALIASES = {
     "datasets": "dataset", "tasks": "task", "representations": "representation",
@@ -22,7 +30,7 @@ KIND_ALIASES = {
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description="Benchmark structure-only crystal property classifiers.")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="load a plugin module (repeatable)")
-    p.add_argument("--version", action="version", version=f"harness {_version()}")
+    p.add_argument("--version", action="version", version=f"harness {version()}")
     p.add_argument("-q", "--quiet", action="store_true", help="run, fetch, featurize: print only errors (the run log keeps everything)")
     p.add_argument("-v", "--verbose", action="store_true", help="also print debug messages of harness and its plugins")
     sub = p.add_subparsers(dest="command", required=True)
@@ -133,26 +141,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _version() -> str:
-    """The installed version, without importing the package's heavy modules."""
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("harness")
-    except importlib.metadata.PackageNotFoundError:  # a checkout on PYTHONPATH
-        return "unknown"
-
-
-def prepare_process() -> None:
-    """Process settings every run needs, from the command line or from Python."""
-    # Idle OpenMP threads must sleep, not spin: with two studies sharing two cores,
-    # spinning made XGBoost 40x slower here.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # spglib's C core prints harmless tolerance-search notes to stderr; they would bury
-    # the progress bars.
-    os.environ.setdefault("SPGLIB_WARNING", "OFF")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     prepare_process()
     args = _parser().parse_args(argv)
@@ -161,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console = Console(width=max(console.width, 160))
     if getattr(args, "quiet", False) and args.command in ("run", "fetch", "featurize"):
         console.quiet = True  # their steps and bars; commands that print results still print them
-    _logging(console)
+    route_logging(console)
     if getattr(args, "verbose", False):
         import logging
 
@@ -193,72 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _logging(console: Console, replace: bool = False) -> None:
-    """Plugins report summaries (e.g. parser warnings) through `logging` at INFO."""
-    import logging
-
-    from rich.logging import RichHandler
-
-    handler = RichHandler(console=console, show_time=False, show_path=False)
-    for name in ("harness", "harness_plugins"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.INFO)
-        if replace:
-            for old in [h for h in logger.handlers if isinstance(h, RichHandler)]:
-                logger.removeHandler(old)
-        if not logger.handlers:
-            logger.addHandler(handler)
-
-
 def _registry(args, config_plugins: Sequence[str] = ()):
     from harness import registry
 
     modules = [*args.plugin, *getattr(args, "plugins_sub", []), *config_plugins]
     return registry.load(plugin_modules(modules))
-
-
-def plugin_modules(names: Sequence[str]) -> list:
-    """`--plugin` values as registry.load takes them: a module name, found also in the
-    current folder (`--plugin my_plugin` beside my_plugin.py), or a file path
-    (`--plugin ./my_plugin.py`), imported from that file."""
-    _add_cwd_to_path()
-    out: list = []
-    for name in dict.fromkeys(names):
-        if name.endswith(".py") or os.sep in name or "/" in name:
-            out.append(_module_from_file(name))
-        else:
-            out.append(name)
-    return out
-
-
-def _add_cwd_to_path() -> None:
-    """Appended, so an installed package wins over a file of the same name here."""
-    cwd = str(Path.cwd())
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.append(cwd)
-
-
-def _module_from_file(path: str):
-    import importlib.util
-
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"--plugin {path}: no such file; give a module name or the path of a .py file")
-    name = file.stem
-    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(file.resolve()):
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, file.resolve())
-    if spec is None or spec.loader is None:
-        raise UserError(f"--plugin {path}: not a Python module; give a .py file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # its dataclasses and pickles resolve the module by name
-    sys.path.append(str(file.resolve().parent))  # worker processes import it by name
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - the plugin's own error, named
-        sys.modules.pop(name, None)
-        raise UserError(f"--plugin {path} failed to import: {type(exc).__name__}: {exc}") from None
-    return module
 
 
 def _dispatch(args, console: Console) -> int:
@@ -284,22 +211,14 @@ def _load_config(path: str, args):
         address=getattr(args, "address", None),
     )
     if conf.plugins:
-        _add_config_dir_to_path(conf.source)
+        add_config_dir_to_path(conf.source)
     return conf
-
-
-def _add_config_dir_to_path(source: str) -> None:
-    """`plugins = ["my_plugin"]` finds a module lying next to the config. Appended, so an
-    installed package always wins over a file of the same name beside a config."""
-    folder = str(Path(source).resolve().parent)
-    if folder not in sys.path:
-        sys.path.append(folder)
 
 
 def _run(args, console: Console) -> int:
     if args.demo == bool(args.config):
         raise UserError("harness run needs a CONFIG file or --demo (the demo benchmark shipped with harness), not both")
-    console.print(f"harness {_version()}: reading {escape_text(args.config or 'the demo config')}; "
+    console.print(f"harness {version()}: reading {escape_text(args.config or 'the demo config')}; "
                   "loading plugins (torch, pymatgen: some seconds on a first run)", highlight=False)
     conf = _load_config(demo_config() if args.demo else args.config, args)
     if args.demo and not args.results:  # never inside the installed package
@@ -312,47 +231,6 @@ def escape_text(text: str) -> str:
     from rich.markup import escape
 
     return escape(str(text))
-
-
-def run_log(conf, console: Console, label: str | None = None):
-    """A console that also writes RESULTS/run.log (appended: one section per run)."""
-    import contextlib
-    import datetime
-
-    from harness.progress import TeeConsole
-
-    @contextlib.contextmanager
-    def opened():
-        folder = conf.results_dir()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            log = open(folder / "run.log", "a", encoding="utf-8")
-        except OSError:  # reported with its fix when the run opens the folder
-            yield console
-            return
-        with log:
-            tee = TeeConsole(file=console.file, width=console.width, quiet=console.quiet,
-                             force_terminal=console.is_terminal, log_file=log)
-            stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-            tee.log_console.rule(f"{stamp} harness {_version()} {label or ' '.join(sys.argv[1:]) or 'run'}")
-            _logging(tee, replace=True)
-            try:
-                yield tee
-            except UserError as exc:
-                tee.log_console.print(f"error: {exc}", highlight=False, markup=False)
-                raise
-            finally:
-                _logging(console, replace=True)
-
-    return opened()
-
-
-def run_config(conf, plugins: Sequence[str], console: Console, only: list[str] | None = None) -> int:
-    """The one run path of `harness run` and `harness.run`: a validated config with its
-    overrides applied, the plugins loaded, then plan, prepare, execute, store, report."""
-    from harness import registry, runner
-
-    return runner.run(conf, registry.load(plugin_modules([*plugins, *conf.plugins])), console, only=only)
 
 
 def demo_config() -> str:
@@ -416,7 +294,7 @@ def _predict(args, console: Console) -> int:
     status = console
     if args.format != "table":  # stdout holds the CSV/JSON only; progress and logs go to stderr
         status = Console(stderr=True)
-        _logging(status, replace=True)
+        route_logging(status, replace=True)
     inputs = predict.read_structures(args.structures, registry, status, args.dataset, _parse_sets(args.set))
     found = [predict.predict(store, registry, r, inputs) for r in chosen]
     if args.format == "table":

@@ -109,7 +109,7 @@ def to_mlflow(results: Results, target: str, experiment: str = "harness") -> tup
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise UserError("export --to mlflow needs MLflow: pip install 'harness[mlflow]'") from None
-    import harness
+    from harness.version import __version__
 
     uri = tracking_uri(target)
     client = MlflowClient(tracking_uri=uri)
@@ -125,7 +125,7 @@ def to_mlflow(results: Results, target: str, experiment: str = "harness") -> tup
         if r.key in done:
             skipped += 1
             continue
-        tags = {"harness.key": r.key, "harness.unit": r.unit, "harness.version": harness.__version__,
+        tags = {"harness.key": r.key, "harness.unit": r.unit, "harness.version": __version__,
                 "dataset": r.dataset, "task": r.task, "representation": r.representation,
                 "perturbation": r.perturbation, "model": r.model, "seed": str(r.seed), "device": r.device,
                 "commit": str(r.versions.get("commit", ""))}

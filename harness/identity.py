@@ -42,7 +42,7 @@ def _plain(value: Any) -> Any:
 
 def study_identity(*, dataset: dict, dataset_content: str, combination, split: dict, seed: int,
                    trials: int, timeout: float | None) -> dict[str, Any]:
-    from harness import __version__
+    from harness.version import __version__
 
     c = combination
     return {

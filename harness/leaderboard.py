@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness import evaluation
@@ -399,9 +401,7 @@ def render(rows: list[dict[str, Any]], console: Console) -> None:
         console.print("[yellow]no results yet")
         return
     if console.width < 110:  # e.g. an 80-column terminal: stacked cells, nothing cut
-        from harness import narrow
-
-        return narrow.render(rows, console)
+        return _render_narrow(rows, console)
     for task, task_rows in by_task(rows).items():
         names = extras(task_rows)
         table = Table(title=title(task, task_rows), title_justify="left")
@@ -412,6 +412,35 @@ def render(rows: list[dict[str, Any]], console: Console) -> None:
             table.add_row(*cells(i, r, names), style="bold green" if r["vs_best"] in ("best", "tied") else None)
         console.print(table)
     console.print(f"[dim]{LEGEND}", highlight=False)
+
+
+# ------------------------------------------------------------ a narrow terminal (under 110 columns)
+# One row per combination, the entries stacked in one column and each score with its
+# interval below it, so nothing is cut to 'representat…'.
+
+
+def _render_narrow(rows: list[dict[str, Any]], console: Console) -> None:
+    for task, task_rows in by_task(rows).items():
+        names = extras(task_rows)
+        metric = task_rows[0]["metric"]
+        table = Table(title=escape(title(task, task_rows)), title_justify="left", box=box.SIMPLE_HEAD,
+                      padding=(0, 1), expand=False)
+        table.add_column("#", style="dim", justify="right")
+        table.add_column("representation\nperturbation\nmodel", overflow="fold", min_width=18)
+        table.add_column(f"{escape(metric)}\n95% CI", justify="right", no_wrap=True)
+        table.add_column("vs best", justify="right", overflow="fold")
+        if names:
+            table.add_column("\n".join(escape(n) for n in names), justify="right", no_wrap=True)
+        table.add_column("seeds\nn_test", justify="right", no_wrap=True)
+        for i, r in enumerate(task_rows, 1):
+            cells = [str(i), f"{escape(r['representation'])}\n{escape(r['perturbation'])}\n{escape(r['model'])}",
+                     f"{fmt_mean(r)}\n{fmt_interval(r)}", fmt_vs_best(r)]
+            if names:
+                cells.append("\n".join(fmt_mean(r, n) for n in names))
+            cells.append(f"{r['n_seeds']}\n{r['n_test']}")
+            table.add_row(*cells, style="bold green" if r["vs_best"] in ("best", "tied") else None)
+        console.print(table)
+    console.print(f"[dim]{escape(LEGEND)}", highlight=False)
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:

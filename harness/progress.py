@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
+from typing import IO
 
 from rich.console import Console
 from rich.markup import escape
@@ -45,6 +47,43 @@ def progress_bar(console: Console) -> Progress:
         console=console,
         transient=False,
     )
+
+
+class FolderLog:
+    """The run log's file, opened once its folder exists (the run makes it after the config's
+    names are checked): a run that fails before leaves no folder behind; what was printed
+    until then is kept and written first."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file: IO[str] | None = None
+        self._early: list[str] = []
+        self._broken = False
+
+    def write(self, text: str) -> int:
+        if self._file is None and not self._broken and self.path.parent.is_dir():
+            try:
+                self._file = open(self.path, "a", encoding="utf-8")
+                self._file.write("".join(self._early))
+            except OSError:  # a read-only results folder: the run reports it; no log then
+                self._broken = True
+            self._early.clear()
+        if self._file is not None:
+            return self._file.write(text)
+        if not self._broken:
+            self._early.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def __enter__(self) -> "FolderLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 class TeeConsole(Console):

@@ -30,11 +30,11 @@ def config_hash(config: Config) -> str:
 
 
 def record(config: Config, plan: Plan) -> dict[str, Any]:
-    import harness
+    from harness.version import __version__
     from harness import identity
 
     return {
-        "harness_version": harness.__version__,
+        "harness_version": __version__,
         "commit": identity.commit(),
         "config": config.source,
         "config_hash": config_hash(config),

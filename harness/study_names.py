@@ -7,12 +7,21 @@ combination and seed with different settings (trials, split, code) never share t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
-    from harness.study import StudySpec
+
+class StudySpec(Protocol):
+    """What naming needs of a study (harness.study.StudySpec has it)."""
+
+    key: str
+    unit: str
+    dataset: str
+    seed: int
+    trials: int
+    combination: Any
 
 
 def study_name(spec: StudySpec) -> str:

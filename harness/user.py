@@ -40,22 +40,22 @@ def run(config: str | os.PathLike[str] | Mapping[str, Any], *, only: Sequence[st
     are reported and the finished ones returned (`Results.failed` is then True)."""
     from rich.console import Console
 
-    from harness import cli
+    from harness import session
     from harness import config as cfg
 
-    cli.prepare_process()
+    session.prepare_process()
     conf = _config(config)
     if overrides.get("results") is not None:
         overrides["results"] = str(Path(overrides["results"]).resolve())
     cfg.override_run(conf, **overrides)
     if conf.plugins:
-        cli._add_config_dir_to_path(conf.source or str(Path.cwd() / "config.toml"))
+        session.add_config_dir_to_path(conf.source or str(Path.cwd() / "config.toml"))
     console = Console(quiet=quiet)
     if console.is_jupyter:  # a notebook shows the output itself
-        code = cli.run_config(conf, list(plugins), console, only=list(only) if only else None)
+        code = session.run_config(conf, list(plugins), console, only=list(only) if only else None)
     else:
-        with cli.run_log(conf, console, label="harness.run (Python)") as logged:
-            code = cli.run_config(conf, list(plugins), logged, only=list(only) if only else None)
+        with session.run_log(conf, console, label="harness.run (Python)") as logged:
+            code = session.run_config(conf, list(plugins), logged, only=list(only) if only else None)
     from harness.runner import open_store
 
     results = Results(open_store(conf).url, conf.results_dir(), plugins=[*plugins, *conf.plugins])
@@ -234,9 +234,9 @@ class Results:
     def registry(self) -> Registry:
         """The plugins the studies were made with (installed ones, plus `plugins`)."""
         if self._registry is None:
-            from harness import cli, registry
+            from harness import registry, session
 
-            self._registry = registry.load(cli.plugin_modules(self.plugins))
+            self._registry = registry.load(session.plugin_modules(self.plugins))
         return self._registry
 
     def _classes(self, r: UnitResult) -> tuple[str, ...] | None:

@@ -204,7 +204,7 @@ def test_a_perturbation_is_skipped_where_the_columns_it_needs_are_missing():
 class Graded(Task):
     name: ClassVar[str] = "graded"
     classes: ClassVar[tuple] = ("a", "b")
-    metric: ClassVar[str] = "brier"
+    metric: ClassVar[str] = "graded_loss"
 
 
 def _brier(y, proba):
@@ -212,9 +212,9 @@ def _brier(y, proba):
 
 
 def test_a_task_metric_must_be_registered_and_travels_with_the_combination():
-    with pytest.raises(UserError, match=r"task 'graded': unknown metric 'brier'; choose one of: accuracy"):
+    with pytest.raises(UserError, match=r"task 'graded': unknown metric 'graded_loss'; choose one of: accuracy"):
         grid_of(Hooks(harness_tasks=lambda: [Graded]), tasks=["graded"])
-    brier = Metric("brier", _brier, higher_is_better=False)
+    brier = Metric("graded_loss", _brier, higher_is_better=False)
     grid = grid_of(Hooks(harness_tasks=lambda: [Graded], harness_metrics=lambda: [brier]), tasks=["graded"])
     assert grid.combinations[0].metrics == (brier,)
     (toy,) = grid_of().combinations

@@ -126,14 +126,14 @@ def _squared_error(y, proba):
     return float(((proba[:, 1] - y) ** 2).mean())
 
 
-BRIER = Metric("brier", _squared_error, higher_is_better=False)
+BRIER = Metric("squared_error", _squared_error, higher_is_better=False)
 
 
 def test_plugins_add_metrics_and_a_duplicate_metric_names_both_plugins():
     reg = toy_registry(Hooks("scores", harness_metrics=lambda: [BRIER]))
-    assert reg.metric("brier") is BRIER
+    assert reg.metric("squared_error") is BRIER
     assert {"roc_auc", "accuracy", "macro_f1", "log_loss"} <= set(reg.metrics)
-    with pytest.raises(UserError, match="duplicate metric 'brier'.*'scores'.*'again'"):
+    with pytest.raises(UserError, match="duplicate metric 'squared_error'.*'scores'.*'again'"):
         toy_registry(Hooks("scores", harness_metrics=lambda: [BRIER]), Hooks("again", harness_metrics=lambda: [BRIER]))
     with pytest.raises(UserError, match="harness.Metric"):
         toy_registry(Hooks("wrong", harness_metrics=lambda: [_squared_error]))

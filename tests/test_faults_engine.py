@@ -110,13 +110,20 @@ def test_bad_probabilities_fail_the_trial_and_the_study_is_never_ranked(tmp_path
 
 
 # ------------------------------------------------------------------ 8: ties
-def test_tied_trials_choose_the_lowest_trial_number(tmp_path):
+def _study_of(key, storage):
+    """The Optuna study of a result, found by the key it carries as an attribute."""
     import optuna
+
+    (name,) = [s.study_name for s in optuna.get_all_study_summaries(storage) if s.user_attrs.get("key") == key]
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def test_tied_trials_choose_the_lowest_trial_number(tmp_path):
 
     cfg = _config(tmp_path, models=["tied"], trials=6)
     assert main(["run", str(cfg)]) == 0
     (result,) = Store(_url(tmp_path)).results()
-    study = optuna.load_study(study_name=result.key, storage=Store(_url(tmp_path)).optuna_storage())
+    study = _study_of(result.key, Store(_url(tmp_path)).optuna_storage())
     values = {t.number: t.value for t in study.trials}
     assert len(set(values.values())) == 1  # all tied
     first = min(study.trials, key=lambda t: t.number)
@@ -400,5 +407,5 @@ def test_tied_trials_on_postgresql_choose_the_lowest_trial_number(tmp_path, post
     url = postgres.new_database()
     assert main(["run", str(cfg), "--storage", url]) == 0
     (result,) = Store(url).results()
-    tied = optuna.load_study(study_name=result.key, storage=Store(url).optuna_storage())
+    tied = _study_of(result.key, Store(url).optuna_storage())
     assert result.params == min(tied.trials, key=lambda t: t.number).params
