@@ -136,13 +136,13 @@ def make_plan(config: Config, registry: Registry, store: Store, console: Console
         skipped += [(f"{spec.label}:{cid}", why) for cid, why in grid.skipped]
         studies = []
         for combo in grid.combinations:
-            for seed, share in itertools.product(seeds, config.run.train_fractions or [1.0]):
+            for seed, fraction in itertools.product(seeds, config.run.train_fractions or [1.0]):
                 ident = identity.study_identity(
                     dataset=identity.entry_identity(dataset), dataset_content=content, combination=combo,
                     split=split, seed=seed, trials=config.run.trials, timeout=config.run.timeout)
                 if evaluate:  # only then: configs without evaluate datasets keep their keys
                     ident["evaluate"] = evaluate
-                share = fractions.study_fraction(share)
+                share = fractions.study_fraction(fraction)
                 if share is not None:  # only then: the whole split keeps its key
                     ident["train_fraction"] = share
                 label = fractions.label(spec.label, share)
