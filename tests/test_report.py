@@ -132,14 +132,16 @@ def test_report_opens_in_a_real_browser_with_every_figure_and_table(report, tmp_
             page.goto(report.as_uri())
             page.wait_for_load_state("load")
             images = page.evaluate(
-                "Array.from(document.images).map(i => ({ok: i.complete && i.naturalWidth > 0, w: i.naturalWidth}))")
+                "Array.from(document.images).map(i => ({ok: i.complete && i.naturalWidth > 0, w: i.naturalWidth, alt: i.alt}))")
             headers = page.evaluate("Array.from(document.querySelectorAll('table thead')).map(t => t.innerText)")
             board_rows = page.evaluate("document.querySelectorAll('#Leaderboards table tbody tr').length")
             page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         finally:
             browser.close()
     assert not failed
-    assert len(images) == 4 and all(i["ok"] and i["w"] > 300 for i in images)
+    # leaderboard, score against n, ROC curves, confusion matrix, reliability (binary task)
+    assert len(images) == 5 and all(i["ok"] and i["w"] > 300 for i in images)
+    assert any("reliability" in i["alt"] for i in images)
     leaderboards = [h for h in headers if "95% CI" in h and "vs best" in h]
     assert len(leaderboards) == 2  # metallicity and crystal_system
     assert board_rows == 12 + 1
