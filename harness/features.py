@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -148,15 +147,15 @@ def featurize(
             progress(done, len(materials))
 
     if workers > 1 and len(todo) > 1:
-        import multiprocessing
         from concurrent.futures import as_completed
+
+        from harness.workers import worker_pool
 
         global _MATERIALS
         fork = os.name == "posix"
-        ctx = multiprocessing.get_context("fork" if fork else "spawn")
         _MATERIALS = materials
         try:
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
+            with worker_pool(min(workers, len(todo)), "fork" if fork else "spawn") as pool:
                 futures = {
                     (pool.submit(_featurize_inherited, rep, chunks[n]) if fork else
                      pool.submit(_featurize_chunk, rep, [materials[i].structure for i in chunks[n]])): (n, p)

@@ -192,14 +192,14 @@ def _compute(structures, symprec: float, workers: int | None, progress, done: in
     if progress:
         progress(done, total)
     if workers > 1 and len(starts) > 1 and os.name == "posix":
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
+
+        from harness.workers import worker_pool
 
         global _BATCH
         _BATCH = structures
         try:
-            ctx = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=min(workers, len(starts)), mp_context=ctx) as pool:
+            with worker_pool(min(workers, len(starts))) as pool:
                 futures = {pool.submit(_search_inherited, s, s + CHUNK, symprec): s for s in starts}
                 for fut in as_completed(futures):
                     results[futures[fut]] = fut.result()

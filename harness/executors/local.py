@@ -1,43 +1,16 @@
-"""Studies in a process pool on this machine; the workers die with their parent.
-
-Each worker asks the kernel to kill it when its parent dies (Linux `PR_SET_PDEATHSIG`)
-and, where that is not available, a watchdog thread exits when the parent is gone: a
-`kill -9` of the driver leaves no process behind.
-"""
+"""Studies in a process pool on this machine; the workers die with their parent
+(harness.workers): a `kill -9` of the driver leaves no process behind."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
-import threading
-import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator
 
 from harness.executors.base import Finished
+from harness.workers import worker_pool
 from harness.study import Environment, StudySpec, run_study
-
-
-def _die_with_parent(parent: int) -> None:
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the parent died before the prctl took effect
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
 
 
 def _run(spec: StudySpec, env: Environment):
@@ -59,9 +32,7 @@ class LocalExecutor:
                 except Exception as exc:  # noqa: BLE001 - reported by the runner
                     yield spec, exc
             return
-        ctx = multiprocessing.get_context(self.start)
-        pool = ProcessPoolExecutor(max_workers=self.slots, mp_context=ctx,
-                                   initializer=_die_with_parent, initargs=(os.getpid(),))
+        pool = worker_pool(self.slots, self.start)
         running: dict[Future, StudySpec] = {}
         broken = False
         try:

@@ -1,0 +1,43 @@
+"""Process pools whose workers die with their parent.
+
+Each worker asks the kernel to kill it when its parent dies (Linux `PR_SET_PDEATHSIG`)
+and, where that is not available, a watchdog thread exits when the parent is gone: a
+`kill -9` or SIGTERM of the driver, mid-study or mid-featurisation, leaves no process
+behind computing for nobody.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+
+def die_with_parent(parent: int) -> None:
+    """A pool initializer: end this worker when process `parent` ends."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def worker_pool(workers: int, start: str = "fork") -> ProcessPoolExecutor:
+    """A process pool of `workers` that die with this process."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(start),
+                               initializer=die_with_parent, initargs=(os.getpid(),))
