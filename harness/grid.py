@@ -6,7 +6,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from harness import tuning
+from harness.space import search_space
 from harness.api import Metric, Model, Perturbation, Representation, Task
 from harness.config import Config, DatasetSpec, EntrySpec
 from harness.errors import UserError
@@ -66,7 +66,7 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
         if name not in {m.name for m in models}:
             registry.get("model", name)  # unknown names fail here with the choices
     for model in models:
-        tuning.search_space(model)  # unknown or ill-typed `space` keys fail here
+        search_space(model)  # unknown or ill-typed `space` keys fail here
     grid = Grid(dataset_params={k: v for k, v in part.params.items() if k not in secrets})
     for task in tasks:
         scores = task_metrics(registry, task, src)

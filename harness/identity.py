@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.codeid import code_identity
-from harness.features import FEATURE_CODE_VERSION
+
+
+FEATURE_CODE_VERSION = "2"  # the core's featurisation code (2: checksummed chunks, harness.cache)
 
 
 def entry_identity(entry: Any) -> dict[str, Any]:

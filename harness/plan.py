@@ -32,7 +32,7 @@ from harness.paths import cache_dir
 from harness.progress import progress_bar, skip_summary, tracker
 from harness.registry import Registry
 from harness.store import Store
-from harness.study import StudySpec
+from harness.spec import StudySpec
 
 
 @dataclass(frozen=True)

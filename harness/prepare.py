@@ -33,7 +33,7 @@ from harness.paths import cache_dir
 from harness.plan import Loaded, PartPlan, Source, load
 from harness.progress import progress_bar, skip_summary
 from harness.splits import Split, check_classes, column_split, stratified_split
-from harness.study import StudySpec
+from harness.spec import StudySpec
 
 
 @dataclass

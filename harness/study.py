@@ -26,6 +26,7 @@ from harness.api import FitContext, Perturbation, Samples
 from harness.grid import Combination
 from harness.identity import seed_key
 from harness.inputs import StudyInputs, read_inputs
+from harness.spec import StudySpec
 from harness.store import UnitResult
 
 log = logging.getLogger("harness")
@@ -37,24 +38,6 @@ class StudyTimeout(Exception):
 
 class NoValidTrial(RuntimeError):
     """Every trial of a study failed (bad probabilities, timeout): nothing to rank."""
-
-
-@dataclass(frozen=True)
-class StudySpec:
-    """Identity and whereabouts of one study: everything a worker needs, no data."""
-
-    key: str
-    unit: str  # dataset:task/representation/perturbation/model#seed
-    dataset: str
-    combination: Combination
-    seed: int
-    trials: int
-    timeout: float | None
-    identity: dict[str, Any] = field(default_factory=dict)
-    inputs: str = ""  # path of the StudyInputs file: prepare returns a copy with it set
-    threads: int = 0  # CPU threads its fits may use, set when handed out (0: the environment's)
-    inputs: str = ""  # path of the StudyInputs file, set by prepare
-    train_fraction: float | None = None  # learning curves: this share of the training split
 
 
 @dataclass

@@ -1,0 +1,28 @@
+"""What the plan hands to later stages for one study: its identity and whereabouts, no data.
+
+It lives with the plan (not with the study code) so that plan and prepare depend only
+on earlier stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.grid import Combination
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Identity and whereabouts of one study: everything a worker needs, no data."""
+
+    key: str
+    unit: str  # dataset:task/representation/perturbation/model#seed
+    dataset: str
+    combination: Combination
+    seed: int
+    trials: int
+    timeout: float | None
+    identity: dict[str, Any] = field(default_factory=dict)
+    inputs: str = ""  # path of the StudyInputs file: prepare returns a copy with it set
+    threads: int = 0  # CPU threads its fits may use, set when handed out (0: the environment's)
+    train_fraction: float | None = None  # learning curves: this share of the training split
