@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.spec import SUFFIX, study_fraction  # noqa: F401  (the plan names fractions)
+from harness.spec import fraction_label as label  # noqa: F401
 from harness.splits import Split
 
-SUFFIX = "@train="  # a fraction's results are tabled as dataset "<label>@train=<fraction>"
 
 
 def nested_train(train: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -37,13 +38,3 @@ def nested_split(split: Split, y: np.ndarray, fraction: float | None, seed: int)
     if fraction is None or fraction >= 1:
         return split
     return Split(nested_train(split.train, y, fraction, seed), split.valid, split.test)
-
-
-def label(dataset: str, fraction: float | None) -> str:
-    """How results at a fraction are tabled: one table per fraction, never mixed with others."""
-    return dataset if fraction is None or fraction >= 1 else f"{dataset}{SUFFIX}{fraction:g}"
-
-
-def study_fraction(fraction: float) -> float | None:
-    """The fraction a study records: None for the whole training split."""
-    return None if fraction >= 1 else float(fraction)

@@ -22,7 +22,7 @@ from typing import cast
 from rich.console import Console
 from rich.markup import escape
 
-from harness import fractions, identity
+from harness import identity
 from harness.api import Dataset, LoadContext, Material
 from harness.config import Config, DatasetSpec, SplitConfig
 from harness.errors import UserError
@@ -32,7 +32,7 @@ from harness.paths import cache_dir
 from harness.progress import progress_bar, skip_summary, tracker
 from harness.registry import Registry
 from harness.store import Store
-from harness.spec import StudySpec
+from harness.spec import StudySpec, fraction_label, study_fraction
 
 
 @dataclass(frozen=True)
@@ -142,10 +142,10 @@ def make_plan(config: Config, registry: Registry, store: Store, console: Console
                     split=split, seed=seed, trials=config.run.trials, timeout=config.run.timeout)
                 if evaluate:  # only then: configs without evaluate datasets keep their keys
                     ident["evaluate"] = evaluate
-                share = fractions.study_fraction(fraction)
+                share = study_fraction(fraction)
                 if share is not None:  # only then: the whole split keeps its key
                     ident["train_fraction"] = share
-                label = fractions.label(spec.label, share)
+                label = fraction_label(spec.label, share)
                 studies.append(StudySpec(
                     key=identity.key_of(ident), unit=f"{label}:{combo.id}#{seed}", dataset=label,
                     combination=combo, seed=seed, trials=config.run.trials, timeout=config.run.timeout,

@@ -10,6 +10,8 @@ from typing import Any
 
 from harness.grid import Combination
 
+SUFFIX = "@train="  # learning curves: a fraction's results are tabled as dataset "<label>@train=<fraction>"
+
 
 @dataclass(frozen=True)
 class StudySpec:
@@ -26,3 +28,13 @@ class StudySpec:
     inputs: str = ""  # path of the StudyInputs file: prepare returns a copy with it set
     threads: int = 0  # CPU threads its fits may use, set when handed out (0: the environment's)
     train_fraction: float | None = None  # learning curves: this share of the training split
+
+
+def fraction_label(dataset: str, fraction: float | None) -> str:
+    """How results at a fraction are tabled: one table per fraction, never mixed with others."""
+    return dataset if fraction is None or fraction >= 1 else f"{dataset}{SUFFIX}{fraction:g}"
+
+
+def study_fraction(fraction: float) -> float | None:
+    """The fraction a study records: None for the whole training split."""
+    return None if fraction >= 1 else float(fraction)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.fractions import SUFFIX
+from harness.spec import SUFFIX
 from harness.store import UnitResult
 
 
