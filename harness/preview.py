@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.config import Config
+from harness.records import COMBINATION_AXES
 from harness.registry import Registry
 
 
@@ -62,8 +63,7 @@ def studies(config: Config, registry: Registry, console: Console, only: list[str
     for s in plan.studies:
         combo = s.combination
         rows.append({"study": s.unit, "key": s.key, "status": "done" if s.key in plan.done else "pending",
-                     "dataset": s.dataset, "task": combo.task.title, "representation": combo.representation.title,
-                     "perturbation": combo.perturbation.title, "model": combo.model.title, "seed": s.seed,
+                     "dataset": s.dataset, **{a: getattr(combo, a).title for a in COMBINATION_AXES}, "seed": s.seed,
                      "trials": s.trials if combo.model.tune else 1})
     needs = []
     for part in plan.parts:

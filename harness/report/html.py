@@ -20,7 +20,8 @@ from harness import leaderboard
 from harness.errors import UserError
 from harness.report import figures
 from harness.report.stats import Predictions
-from harness.store import Store, UnitResult, location_of
+from harness.records import AXES, UnitResult
+from harness.store import Store, location_of
 
 LIBRARIES = ("harness", "numpy", "scikit-learn", "xgboost", "optuna", "torch", "pymatgen", "spglib", "matplotlib")
 
@@ -33,14 +34,23 @@ class Section:
 
 
 def entry_of(rs: list[UnitResult], kind: str) -> tuple[str | None, dict[str, Any]]:
-    """The entry name and parameters a study recorded in its identity (what its key
-    hashes), never parsed back from a display title; (None, {}) where none is recorded."""
+    """The entry name and parameters a study recorded (`UnitResult.entry`), never parsed
+    back from a display title; (None, {}) where none is recorded."""
     for r in rs:
-        found = (r.identity or {}).get(kind)
-        if isinstance(found, dict) and isinstance(found.get("name"), str):
-            params = found.get("params")
-            return found["name"], dict(params) if isinstance(params, dict) else {}
+        ref = r.entry(kind)
+        if ref.name:
+            return ref.name, dict(ref.params)
     return None, {}
+
+
+def label_of(rs: list[UnitResult]) -> str:
+    """The row's paper label: the first one its entries declared (`Entry.paper_label`), in
+    axis order; "" where none did."""
+    for r in rs:
+        for axis in AXES:
+            if r.entry(axis).label:
+                return r.entry(axis).label
+    return ""
 
 
 class Names:
@@ -87,8 +97,9 @@ class Names:
     def variant(self, row: dict[str, Any]) -> str:
         """What the model sees, apart from n: the representation (radiation, cell...) and
         the perturbation. The paper's φ1-φ4 are such variants (its perturbations, and the
-        neutron representations)."""
-        return f"{self.series(row)} / {row['perturbation']}"
+        neutron representations), named by the label its entries declare."""
+        label = label_of(self.grouped.get(_key(row), []))
+        return f"{label + ': ' if label else ''}{self.series(row)} / {row['perturbation']}"
 
 
 def _img(path: Path, alt: str) -> str:
@@ -216,7 +227,7 @@ def figure_sections(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitRe
 
 
 def _key(row: dict[str, Any]) -> tuple:
-    return tuple(row[k] for k in leaderboard.KEY)
+    return tuple(row[k] for k in AXES)
 
 
 def _preds(rs: list[UnitResult]) -> list[Predictions]:
