@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("explain", help="critical points of a trained model on test materials (paper Sec. III D)")
     e.add_argument("config")
-    e.add_argument("unit", help="a combination id or glob, e.g. 'crystal_system/*/none/pointnet'")
+    e.add_argument("unit", help="a combination id or glob, e.g. 'TASK/*/PERTURBATION/MODEL'")
     e.add_argument("--seed", type=int, help="which seed's model (default: the config's first)")
     e.add_argument("--material", action="append", metavar="ID", help="test material(s) to explain")
     e.add_argument("--limit", type=int, default=5, help="how many test materials when none are named")
@@ -106,8 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--storage", help="results database URL of the run (as given to harness run --storage)")
     e.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
-    fe = sub.add_parser("fetch", help="download a dataset into the cache ahead of a run (e.g. mp)")
-    fe.add_argument("dataset", help="dataset name, e.g. mp")
+    fe = sub.add_parser("fetch", help="download a dataset into the cache ahead of a run")
+    fe.add_argument("dataset", help="dataset name (`harness list` shows them)")
     fe.add_argument("--fields", help="comma-separated fields to download")
     fe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dataset parameter")
     fe.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
@@ -222,7 +222,7 @@ def _run(args, console: Console) -> int:
                   "loading plugins (torch, pymatgen: some seconds on a first run)", highlight=False)
     conf = _load_config(demo_config() if args.demo else args.config, args)
     if args.demo and not args.results:  # never inside the installed package
-        conf.run.results = str(Path.cwd() / "results" / "demo")
+        conf.run.results = str(Path.cwd() / "results" / Path(demo_config()).stem)
     with run_log(conf, console) as logged:
         return run_config(conf, [*args.plugin, *args.plugins_sub], logged, only=args.only)
 

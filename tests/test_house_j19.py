@@ -5,8 +5,12 @@ fields and names no built-in plugin; the axes defined once; one plan -> prepare 
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import sqlite3
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +68,147 @@ def test_the_axes_are_the_records_title_fields_in_order():
     names = [f.name for f in UnitResult.__dataclass_fields__.values()]
     assert AXES == ("dataset", *COMBINATION_AXES) and names[2:2 + len(AXES)] == list(AXES)
     assert [c.name for c in RESULTS.columns][2:2 + len(AXES)] == list(AXES)
+
+
+# ----------------------------------------------------------------- the core names no plugin
+
+ROOT = Path(__file__).resolve().parents[1]
+# Known exceptions, each with why it is still there (remove the line when it is fixed).
+KNOWN_PLUGIN_NAMES = {
+    ("harness/predict.py", "file"): "predict reads a dataset file through the `file` dataset by name "
+                                    "(predict.py belongs to issue 22's helper: a suffix table on entries would fix it)",
+}
+
+
+def _builtin_names() -> set[str]:
+    """Entry names the built-in plugins (`harness_plugins`) register, of every kind."""
+    from harness import registry
+
+    reg = registry.load([], entry_points=True)
+    return {n for entries in reg.entries.values() for n, e in entries.items()
+            if e.cls.__module__.split(".")[0] == "harness_plugins"}
+
+
+def _core_vocabulary() -> tuple[set[str], set[str]]:
+    """Words the core owns that plugins happen to share: (literal values of the config
+    schema, e.g. `group_by = "none"`; names the core defines or imports: public API
+    functions such as `crystal_system`, library modules such as `xgboost`)."""
+    import importlib.util
+    import typing
+
+    import pydantic
+
+    import harness
+    import harness.torch
+    from harness import config
+
+    literals: set[str] = set()
+
+    def walk(tp) -> None:
+        if typing.get_origin(tp) is typing.Literal:
+            literals.update(a for a in typing.get_args(tp) if isinstance(a, str))
+        for a in typing.get_args(tp):
+            walk(a)
+
+    for obj in vars(config).values():
+        if isinstance(obj, type) and issubclass(obj, pydantic.BaseModel) and obj.__module__ == config.__name__:
+            for f in obj.model_fields.values():
+                walk(f.annotation)
+    own = set(harness.__all__) | set(harness.torch.__all__)
+    own |= {n for n in _builtin_names() if importlib.util.find_spec(n) is not None}
+    return literals, own
+
+
+def _strings(tree: ast.AST) -> list[ast.Constant]:
+    """String constants that are not docstrings (comments are not in the tree)."""
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
+
+
+def plugin_names_in_core() -> set[tuple[str, str, int]]:
+    """(module, name, line) for every place the core (`harness/`) names a built-in plugin.
+
+    Checked, outside docstrings and comments:
+    1. a string that IS a built-in entry name (`"random_scale"`, `"pointnet"`, `"mp"`);
+    2. a built-in entry name with `_` or a digit (unmistakably an identifier:
+       `nd_cloud`, `e3nn`) as a whole word inside a longer string (help texts, messages);
+    3. a prefix of an entry name (`"nd_"`, `"xrd_"`) in any string, as `startswith` takes;
+    4. a name that is also a literal of the config schema (`"none"`, which `group_by` and
+       `store_models` take): only where it is compared with an axis or an entry's name
+       (`perturbation == "none"`, `p.name in ("none", ...)`), not as a config value.
+    Names the core owns (its public API's `crystal_system`, the `xgboost` library) are
+    not plugin references."""
+    names = _builtin_names()
+    literals, own = _core_vocabulary()
+    plain = names - literals - own
+    axes = re.compile(r"\b(dataset|task|representation|perturbation|model|name)\b")
+    found = set()
+    for path in sorted((ROOT / "harness").rglob("*.py")):
+        module = str(path.relative_to(ROOT))
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in _strings(tree):
+            v = node.value
+            hits = {n for n in plain if v == n}
+            hits |= {n for n in plain if re.search(r"[_\d]", n) and re.search(rf"(?<![\w]){re.escape(n)}(?![\w])", v)}
+            hits |= {n for n in names if len(v) >= 3 and v.endswith("_") and n.startswith(v)}
+            found |= {(module, n, node.lineno) for n in hits}
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Compare):
+                continue
+            parts = [node.left, *node.comparators]
+            consts = {c.value for p in parts for c in ast.walk(p) if isinstance(c, ast.Constant)}
+            others = " ".join(ast.unparse(p) for p in parts if not isinstance(p, (ast.Constant, ast.Tuple,
+                                                                                   ast.List, ast.Set)))
+            for n in (names & literals) & consts:
+                if axes.search(others):
+                    found.add((module, n, node.lineno))
+    return found
+
+
+def test_the_core_names_no_builtin_plugin():
+    found = plugin_names_in_core()
+    unknown = sorted(f for f in found if (f[0], f[1]) not in KNOWN_PLUGIN_NAMES)
+    assert not unknown, f"the core names built-in plugins (use entry fields or declarations): {unknown}"
+
+
+def test_the_plugin_name_check_catches_what_it_says(tmp_path, monkeypatch):
+    """The check run on a core that names plugins the ways it looks for."""
+    bad = tmp_path / "harness"
+    bad.mkdir()
+    (bad / "m.py").write_text('"""Docstrings may say random_scale and none."""\n'
+                              'PHI = {"random_scale": 2}\n'
+                              'def f(r, group_by):\n'
+                              '    """none, nd_cloud"""\n'
+                              '    ok = group_by == "none"  # a config value\n'
+                              '    return r.perturbation == "none" or r.name.startswith("nd_") or "e.g. xrd_cloud(n=27)"\n')
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert {(n, line) for _, n, line in plugin_names_in_core()} == {
+        ("random_scale", 2), ("none", 6), ("nd_cloud", 6), ("xrd_cloud", 6)}
+
+
+def test_the_report_names_variants_by_the_labels_entries_declared():
+    """φ1-φ4 come from the entries (`Entry.paper_label`, written into the record at study
+    time), never from the core: a label on the representation wins over the perturbation's."""
+    from harness.report.html import Names
+
+    xray = _record(labels={"perturbation": "φ2"})
+    neutron = _record(representation="q(n=27)", labels={"representation": "φ4", "perturbation": "φ1"})
+    plain = _record(representation="s(n=27)", labels={})
+    grouped = {r.row_key: [r] for r in (xray, neutron, plain)}
+    names = Names(None, grouped)
+    row = lambda r: dict(zip(AXES, r.row_key))  # noqa: E731
+    assert names.variant(row(xray)) == "φ2: representation_entry / p"
+    assert names.variant(row(neutron)).startswith("φ4: ")
+    assert names.variant(row(plain)) == "representation_entry / p" and names.n(row(plain)) == 27
+
+
+def test_builtin_perturbations_and_neutron_representations_declare_the_papers_labels():
+    from harness import registry
+
+    reg = registry.load([], entry_points=True)
+    label = lambda kind, name, **p: reg.create(kind, name, p).paper_label()  # noqa: E731
+    assert [label("perturbation", n) for n in ("none", "random_scale", "systematic_absence")] == ["φ1", "φ2", "φ3"]
+    assert label("representation", "nd_cloud") == "φ4" and label("representation", "xrd_cloud") == ""
+    assert label("representation", "barcode", radiation="neutron") == "φ4"
