@@ -27,11 +27,9 @@ from rich.table import Table
 from harness import evaluation
 from harness.report import stats
 from harness.report.tables import by_task
-from harness.records import AXES, UnitResult
+from harness.records import AXES, ROW_AXES as COLUMNS, TABLE_AXES as TABLE, UnitResult
 
 KEY = AXES  # a row per entry of every axis (kept under its old name for callers)
-TABLE = AXES[:2]  # one table per dataset and task...
-COLUMNS = AXES[2:]  # ...whose rows differ in the other axes (representation, perturbation, model)
 TIMING_FIELDS = ("fit_seconds",)
 STATS_VERSION = 2  # bump when an interval or test changes: remembered ones are dropped
 LEGEND = (

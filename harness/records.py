@@ -19,6 +19,14 @@ from typing import Any
 COMBINATION_AXES: tuple[str, ...] = ("task", "representation", "perturbation", "model")
 # The axes of a leaderboard row: the dataset, then the combination's.
 AXES: tuple[str, ...] = ("dataset", *COMBINATION_AXES)
+TABLE_AXES = AXES[:2]  # a leaderboard has one table per dataset and task...
+ROW_AXES = AXES[2:]  # ...whose rows differ in the other axes
+
+
+def row_label(row: Any) -> str:
+    """A leaderboard row (or record) named within its table: `representation / perturbation / model`."""
+    get = row.__getitem__ if hasattr(row, "__getitem__") else lambda a: getattr(row, a)
+    return " / ".join(str(get(a)) for a in ROW_AXES)
 
 
 @dataclass(frozen=True)
