@@ -457,26 +457,22 @@ def _featurize(args, console: Console) -> int:
 
 
 def _featurize_config(args, console: Console) -> int:
+    """The run's own plan and prepare stages over every study of the config (as on a
+    fresh results folder; no store is opened or made): the cache then holds exactly the
+    features and inputs files a run needs."""
     import time
 
-    from harness import plan, prepare
     from harness.features import FeatureCache
     from harness.paths import cache_dir
+    from harness.plan import make_plan
+    from harness.prepare import prepare_plan
+    from harness.preview import ReadOnlyStore
 
     conf = _load_config(args.config, args)
     registry = _registry(args, conf.plugins)
     t0 = time.perf_counter()
-    reps: dict[str, dict] = {}  # evaluate dataset label -> the representations scored on it
-    for spec, grid in plan.grids(conf, registry, args.only):
-        dataset = registry.create("dataset", spec.name, spec.params, where=f"{conf.source}: ")
-        loaded = plan.load(dataset, spec, console)
-        prepare.featurize_all(conf, loaded, grid.representations(), console)
-        for other in conf.evaluation_datasets(spec):
-            reps.setdefault(other.label, {}).update({r.title: r for r in grid.representations()})
-    for spec in conf.datasets:
-        if spec.label in reps:
-            dataset = registry.create("dataset", spec.name, spec.params, where=f"{conf.source}: ")
-            prepare.featurize_all(conf, plan.load(dataset, spec, console), list(reps[spec.label].values()), console)
+    plan = make_plan(conf, registry, ReadOnlyStore(None), console, args.only)
+    prepare_plan(conf, plan, console, everything=True)
     console.print(f"total {time.perf_counter() - t0:.1f} s; cache {FeatureCache(cache_dir()).root}")
     return 0
 

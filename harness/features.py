@@ -24,8 +24,8 @@ from harness.cache import pack_ragged, read_arrays, unpack_ragged, write_arrays
 from harness.codeid import code_identity
 from harness.content import material_hash
 from harness.symmetry import structure_problem
+from harness.version import FEATURE_CODE_VERSION  # defined beside the version, which keys also carry
 
-FEATURE_CODE_VERSION = "2"  # 2: checksummed chunks (harness.cache)
 CHUNK = 256
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.codeid import code_identity
-from harness.features import FEATURE_CODE_VERSION
+from harness.version import FEATURE_CODE_VERSION
 
 
 def entry_identity(entry: Any) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def studies(config: Config, registry: Registry, console: Console, only: list[str
     from harness.plan import make_plan
 
     store = ReadOnlyStore(store_url(config))
-    plan = make_plan(config, registry, store, console, only)  # type: ignore[arg-type]
+    plan = make_plan(config, registry, store, console, only)
     keys = {s.unit: s.key for s in plan.studies}
     superseded = sorted(r.unit for r in store.current() if r.unit in keys and r.key != keys[r.unit])
     rows = []
