@@ -129,6 +129,11 @@ class Entry:
     def _title_ignores(self) -> tuple[str, ...]:
         return ()
 
+    def paper_label(self) -> str:
+        """A short name a paper or figure gives this entry (e.g. a perturbation's φ2),
+        recorded with each result so reports need not know the entry; "" for none."""
+        return ""
+
 
 def _short(value: Any) -> str:
     if isinstance(value, float):

@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("explain", help="critical points of a trained model on test materials (paper Sec. III D)")
     e.add_argument("config")
-    e.add_argument("unit", help="a combination id or glob, e.g. 'crystal_system/*/none/pointnet'")
+    e.add_argument("unit", help="a combination id or glob, e.g. 'TASK/*/PERTURBATION/MODEL'")
     e.add_argument("--seed", type=int, help="which seed's model (default: the config's first)")
     e.add_argument("--material", action="append", metavar="ID", help="test material(s) to explain")
     e.add_argument("--limit", type=int, default=5, help="how many test materials when none are named")
@@ -106,8 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--storage", help="results database URL of the run (as given to harness run --storage)")
     e.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
-    fe = sub.add_parser("fetch", help="download a dataset into the cache ahead of a run (e.g. mp)")
-    fe.add_argument("dataset", help="dataset name, e.g. mp")
+    fe = sub.add_parser("fetch", help="download a dataset into the cache ahead of a run")
+    fe.add_argument("dataset", help="dataset name (`harness list` shows them)")
     fe.add_argument("--fields", help="comma-separated fields to download")
     fe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dataset parameter")
     fe.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
@@ -222,7 +222,7 @@ def _run(args, console: Console) -> int:
                   "loading plugins (torch, pymatgen: some seconds on a first run)", highlight=False)
     conf = _load_config(demo_config() if args.demo else args.config, args)
     if args.demo and not args.results:  # never inside the installed package
-        conf.run.results = str(Path.cwd() / "results" / "demo")
+        conf.run.results = str(Path.cwd() / "results" / Path(demo_config()).stem)
     with run_log(conf, console) as logged:
         return run_config(conf, [*args.plugin, *args.plugins_sub], logged, only=args.only)
 
@@ -457,26 +457,22 @@ def _featurize(args, console: Console) -> int:
 
 
 def _featurize_config(args, console: Console) -> int:
+    """The run's own plan and prepare stages over every study of the config (as on a
+    fresh results folder; no store is opened or made): the cache then holds exactly the
+    features and inputs files a run needs."""
     import time
 
-    from harness import plan, prepare
     from harness.features import FeatureCache
     from harness.paths import cache_dir
+    from harness.plan import make_plan
+    from harness.prepare import prepare_plan
+    from harness.preview import ReadOnlyStore
 
     conf = _load_config(args.config, args)
     registry = _registry(args, conf.plugins)
     t0 = time.perf_counter()
-    reps: dict[str, dict] = {}  # evaluate dataset label -> the representations scored on it
-    for spec, grid in plan.grids(conf, registry, args.only):
-        dataset = registry.create("dataset", spec.name, spec.params, where=f"{conf.source}: ")
-        loaded = plan.load(dataset, spec, console)
-        prepare.featurize_all(conf, loaded, grid.representations(), console)
-        for other in conf.evaluation_datasets(spec):
-            reps.setdefault(other.label, {}).update({r.title: r for r in grid.representations()})
-    for spec in conf.datasets:
-        if spec.label in reps:
-            dataset = registry.create("dataset", spec.name, spec.params, where=f"{conf.source}: ")
-            prepare.featurize_all(conf, plan.load(dataset, spec, console), list(reps[spec.label].values()), console)
+    plan = make_plan(conf, registry, ReadOnlyStore(None), console, args.only)
+    prepare_plan(conf, plan, console, everything=True)
     console.print(f"total {time.perf_counter() - t0:.1f} s; cache {FeatureCache(cache_dir()).root}")
     return 0
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable, Iterator
 
-from harness.store import UnitResult
+from harness.records import UnitResult
 
 ARROW = "→"
 

@@ -56,8 +56,10 @@ def explain(
                                 "first (with the same settings)")
             model = persist.restore(registry, stored)
             if not hasattr(model, "point_importance"):
-                raise UserError(f"model {combo.model.name!r} offers no point_importance(); "
-                                "explain works for e.g. pointnet")
+                able = sorted(n for n, e in registry.entries.get("model", {}).items()
+                              if hasattr(e.cls, "point_importance"))
+                raise UserError(f"model {combo.model.name!r} offers no point_importance(); explain works for "
+                                f"models that do ({', '.join(able) or 'none loaded'})")
             made = prepare(config, part, [study], console, loaded)
             (study,), loaded = made.studies, made.loaded
             data = read_inputs(Path(study.inputs))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
+from harness.records import AXES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -126,8 +127,7 @@ def to_mlflow(results: Results, target: str, experiment: str = "harness") -> tup
             skipped += 1
             continue
         tags = {"harness.key": r.key, "harness.unit": r.unit, "harness.version": __version__,
-                "dataset": r.dataset, "task": r.task, "representation": r.representation,
-                "perturbation": r.perturbation, "model": r.model, "seed": str(r.seed), "device": r.device,
+                **{axis: getattr(r, axis) for axis in AXES}, "seed": str(r.seed), "device": r.device,
                 "commit": str(r.versions.get("commit", ""))}
         run = client.create_run(exp_id, run_name=names.get(r.key, r.unit), tags=tags,
                                 start_time=int(r.finished * 1000))

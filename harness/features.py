@@ -24,7 +24,7 @@ from harness.cache import pack_ragged, read_arrays, unpack_ragged, write_arrays
 from harness.codeid import code_identity
 from harness.content import material_hash
 from harness.symmetry import structure_problem
-from harness.identity import FEATURE_CODE_VERSION
+from harness.version import FEATURE_CODE_VERSION  # defined beside the version, which keys also carry
 
 CHUNK = 256
 

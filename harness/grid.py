@@ -10,6 +10,7 @@ from harness.space import search_space
 from harness.api import Metric, Model, Perturbation, Representation, Task
 from harness.config import Config, DatasetSpec, EntrySpec
 from harness.errors import UserError
+from harness.records import COMBINATION_AXES
 from harness.registry import Registry
 
 
@@ -24,9 +25,7 @@ class Combination:
 
     @property
     def id(self) -> str:
-        return "/".join(
-            (self.task.title, self.representation.title, self.perturbation.title, self.model.title)
-        )
+        return "/".join(getattr(self, axis).title for axis in COMBINATION_AXES)
 
 
 @dataclass

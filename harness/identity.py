@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.codeid import code_identity
-
-
-FEATURE_CODE_VERSION = "2"  # the core's featurisation code (2: checksummed chunks, harness.cache)
+from harness.version import FEATURE_CODE_VERSION
 
 
 def entry_identity(entry: Any) -> dict[str, Any]:

@@ -27,9 +27,9 @@ from rich.table import Table
 from harness import evaluation
 from harness.report import stats
 from harness.report.tables import by_task
-from harness.store import UnitResult
+from harness.records import AXES, ROW_AXES as COLUMNS, TABLE_AXES as TABLE, UnitResult
 
-KEY = ("dataset", "task", "representation", "perturbation", "model")
+KEY = AXES  # a row per entry of every axis (kept under its old name for callers)
 TIMING_FIELDS = ("fit_seconds",)
 STATS_VERSION = 2  # bump when an interval or test changes: remembered ones are dropped
 LEGEND = (
@@ -56,7 +56,7 @@ def groups(results: Iterable[UnitResult]) -> dict[tuple, list[UnitResult]]:
     on extra test sets (held-out families, evaluate datasets) also counts in their rows."""
     out: dict[tuple, list[UnitResult]] = defaultdict(list)
     for r in latest(evaluation.expand(results)):
-        out[tuple(getattr(r, k) for k in KEY)].append(r)
+        out[r.row_key].append(r)
     return {k: sorted(v, key=lambda r: r.seed) for k, v in out.items()}
 
 
@@ -67,7 +67,7 @@ def _direction(metric: str, rs: Iterable[UnitResult] = ()) -> int:
     from harness import metrics
 
     for r in rs:
-        known = (getattr(r, "directions", None) or {}).get(metric)
+        known = r.higher_is_better(metric)
         if known is not None:
             return 1 if known else -1
     try:
@@ -85,8 +85,7 @@ def build(results: Iterable[UnitResult], metric: str | None = None) -> list[dict
         grouped = rescored(grouped, metric)
     memo = _Memo()
     rows = [_row(key, rs, memo) for key, rs in grouped.items()]
-    rows.sort(key=lambda r: (r["dataset"], r["task"], -r["direction"] * r["mean"],
-                             r["representation"], r["perturbation"], r["model"]))
+    rows.sort(key=lambda r: (*(r[a] for a in TABLE), -r["direction"] * r["mean"], *(r[a] for a in COLUMNS)))
     for table in _tables(rows).values():
         _compare_with_best(table, grouped, memo)
     for r in rows:
@@ -345,7 +344,7 @@ def _compare_with_best(table: list[dict[str, Any]], grouped: dict[tuple, list[Un
 def _tables(rows: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
     out: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        out[(r["dataset"], r["task"])].append(r)
+        out[tuple(r[a] for a in TABLE)].append(r)
     return out
 
 
@@ -382,12 +381,12 @@ def fmt_vs_best(row: dict[str, Any]) -> str:
 
 def headers(rows: list[dict[str, Any]]) -> list[str]:
     metric = rows[0]["metric"]
-    return ["#", "representation", "perturbation", "model", metric, "95% CI", "vs best",
+    return ["#", *COLUMNS, metric, "95% CI", "vs best",
             *extras(rows), "seeds", "n_test"]
 
 
 def cells(i: int, row: dict[str, Any], extra_metrics: list[str]) -> list[str]:
-    return [str(i), row["representation"], row["perturbation"], row["model"], fmt_mean(row),
+    return [str(i), *(row[a] for a in COLUMNS), fmt_mean(row),
             fmt_interval(row), fmt_vs_best(row), *(fmt_mean(row, n) for n in extra_metrics),
             str(row["n_seeds"]), str(row["n_test"])]
 
@@ -406,8 +405,8 @@ def render(rows: list[dict[str, Any]], console: Console) -> None:
         names = extras(task_rows)
         table = Table(title=title(task, task_rows), title_justify="left")
         for j, col in enumerate(headers(task_rows)):
-            table.add_column(col, justify="left" if j in (1, 2, 3) else "right",
-                             style="dim" if j == 0 else ("bold" if j == 4 else None))
+            table.add_column(col, justify="left" if 1 <= j <= len(COLUMNS) else "right",
+                             style="dim" if j == 0 else ("bold" if j == len(COLUMNS) + 1 else None))
         for i, r in enumerate(task_rows, 1):
             table.add_row(*cells(i, r, names), style="bold green" if r["vs_best"] in ("best", "tied") else None)
         console.print(table)
@@ -426,14 +425,14 @@ def _render_narrow(rows: list[dict[str, Any]], console: Console) -> None:
         table = Table(title=escape(title(task, task_rows)), title_justify="left", box=box.SIMPLE_HEAD,
                       padding=(0, 1), expand=False)
         table.add_column("#", style="dim", justify="right")
-        table.add_column("representation\nperturbation\nmodel", overflow="fold", min_width=18)
+        table.add_column("\n".join(COLUMNS), overflow="fold", min_width=18)
         table.add_column(f"{escape(metric)}\n95% CI", justify="right", no_wrap=True)
         table.add_column("vs best", justify="right", overflow="fold")
         if names:
             table.add_column("\n".join(escape(n) for n in names), justify="right", no_wrap=True)
         table.add_column("seeds\nn_test", justify="right", no_wrap=True)
         for i, r in enumerate(task_rows, 1):
-            cells = [str(i), f"{escape(r['representation'])}\n{escape(r['perturbation'])}\n{escape(r['model'])}",
+            cells = [str(i), "\n".join(escape(r[a]) for a in COLUMNS),
                      f"{fmt_mean(r)}\n{fmt_interval(r)}", fmt_vs_best(r)]
             if names:
                 cells.append("\n".join(fmt_mean(r, n) for n in names))
@@ -450,7 +449,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         head = headers(task_rows)
         parts.append(f"## {task}\n\nTest {task_rows[0]['metric']}, mean ± std over seeds, best first.\n")
         parts.append("| " + " | ".join(head) + " |")
-        parts.append("|" + "|".join("---" if i in (1, 2, 3) else "---:" for i in range(len(head))) + "|")
+        parts.append("|" + "|".join("---" if 1 <= i <= len(COLUMNS) else "---:" for i in range(len(head))) + "|")
         for i, r in enumerate(task_rows, 1):
             parts.append("| " + " | ".join(cells(i, r, names)) + " |")
         parts.append("")

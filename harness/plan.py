@@ -17,7 +17,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import cast
+from typing import Protocol, cast
 
 from rich.console import Console
 from rich.markup import escape
@@ -31,8 +31,13 @@ from harness.grid import Grid, expand, resolve
 from harness.paths import cache_dir
 from harness.progress import progress_bar, skip_summary, tracker
 from harness.registry import Registry
-from harness.store import Store
 from harness.spec import StudySpec, fraction_label, study_fraction
+
+
+class DoneKeys(Protocol):
+    """All the plan asks of a store: which of these keys have a readable result."""
+
+    def done_keys(self, keys: list[str] | None = None) -> set[str]: ...
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,7 @@ def grids(config: Config, registry: Registry, only: list[str] | None = None) -> 
     return [(p, g) for p, g in out if g.combinations]
 
 
-def make_plan(config: Config, registry: Registry, store: Store, console: Console,
+def make_plan(config: Config, registry: Registry, store: DoneKeys, console: Console,
               only: list[str] | None = None) -> Plan:
     """Every study of the config and which are done; reads the store, never writes it."""
     config = resolve(config, registry)  # a new object: the caller's config stays as it was

@@ -35,6 +35,7 @@ from harness.features import FeatureCache, featurize
 from harness.grid import Combination, task_metrics
 from harness.paths import cache_dir
 from harness.progress import progress_bar, skip_summary, tracker
+from harness.records import COMBINATION_AXES
 from harness.registry import Registry
 from harness.store import Store, UnitResult
 from harness.study import perturb
@@ -67,7 +68,7 @@ def select(store: Store, only: Sequence[str] | None, seed: int | None) -> list[U
         raise UserError("the results store holds no finished study; run a benchmark first")
 
     def combo_id(r: UnitResult) -> str:
-        return "/".join((r.task, r.representation, r.perturbation, r.model))
+        return r.combination_id
 
     chosen = [r for r in results
               if (not only or any(fnmatch.fnmatchcase(combo_id(r), p) or fnmatch.fnmatchcase(r.unit, p) for p in only))
@@ -95,11 +96,9 @@ def rebuild(registry: Registry, result: UnitResult) -> Combination:
                             f"with version {spec.get('version')}; install the version it was trained with, or rerun")
         return made
 
-    task = entry("task", ident["task"])
-    return Combination(
-        task, entry("representation", ident["representation"]), entry("perturbation", ident["perturbation"]),
-        entry("model", ident["model"]), tuple(entry("perturbation", t) for t in ident.get("transforms", [])),
-        task_metrics(registry, task, where))
+    made = {axis: entry(axis, ident[axis]) for axis in COMBINATION_AXES}
+    return Combination(**made, transforms=tuple(entry("perturbation", t) for t in ident.get("transforms", [])),
+                       metrics=task_metrics(registry, made["task"], where))
 
 
 def read_structures(paths: Sequence[str], registry: Registry, console: Console,

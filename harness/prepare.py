@@ -30,7 +30,7 @@ from harness.errors import UserError
 from harness.features import FeatureCache, FeatureSet, featurize
 from harness.inputs import StudyInputs, write_inputs
 from harness.paths import cache_dir
-from harness.plan import Loaded, PartPlan, Source, load
+from harness.plan import Loaded, PartPlan, Plan, Source, load
 from harness.progress import progress_bar, skip_summary
 from harness.splits import Split, check_classes, column_split, stratified_split
 from harness.spec import StudySpec
@@ -124,6 +124,21 @@ def prepare(config: Config, part: PartPlan, studies: list[StudySpec] | tuple[Stu
             _add_evaluation(data, name, lab[task.title], fs[rep.title], el)
         write_inputs(Path(path), data)
     return Prepared(ready, known)
+
+
+def prepare_plan(config: Config, plan: Plan, console: Console, everything: bool = False) -> Prepared:
+    """Prepare the plan's pending studies (every study with `everything`), part by part,
+    a dataset loaded once for all parts: the one path of `harness run` and `harness
+    featurize --config`."""
+    ready: list[StudySpec] = []
+    loaded: dict[str, Loaded] = {}
+    for part in plan.parts:
+        todo = [s for s in part.studies if everything or s.key not in plan.done]
+        if todo:
+            made = prepare(config, part, todo, console, loaded)
+            loaded = made.loaded
+            ready += made.studies
+    return Prepared(tuple(ready), loaded)
 
 
 @dataclass

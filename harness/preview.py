@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.config import Config
+from harness.records import COMBINATION_AXES
 from harness.registry import Registry
 
 
@@ -55,15 +56,14 @@ def studies(config: Config, registry: Registry, console: Console, only: list[str
     from harness.plan import make_plan
 
     store = ReadOnlyStore(store_url(config))
-    plan = make_plan(config, registry, store, console, only)  # type: ignore[arg-type]
+    plan = make_plan(config, registry, store, console, only)
     keys = {s.unit: s.key for s in plan.studies}
     superseded = sorted(r.unit for r in store.current() if r.unit in keys and r.key != keys[r.unit])
     rows = []
     for s in plan.studies:
         combo = s.combination
         rows.append({"study": s.unit, "key": s.key, "status": "done" if s.key in plan.done else "pending",
-                     "dataset": s.dataset, "task": combo.task.title, "representation": combo.representation.title,
-                     "perturbation": combo.perturbation.title, "model": combo.model.title, "seed": s.seed,
+                     "dataset": s.dataset, **{a: getattr(combo, a).title for a in COMBINATION_AXES}, "seed": s.seed,
                      "trials": s.trials if combo.model.tune else 1})
     needs = []
     for part in plan.parts:

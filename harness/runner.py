@@ -23,7 +23,7 @@ from harness.errors import UserError
 from harness.executors.base import cores
 from harness.paths import writable_folder
 from harness.plan import Plan, make_plan
-from harness.prepare import prepare
+from harness.prepare import prepare_plan
 from harness.progress import progress_bar
 from harness.registry import Registry
 from harness.report import curves
@@ -80,14 +80,7 @@ def _run(config: Config, registry: Registry, console: Console, store: Store, onl
         placed = executors.build(registry, _placement(config, pending))
         console.print(f"device [bold]{placed.device}[/] · {escape(placed.where)} · seeds {config.run.seeds} · "
                       f"{config.run.trials} trials per study · results in {escape(str(results_dir))}")
-        ready: list[StudySpec] = []
-        loaded: dict = {}  # datasets one part loaded, reused by the next
-        for part in plan.parts:
-            todo = [s for s in part.studies if s.key not in plan.done]
-            if todo:
-                made = prepare(config, part, todo, console, loaded)
-                loaded = made.loaded
-                ready += made.studies
+        ready = list(prepare_plan(config, plan, console).studies)
         store.optuna_storage()  # its tables, created once here, not by racing workers
         env = replace(placed.environment(store.url), store_models=config.run.store_models != "none")
         failures = execute(ready, store, placed.executor, env, console, share_cores=placed.share_cores)

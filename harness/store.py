@@ -15,13 +15,14 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Iterator
 
 import sqlalchemy as sa
 
 from harness.errors import UserError
+from harness.records import AXES, UnitResult  # UnitResult stays importable from here
 
 log = logging.getLogger("harness")
 
@@ -34,8 +35,7 @@ RESULTS = sa.Table(
     "harness_results", _meta,
     sa.Column("key", sa.String(64), primary_key=True),  # the study's identity
     sa.Column("unit", sa.Text, nullable=False),  # dataset:combination#seed, for people
-    sa.Column("dataset", sa.Text), sa.Column("task", sa.Text), sa.Column("representation", sa.Text),
-    sa.Column("perturbation", sa.Text), sa.Column("model", sa.Text), sa.Column("seed", sa.Integer),
+    *(sa.Column(axis, sa.Text) for axis in AXES), sa.Column("seed", sa.Integer),
     sa.Column("metric", sa.Text), sa.Column("value", sa.Float), sa.Column("valid_value", sa.Float),
     sa.Column("n_train", sa.Integer), sa.Column("n_valid", sa.Integer), sa.Column("n_test", sa.Integer),
     sa.Column("n_trials", sa.Integer), sa.Column("fit_seconds", sa.Float), sa.Column("device", sa.Text),
@@ -60,43 +60,6 @@ _SCHEMA_LOCK = 0x6861726E  # PostgreSQL advisory lock held while creating tables
 
 # Stored in columns; everything else of a UnitResult travels in `body`.
 _COLUMNS = {c.name for c in RESULTS.columns} - {"body"}
-
-
-@dataclass
-class UnitResult:
-    """One finished study: the test score of its best trial, and how it was obtained."""
-
-    unit: str  # dataset:task/representation/perturbation/model#seed
-    key: str  # the study's identity (harness.identity)
-    dataset: str
-    task: str
-    representation: str
-    perturbation: str
-    model: str
-    seed: int
-    metric: str
-    value: float
-    extra: dict[str, float] = field(default_factory=dict)
-    valid_value: float = float("nan")
-    n_train: int = 0
-    n_valid: int = 0
-    n_test: int = 0
-    n_trials: int = 0
-    params: dict[str, Any] = field(default_factory=dict)
-    fit_seconds: float = 0.0
-    device: str = "cpu"
-    finished: float = field(default_factory=time.time)
-    superseded: bool = False
-    identity: dict[str, Any] = field(default_factory=dict)  # what the key hashes
-    versions: dict[str, str] = field(default_factory=dict)  # libraries, device, commit
-    # Test predictions: {"ids": [...], "y": [...], "proba": [[...], ...]} (one column per class)
-    predictions: dict[str, Any] | None = None
-    # Extra test sets (held-out families, evaluate datasets): name -> {"value", "extra",
-    # "n", "predictions"}, written by `harness.study.score_set`
-    evaluations: dict[str, Any] = field(default_factory=dict)
-    # metric name -> higher_is_better, for the task's metrics: leaderboards rank by it
-    # without loading the plugin that registered the metric (older rows: {} -> registry)
-    directions: dict[str, bool] = field(default_factory=dict)
 
 
 def new_owner() -> str:

@@ -27,7 +27,7 @@ from harness.grid import Combination
 from harness.identity import seed_key
 from harness.inputs import StudyInputs, read_inputs
 from harness.spec import StudySpec
-from harness.store import UnitResult
+from harness.records import COMBINATION_AXES, UnitResult, paper_label
 
 log = logging.getLogger("harness")
 
@@ -209,6 +209,7 @@ def _run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
         identity=spec.identity, versions=env.versions,
         predictions={"ids": list(test.ids), "y": test.y.tolist(), "proba": proba.tolist()},
         evaluations=evaluations, directions={m.name: m.higher_is_better for m in combo.metrics},
+        labels={a: lab for a in COMBINATION_AXES if (lab := paper_label(getattr(combo, a)))},
     )
     return StudyOutcome(result, persist.dump(model) if env.store_models else None)
 

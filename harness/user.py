@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
+from harness.records import AXES, COMBINATION_AXES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from harness.registry import Registry
-    from harness.store import Store, UnitResult
+    from harness.records import UnitResult
+    from harness.store import Store
 
 
 def run(config: str | os.PathLike[str] | Mapping[str, Any], *, only: Sequence[str] | None = None,
@@ -159,8 +161,7 @@ class Results:
 
         rows = []
         for r in self.results(superseded):
-            row = {k: getattr(r, k) for k in ("key", "unit", "dataset", "task", "representation", "perturbation",
-                                             "model", "seed", "metric", "value", "valid_value", "n_train",
+            row = {k: getattr(r, k) for k in ("key", "unit", *AXES, "seed", "metric", "value", "valid_value", "n_train",
                                              "n_valid", "n_test", "n_trials", "fit_seconds", "device",
                                              "finished", "superseded")}
             row["combination"] = combination_id(r)
@@ -264,7 +265,7 @@ class Results:
                f"{len(self.results())} finished studies</p>"
         if board.empty:
             return head + "<p>no results yet</p>"
-        cols = [c for c in ("dataset", "task", "representation", "perturbation", "model", "metric", "mean", "std",
+        cols = [c for c in (*AXES, "metric", "mean", "std",
                             "ci_low", "ci_high", "vs_best", "n_seeds", "n_test") if c in board.columns]
         return head + board[cols].to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="")
 
@@ -338,7 +339,7 @@ def require_plugins(registry: Registry, results: Iterable[UnitResult]) -> None:
     (not "unknown ...", which reads as a typo) and how to load it."""
     for r in results:
         ident = r.identity or {}
-        specs = [(kind, ident.get(kind)) for kind in ("task", "representation", "perturbation", "model")]
+        specs = [(kind, ident.get(kind)) for kind in COMBINATION_AXES]
         specs += [("perturbation", t) for t in ident.get("transforms", [])]
         for kind, spec in specs:
             if spec and spec.get("name") not in registry.entries.get(kind, {}):
@@ -349,7 +350,7 @@ def require_plugins(registry: Registry, results: Iterable[UnitResult]) -> None:
 
 
 def combination_id(r: UnitResult) -> str:
-    return f"{r.task}/{r.representation}/{r.perturbation}/{r.model}"
+    return r.combination_id
 
 
 def _name(classes: tuple[str, ...] | None, k: int) -> Any:

@@ -43,10 +43,10 @@ def test_table_output_and_bad_parameter(tmp_path, capsys):
 def test_featurize_config_fills_the_cache_and_reports_speed(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text('tasks = ["crystal_system"]\nrepresentations = [{name = "xrd_cloud", n = 27}]\n'
-                   'models = ["pointnet"]\n[dataset]\nname = "demo"\nsize = 60\n[run]\nworkers = 1\n')
+                   'models = ["pointnet"]\n[dataset]\nname = "demo"\nsize = 200\n[run]\nworkers = 1\n')
     assert main(["featurize", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
-    assert "60 featurised" in out and "crystals/s" in out
+    assert "200 featurised" in out and "crystals/s" in out
     assert main(["cache", "info"]) == 0
     info = capsys.readouterr().out
     assert "features: " in info and "cells: " in info and "demo: " in info

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from harness import leaderboard
 from harness.errors import UserError
-from harness.store import UnitResult
+from harness.records import UnitResult
 
 
 def row_id(key: tuple) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from harness.spec import SUFFIX
-from harness.store import UnitResult
+from harness.records import AXES, UnitResult
 
 
 def points(results: Iterable[UnitResult]) -> dict[tuple[str, str], dict[str, list[dict[str, Any]]]]:
@@ -27,7 +27,7 @@ def points(results: Iterable[UnitResult]) -> dict[tuple[str, str], dict[str, lis
         share = float((r.identity or {}).get("train_fraction") or 1.0)
         if share < 1:
             curved.add((dataset, r.task))
-        combo = f"{r.representation} / {r.perturbation} / {r.model}"
+        combo = " / ".join(getattr(r, axis) for axis in AXES[2:])
         raw[(dataset, r.task)][combo].setdefault(share, []).append(r)
     out: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
     for table in sorted(curved):

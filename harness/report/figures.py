@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from harness.records import row_label
 from harness.report.stats import Predictions
 
 
@@ -44,7 +45,7 @@ def leaderboard_figure(rows: list[dict[str, Any]]):
     fig, axes = plt.subplots(len(tables), 1, figsize=(9, 0.35 * len(rows) + 1.5 * len(tables)), squeeze=False)
     for ax, (task, task_rows) in zip(axes[:, 0], tables.items()):
         shown = task_rows[::-1]
-        labels = [f"{r['representation']} / {r['perturbation']} / {r['model']}" for r in shown]
+        labels = [row_label(r) for r in shown]
         means = np.array([r["mean"] for r in shown])
         low = np.array([r["ci_low"] if r["ci_low"] is not None else r["mean"] for r in shown])
         high = np.array([r["ci_high"] if r["ci_high"] is not None else r["mean"] for r in shown])

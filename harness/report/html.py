@@ -20,7 +20,8 @@ from harness import leaderboard
 from harness.errors import UserError
 from harness.report import figures
 from harness.report.stats import Predictions
-from harness.store import Store, UnitResult, location_of
+from harness.records import AXES, UnitResult, row_label
+from harness.store import Store, location_of
 
 LIBRARIES = ("harness", "numpy", "scikit-learn", "xgboost", "optuna", "torch", "pymatgen", "spglib", "matplotlib")
 
@@ -33,14 +34,23 @@ class Section:
 
 
 def entry_of(rs: list[UnitResult], kind: str) -> tuple[str | None, dict[str, Any]]:
-    """The entry name and parameters a study recorded in its identity (what its key
-    hashes), never parsed back from a display title; (None, {}) where none is recorded."""
+    """The entry name and parameters a study recorded (`UnitResult.entry`), never parsed
+    back from a display title; (None, {}) where none is recorded."""
     for r in rs:
-        found = (r.identity or {}).get(kind)
-        if isinstance(found, dict) and isinstance(found.get("name"), str):
-            params = found.get("params")
-            return found["name"], dict(params) if isinstance(params, dict) else {}
+        ref = r.entry(kind)
+        if ref.name:
+            return ref.name, dict(ref.params)
     return None, {}
+
+
+def label_of(rs: list[UnitResult]) -> str:
+    """The row's paper label: the first one its entries declared (`Entry.paper_label`), in
+    axis order; "" where none did."""
+    for r in rs:
+        for axis in AXES:
+            if r.entry(axis).label:
+                return r.entry(axis).label
+    return ""
 
 
 class Names:
@@ -87,8 +97,9 @@ class Names:
     def variant(self, row: dict[str, Any]) -> str:
         """What the model sees, apart from n: the representation (radiation, cell...) and
         the perturbation. The paper's φ1-φ4 are such variants (its perturbations, and the
-        neutron representations)."""
-        return f"{self.series(row)} / {row['perturbation']}"
+        neutron representations), named by the label its entries declare."""
+        label = label_of(self.grouped.get(_key(row), []))
+        return f"{label + ': ' if label else ''}{self.series(row)} / {row['perturbation']}"
 
 
 def _img(path: Path, alt: str) -> str:
@@ -195,7 +206,7 @@ def figure_sections(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitRe
         else:
             best = stored[0]
             preds = _preds(grouped[_key(best)])
-            caption = (f"best row {best['representation']} / {best['perturbation']} / {best['model']}, "
+            caption = (f"best row {row_label(best)}, "
                        f"{len(preds)} seeds' test sets pooled, rows normalised")
             path = figures.save(figures.confusion(table, preds, names.classes(best, width), caption),
                                 folder / f"confusion_{_slug(table)}.png")
@@ -216,7 +227,7 @@ def figure_sections(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitRe
 
 
 def _key(row: dict[str, Any]) -> tuple:
-    return tuple(row[k] for k in leaderboard.KEY)
+    return tuple(row[k] for k in AXES)
 
 
 def _preds(rs: list[UnitResult]) -> list[Predictions]:
@@ -249,9 +260,9 @@ def per_class_section(rows: list[dict[str, Any]], grouped: dict[tuple, list[Unit
     found = perclass.collect([r for rs in grouped.values() for r in rs], rows)
     if not found:
         return None
-    head = ["task", "representation", "perturbation", "model", "metric", "head recall", "torso recall",
+    head = [*AXES[1:], "metric", "head recall", "torso recall",
             "tail recall", "classes (h/t/t)", "never right"]
-    body = [[f["task"], f["representation"], f["perturbation"], f["model"], f"{f['mean']:.3f}",
+    body = [[*(f[a] for a in AXES[1:]), f"{f['mean']:.3f}",
              *(perclass._fmt(f[f"{g}_recall"]) for g in perclass.GROUPS),
              f"{f['head_classes']}/{f['torso_classes']}/{f['tail_classes']}", f"{f['never_right']}/{f['n_classes_present']}"]
             for f in found]
@@ -266,7 +277,7 @@ def per_class_section(rows: list[dict[str, Any]], grouped: dict[tuple, list[Unit
         done.add(table)
         y, pred, k = perclass.pooled(grouped[_key(f)])
         pc = perclass.per_class(y, pred, k)
-        caption = f"{f['representation']} / {f['perturbation']} / {f['model']}, seeds pooled"
+        caption = f"{row_label(f)}, seeds pooled"
         path = figures.save(figures.per_class_recall(f["task"], pc["support"], pc["recall"],
                                                      perclass.groups_by_frequency(pc["support"]), caption),
                             folder / f"per_class_{_slug(f['dataset'] + '_' + f['task'])}.png")
@@ -297,7 +308,7 @@ def reliability_section(rows: list[dict[str, Any]], grouped: dict[tuple, list[Un
             proba = np.concatenate([np.asarray(u.predictions["proba"], dtype=float) for u in rs])
             if proba.ndim != 2 or proba.shape[1] != 2:
                 break
-            curves[f"{r['representation']} / {r['perturbation']} / {r['model']}"] = (
+            curves[row_label(r)] = (
                 *metrics.calibration_bins(y, proba), metrics.ece(y, proba))
             if len(curves) == RELIABILITY_ROWS:
                 break

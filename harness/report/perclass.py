@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from harness import leaderboard
-from harness.store import UnitResult
+from harness.records import UnitResult
 
 MIN_CLASSES = 11  # "more than 10 classes"
 GROUPS = ("head", "torso", "tail")
@@ -106,11 +106,11 @@ def show(results: Iterable[UnitResult], rows: list[dict[str, Any]], fmt: str, co
                 w.writerow([*(f[k] for k in leaderboard.KEY), c, f["per_class_support"][c], f"{rec:.6f}", group_of[c]])
         print(buf.getvalue(), end="")
         return 0
-    head = ["dataset", "task", "representation", "perturbation", "model", "metric", "head recall",
+    head = [*leaderboard.KEY, "metric", "head recall",
             "torso recall", "tail recall", "classes (h/t/t)", "never right"]
     lines = []
     for f in found:
-        lines.append([f["dataset"], f["task"], f["representation"], f["perturbation"], f["model"],
+        lines.append([*(f[a] for a in leaderboard.KEY),
                       f"{f['mean']:.3f}", _fmt(f["head_recall"]), _fmt(f["torso_recall"]), _fmt(f["tail_recall"]),
                       f"{f['head_classes']}/{f['torso_classes']}/{f['tail_classes']}",
                       f"{f['never_right']}/{f['n_classes_present']}"])

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness import leaderboard
+from harness.records import row_label
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Ranking:
 
 
 def combination(row: dict[str, Any]) -> str:
-    return f"{row['representation']} / {row['perturbation']} / {row['model']}"
+    return row_label(row)
 
 
 def rank_across(rows: list[dict[str, Any]]) -> Ranking | None:

@@ -30,6 +30,9 @@ class NoPerturbation(Perturbation):
     description: ClassVar[str] = "phi1: the input as it is"
     default: ClassVar[bool] = True  # the perturbation of a config that names none
 
+    def paper_label(self) -> str:
+        return "φ1"  # Wang et al. 2022: the paper's name for this input
+
     def apply(self, x: np.ndarray, rng: np.random.Generator, columns: Sequence[str]) -> np.ndarray:
         return np.array(x, copy=True)
 
@@ -39,6 +42,9 @@ class RandomScale(Perturbation):
     name: ClassVar[str] = "random_scale"
     description: ClassVar[str] = "phi2: intensity channel times u ~ U(0, 1], a fresh u per material per draw"
     needs_columns: ClassVar[dict] = {CLOUD: ("intensity",)}  # a vector is all intensities
+
+    def paper_label(self) -> str:
+        return "φ2"  # Wang et al. 2022: the paper's name for this input
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, columns: Sequence[str]) -> np.ndarray:
         out = np.array(x, copy=True)
@@ -54,6 +60,9 @@ class SystematicAbsence(Perturbation):
     needs_columns: ClassVar[dict] = {CLOUD: ("intensity",)}
 
     threshold: float = 1e-3
+
+    def paper_label(self) -> str:
+        return "φ3"  # Wang et al. 2022: the paper's name for this input
 
     def apply(self, x: np.ndarray, rng: np.random.Generator, columns: Sequence[str]) -> np.ndarray:
         out = np.array(x, copy=True)

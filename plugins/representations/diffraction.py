@@ -63,6 +63,9 @@ class _Diffraction(Representation):
     def _radiation(self) -> _sc.Radiation:
         raise NotImplementedError
 
+    def paper_label(self) -> str:
+        return "φ4" if self._radiation() == "neutron" else ""  # Wang et al. 2022: neutron input
+
     def point_labels(self) -> np.ndarray:
         return _sc.miller_indices(self.n)
 
