@@ -70,6 +70,7 @@ def __getattr__(name: str) -> Any:
 
 
 LAYOUTS = ("auto", "dense", "graph")
+PLACEMENT = ("gpu_share", "memory_mb")  # settings that say where a fit runs, not what it computes
 
 
 @contextlib.contextmanager
@@ -129,6 +130,11 @@ class TorchModel(Model):
     # device's): Ray asks for this many GPUs per study (`num_gpus`), so 1/gpu_share studies
     # share one GPU. Placement only: not part of the model's title or identity.
     gpu_share: float = 1.0
+    # Declared peak memory of one fit in MiB (0: unknown). The local executor packs as many
+    # studies into one batched fit as fit in the device's memory its worker may use; on a
+    # GPU without a declaration, a study needs its `gpu_share` of the device.
+    # Placement only: not part of the model's title or identity.
+    memory_mb: float = 0.0
     # Fit through the batched engine (`fit_many`, `harness.neural.batched`) even alone: a
     # study's numbers then do not depend on which studies share its batch (CPU: bit-equal),
     # so seeds and trials can be packed together and a resumed study equals an uncut one.
@@ -136,6 +142,8 @@ class TorchModel(Model):
     batch_studies: bool = False
 
     def __post_init__(self) -> None:
+        if float(self.memory_mb) < 0:
+            raise ValueError(f"memory_mb = {self.memory_mb!r}: give the MiB one fit needs (0: unknown)")
         if not 0 < float(self.gpu_share) <= 1:
             raise ValueError(f"gpu_share = {self.gpu_share!r}: choose a share of one GPU in (0, 1]")
         if self.precision not in PRECISIONS:
@@ -144,11 +152,24 @@ class TorchModel(Model):
             raise ValueError(f"layout = {self.layout!r}: choose one of {', '.join(LAYOUTS)}")
 
     def params(self) -> dict[str, Any]:
-        """The identifying parameters: all but `gpu_share` (where a study runs, not what it computes)."""
-        return {k: v for k, v in super().params().items() if k != "gpu_share"}
+        """The identifying parameters: all but `gpu_share` and `memory_mb` (where a study
+        runs, not what it computes)."""
+        return {k: v for k, v in super().params().items() if k not in PLACEMENT}
 
     def _title_ignores(self) -> tuple[str, ...]:
-        return (*super()._title_ignores(), "gpu_share")
+        return (*super()._title_ignores(), *PLACEMENT)
+
+    def memory_estimate(self, device: str) -> int | None:
+        """Bytes one fit needs on `device` (packing): the declared `memory_mb`, else on a
+        GPU its `gpu_share` of the device; None where nothing says."""
+        if self.memory_mb > 0:
+            return int(self.memory_mb * 2**20)
+        if device.startswith("cuda"):
+            from harness.executors.base import device_memory
+
+            total = device_memory(device)
+            return int(total * self.gpu_share) if total else None
+        return None
 
     # ---- what a subclass provides
 
