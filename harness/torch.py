@@ -97,6 +97,22 @@ def threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+# With `batch_studies`, stacks of at most this many members. Measured on CPU (torch 2.x):
+# a member's numbers are bit-equal in a stack of 2 whatever its mate (or a twin of
+# itself), but from the third stack position on the batched kernels round differently
+# (PointNet weights off by up to 2e-2 after 6 epochs), so a study's numbers would depend
+# on which studies shared its pack, and a regrouped or resumed study would not equal an
+# uncut one. Without `batch_studies` (benchmarks) a stack takes every member.
+EXACT_STACK = 2
+
+
+def _stacks(indices: list[int], exact: bool) -> list[list[int]]:
+    """The members of one batchable group, as the stacks they train in."""
+    if not exact:
+        return [indices]
+    return [indices[i:i + EXACT_STACK] for i in range(0, len(indices), EXACT_STACK)]
+
+
 @dataclass
 class TorchModel(Model):
     """Shared settings: `[settings.<model>]` in the TOML sets any of these fields."""
@@ -233,7 +249,6 @@ class TorchModel(Model):
         (bit-equal data order, draws, initial weights and optimizer arithmetic)."""
         import copy
 
-        import torch
 
         from harness.neural import accel, batched
         from harness.neural.sets import DenseSet
@@ -269,24 +284,36 @@ class TorchModel(Model):
                             raise
                         out[i] = exc
                     continue
-                group = [members[i] for i in indices]
-                results = batched.train_batched(
-                    group, params["optimizer"],
-                    [torch.Generator().manual_seed(m.ctx.seed) for m in group],
-                    max_epochs=self.max_epochs, patience=self.patience, batch_size=self.batch_size,
-                    augment_rotation=self.augment_rotation, plateau_patience=self.plateau_patience,
-                    autocast=lambda: accel.autocast(device, self.precision),
-                    compile=self.compile, eval_points=accel.eval_points(device, self.gpu_share),
-                )
-                for i, member, result in zip(indices, group, results):
-                    if isinstance(result, BaseException):
-                        out[i] = result
-                        continue
-                    fitted = copy.copy(self)
-                    fitted.history_, fitted._net = result, member.net
-                    fitted._arch = (params, in_dim, member.ctx.n_classes)
-                    out[i] = fitted
+                for part in _stacks(indices, self.batch_studies):
+                    self._train_stack(part, members, fits, out, params, in_dim, device)
         return out  # type: ignore[return-value]
+
+    def _train_stack(self, indices: list[int], members: list, fits: Sequence, out: list, params: dict[str, Any],
+                     in_dim: int, device: str) -> None:
+        """Train the members at `indices` as one stack; their fitted copies go to `out`."""
+        import copy
+
+        import torch
+
+        from harness.neural import accel, batched
+
+        group = [members[i] for i in indices]
+        results = batched.train_batched(
+            group, params["optimizer"],
+            [torch.Generator().manual_seed(m.ctx.seed) for m in group],
+            max_epochs=self.max_epochs, patience=self.patience, batch_size=self.batch_size,
+            augment_rotation=self.augment_rotation, plateau_patience=self.plateau_patience,
+            autocast=lambda: accel.autocast(device, self.precision),
+            compile=self.compile, eval_points=accel.eval_points(device, self.gpu_share),
+        )
+        for i, member, result in zip(indices, group, results):
+            if isinstance(result, BaseException):
+                out[i] = result
+                continue
+            fitted = copy.copy(self)
+            fitted.history_, fitted._net = result, member.net
+            fitted._arch = (params, in_dim, member.ctx.n_classes)
+            out[i] = fitted
 
     def predict_proba(self, X: list[np.ndarray] | np.ndarray) -> np.ndarray:
         from harness.neural import accel, loop
