@@ -137,3 +137,51 @@ def test_a_run_killed_inside_a_packed_fit_resumes_to_the_uncut_numbers(tmp_path)
     assert done_when_cut < 6
     finish(start_run(cut, tmp_path, config=config(8, trials=3, epochs=6, size=160), env=run_env(tmp_path, 10)))
     assert stored(cut) == reference
+
+
+def _specs(model_settings: dict, seeds=(0, 1, 2), perturbations=("identity", "noise"), timeout=None):
+    from harness import registry
+    from harness.grid import Combination
+    from harness.study import StudySpec
+
+    reg = registry.load(["toy_plugin"])
+    out = []
+    for pert in perturbations:
+        combo = Combination(reg.create("task", "toy_system"), reg.create("representation", "corners"),
+                            reg.create("perturbation", pert), reg.create("model", "pointnet", model_settings))
+        out += [StudySpec(f"{pert}{s}", f"toy:{combo.id}#{s}", "toy", combo, s, 2, timeout, inputs="x.inputs")
+                for s in seeds]
+    return out
+
+
+@pytest.mark.parametrize("settings, timeout, sizes", [
+    ({"batch_studies": True}, None, [2, 1, 2, 1]),  # a combination's seeds, at most `most` at a time
+    ({"batch_studies": True}, 60.0, [1] * 6),  # a study with a deadline trains alone
+    ({}, None, [1] * 6),  # without batch_studies a study's numbers would depend on its pack
+    ({"batch_studies": True, "memory_mb": 600}, None, [1] * 6),  # 1000 MiB budget: one study's worth
+])
+def test_the_packer_takes_every_claimed_study_once_in_packs_of_one_combination(settings, timeout, sizes):
+    from harness.executors.base import Packer, pack_key, pack_size
+
+    specs = _specs(settings, timeout=timeout)
+    queue = list(specs)
+    packer = Packer(lambda: queue.pop(0) if queue else None, lambda s: pack_size(s, "cpu", 1000 * 2**20, 2))
+    packs = []
+    while (pack := packer.next_pack()) is not None:
+        packs.append(pack)
+    assert [len(p) for p in packs] == sizes
+    assert [s.key for p in packs for s in p] == [s.key for s in specs]  # each once, in order
+    assert all(len({pack_key(s) for s in p}) == 1 for p in packs)
+
+
+def test_ray_packs_fit_one_gpu_by_the_models_share_and_ask_for_their_shares_together():
+    from harness.executors.ray import pack_placement, ray_pack_size
+
+    spec = _specs({"batch_studies": True, "gpu_share": 0.25})[0]
+    gpu, cpu = {"CPU": 8, "GPU": 1}, {"CPU": 8}
+    assert ray_pack_size(spec, "auto", gpu, 1, 8) == 4  # four quarters of one GPU
+    assert ray_pack_size(spec, "auto", cpu, 1, 8) == 8
+    assert pack_placement([spec] * 3, "auto", gpu, 1) == ({"num_cpus": 1, "num_gpus": 0.75}, "cuda")
+    assert pack_placement([spec] * 3, "auto", cpu, 1) == ({"num_cpus": 1, "num_gpus": 0}, "cpu")
+    lone = _specs({"gpu_share": 0.25})[0]  # no batch_studies: alone, its own quarter
+    assert ray_pack_size(lone, "auto", gpu, 1, 8) == 1

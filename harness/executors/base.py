@@ -71,7 +71,7 @@ def pack_size(spec: StudySpec, device: str, budget: int | None, most: int) -> in
     if pack_key(spec) is None:
         return 1
     estimate = getattr(spec.combination.model, "memory_estimate", None)
-    need = estimate(device) if callable(estimate) else None
+    need = estimate(device) if budget and callable(estimate) else None
     n = most if not (need and budget) else min(most, budget // need)
     return max(1, int(n))
 
@@ -107,6 +107,8 @@ def device_memory(device: str) -> int | None:
     if device.startswith("cuda"):
         import torch
 
+        if not torch.cuda.is_available():
+            return None
         return int(torch.cuda.get_device_properties(torch.device(device).index or 0).total_memory)
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))

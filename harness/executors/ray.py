@@ -49,6 +49,20 @@ def placement(spec: StudySpec, device: str, resources: dict[str, float], cpus: i
     return {"num_cpus": cpus, "num_gpus": share if gpu else 0}, ("cuda" if gpu else "cpu")
 
 
+def ray_pack_size(spec: StudySpec, device: str, resources: dict[str, float], cpus: int, most: int) -> int:
+    """Studies per pack: at most `most`, and on a GPU at most 1 / gpu_share (a pack fits
+    on one GPU)."""
+    options, _ = placement(spec, device, resources, cpus)
+    share = options["num_gpus"]
+    return pack_size(spec, "cuda" if share else "cpu", None, min(most, int(1 / share)) if share else most)
+
+
+def pack_placement(pack: list[StudySpec], device: str, resources: dict[str, float], cpus: int) -> tuple[dict, str]:
+    """A pack's resources: its first study's CPUs, and its studies' GPU shares together."""
+    options, on = placement(pack[0], device, resources, cpus)
+    return {**options, "num_gpus": min(1.0, options["num_gpus"] * len(pack))}, on
+
+
 class RayExecutor:
     def __init__(self, address: str = "", device: str = "auto", cpus_per_study: int = 1, pack: int = 8):
         self.address = address
@@ -66,12 +80,8 @@ class RayExecutor:
         running: dict[object, list[StudySpec]] = {}
         resources: dict = {}
 
-        def size(spec: StudySpec) -> int:
-            options, _ = placement(spec, self.device, resources, self.cpus_per_study)
-            share = options["num_gpus"]
-            return pack_size(spec, "cuda" if share else "cpu", None, min(self.pack, int(1 / share)) if share else self.pack)
-
-        packer = Packer(next_study, size)
+        packer = Packer(next_study, lambda spec: ray_pack_size(spec, self.device, resources, self.cpus_per_study,
+                                                                self.pack))
         try:
             while True:
                 resources = ray.cluster_resources()
@@ -86,8 +96,7 @@ class RayExecutor:
                         data = Path(spec.inputs).read_bytes()
                         self.shipped_bytes += len(data)
                         shipped[spec.inputs] = ray.put(data)
-                    options, device = placement(spec, self.device, resources, self.cpus_per_study)
-                    options["num_gpus"] = min(1.0, options["num_gpus"] * len(pack))  # the pack's shares
+                    options, device = pack_placement(pack, self.device, resources, self.cpus_per_study)
                     study_env = replace(env, device=device, threads=self.cpus_per_study)
                     running[remote.options(**options).remote(pack, study_env, shipped[spec.inputs])] = pack
                 if not running:
