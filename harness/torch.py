@@ -304,7 +304,7 @@ class TorchModel(Model):
             max_epochs=self.max_epochs, patience=self.patience, batch_size=self.batch_size,
             augment_rotation=self.augment_rotation, plateau_patience=self.plateau_patience,
             autocast=lambda: accel.autocast(device, self.precision),
-            compile=self.compile, eval_points=accel.eval_points(device, self.gpu_share),
+            compile=self.compile, eval_points=accel.eval_points(device, self.gpu_share), exact=self.batch_studies,
         )
         for i, member, result in zip(indices, group, results):
             if isinstance(result, BaseException):

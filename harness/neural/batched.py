@@ -162,7 +162,8 @@ class Stack:
     """The active members' networks as stacked parameters and buffers, one functional
     forward over all of them (`logits`), and their optimizer."""
 
-    def __init__(self, nets: Sequence[torch.nn.Module], optimizer: str, lrs: list[float], compile: bool = False):
+    def __init__(self, nets: Sequence[torch.nn.Module], optimizer: str, lrs: list[float], compile: bool = False,
+                 exact: bool = False):
         self.base = copy.deepcopy(nets[0]).to("meta")
         # as torch.func.stack_module_state, without its one-class rule (a model may define
         # its network class inside `build`): same names and shapes are what vmap needs
@@ -173,7 +174,11 @@ class Stack:
         self.params = {k: torch.stack([p[k].detach() for p, _ in states]).requires_grad_() for k in states[0][0]}
         self.buffers = {k: torch.stack([b[k].detach() for _, b in states]) for k in states[0][1]}
         self.optimizer = StackedOptimizer(list(self.params.values()), optimizer, lrs)
-        self._forward = vmap(self._member_logits, randomness="error")
+        # A network that can run K copies of itself without vmap (`stacked_forward`: grouped
+        # products, no permutes) does so unless `exact` (batch_studies): then vmap, whose
+        # numbers in a stack of two are bit-equal to the member's fit beside a twin.
+        stacked = getattr(self.base, "stacked_forward", None)
+        self._forward = stacked if stacked is not None and not exact else vmap(self._member_logits, randomness="error")
         if compile:  # CUDA: CUDA graphs of the K-member forward and backward (accel.compile_mode)
             device = str(next(iter(self.params.values())).device)
             self._forward = torch.compile(self._forward, dynamic=False, mode=accel.compile_mode(device))
@@ -320,6 +325,7 @@ def train_batched(
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     compile: bool = False,
     eval_points: int | None = None,
+    exact: bool = False,
 ) -> list[History | BaseException]:
     """Train every member's network in place, as `loop.train` trains one; on return each
     holds its best validation epoch's weights. A member whose `ctx.report` raised (optuna
@@ -327,7 +333,7 @@ def train_batched(
     nets = [m.net for m in members]
     if not batchable(nets[0], members[0].train.points):
         raise ValueError("batched members must not draw random numbers in training (dropout > 0)")
-    stack = Stack(nets, optimizer, [m.lr for m in members], compile)
+    stack = Stack(nets, optimizer, [m.lr for m in members], compile, exact)
     data = StackedSets([m.train for m in members])
     device = data.points.device
     schedulers = [_plateau(m.lr, plateau_patience) for m in members]
