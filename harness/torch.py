@@ -274,18 +274,25 @@ class TorchModel(Model):
                 groups.setdefault(key, []).append(i)
             out: list[TorchModel | BaseException | None] = [None] * len(fits)
             for key, indices in groups.items():
-                alone = key[0] == "alone" or (len(indices) == 1 and not self.batch_studies)
-                if alone:
-                    i = indices[0]
+                if key[0] == "alone":
+                    stacks = [indices]
+                elif self.batch_studies:  # pairs: exact, whatever the pack (no split by size)
+                    stacks = _stacks(indices, True)
+                else:  # on CPU as many as its step's activations allow (batched.members_per_stack)
+                    stacks = batched.split(indices, batched.members_per_stack(
+                        members[indices[0]].net, self.batch_size, int(members[indices[0]].train.points.shape[1]),
+                        device))
+                for part in stacks:
+                    if len(part) > 1 or (self.batch_studies and key[0] != "alone"):
+                        self._train_stack(part, members, fits, out, params, in_dim, device)
+                        continue
+                    i = part[0]
                     try:
                         out[i] = copy.copy(self)._fit_alone(*fits[i])
                     except Exception as exc:  # noqa: BLE001 - pruning, handed back as for batched members
                         if type(exc).__name__ != "TrialPruned":
                             raise
                         out[i] = exc
-                    continue
-                for part in _stacks(indices, self.batch_studies):
-                    self._train_stack(part, members, fits, out, params, in_dim, device)
         return out  # type: ignore[return-value]
 
     def _train_stack(self, indices: list[int], members: list, fits: Sequence, out: list, params: dict[str, Any],

@@ -56,6 +56,33 @@ ADAM = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}  # torch
 SGD_MOMENTUM = 0.9  # as loop.make_optimizer
 
 
+# On CPU a stack whose training step holds more activations than this runs slower than
+# its members one after another (measured: the paper's PointNet at n = 343, 8 members,
+# 0.55x): the step is already arithmetic- and memory-bound, so stacking saves no launches
+# worth having and K times the activations fall out of the caches. Such members train in
+# smaller stacks (down to one each). On CUDA the device's memory decides (packing).
+CPU_STACK_BYTES = 64 << 20
+
+
+def members_per_stack(net: torch.nn.Module, batch_size: int, n_points: int, device: str) -> int | None:
+    """How many members of `net`'s architecture train as one stack on `device` (None: no
+    limit): on CPU, as many as keep a step's activations (every linear layer's outputs,
+    kept for the backward with their normalised and rectified copies, float32) within
+    `CPU_STACK_BYTES`."""
+    if torch.device(device).type != "cpu":
+        return None
+    widths = sum(p.shape[0] for name, p in net.named_parameters() if name.endswith("weight") and p.dim() == 2)
+    per_member = batch_size * max(1, n_points) * widths * 4 * 3
+    return max(1, CPU_STACK_BYTES // max(1, per_member))
+
+
+def split(indices: list[int], most: int | None) -> list[list[int]]:
+    """`indices` in stacks of at most `most` (None: one stack)."""
+    if not most or most >= len(indices):
+        return [indices]
+    return [indices[i:i + most] for i in range(0, len(indices), most)]
+
+
 @dataclass
 class Member:
     """One fit of a batch: a freshly built network (its initial weights), its sets, its
