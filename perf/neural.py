@@ -521,6 +521,23 @@ def measure_studies(name: str, size: str, n_points: int, samples: int, k: int, d
     return out
 
 
+def fixed_share(name: str, size: str, n_points: int, device: str, precision: str) -> dict[str, float]:
+    """What batching can save at most: one network's training step at 2 clouds (almost
+    only the host's per-step cost: the same launches, next to no arithmetic) against a
+    step at the model's batch size. Stacking K networks removes at most that fixed part
+    of K - 1 of them; the part that grows with the batch stays."""
+    accel.keep_freed_memory()
+    s = Studies(name, size, n_points, 256, 1, device, precision)
+    out = {}
+    for batch in (2, s.model.batch_size):
+        s.batch_size = batch
+        steps = len(loop.spans(256, batch))
+        timed(s.sequential_epoch, device)
+        out[f"step_{batch}"] = min(timed(s.sequential_epoch, device) for _ in range(3)) / steps
+    small, full = out["step_2"], out[f"step_{s.model.batch_size}"]
+    return {"fixed_ms": 1e3 * small, "step_ms": 1e3 * full, "bound": full / max(1e-12, full - small)}
+
+
 def studies_peak(name: str, size: str, n_points: int, samples: int, k: int, device: str, precision: str,
                  mode: str) -> float:
     """MB for one epoch and one evaluation of all K members in `mode` (as `peak_memory`)."""
@@ -571,8 +588,12 @@ def studies_table(args, device: str, peak: float) -> None:
                 print(f"{model:15} {n:4d} {samples:6d} {label:10} {r['train_per_s']:9.1f} {r['eval_per_s']:9.1f} "
                       f"{r['host_share']:7.1%} {memory[mode]:8.0f} {1e3 * r['epoch_s'] / r['steps']:8.2f} {flops} "
                       f"{tail:>12}", flush=True)
+            fixed = isolated(fixed_share, model, args.size, n, device, args.precision, n_threads=args.threads,
+                             device=device)
             print(f"{'':15} members per stack on {device}: {min(k, speed['bat']['stack'])} of {k} "
-                  "(batched.members_per_stack)", flush=True)
+                  f"(batched.members_per_stack); a sequential step: {fixed['step_ms']:.2f} ms, of which "
+                  f"{fixed['fixed_ms']:.2f} ms ({fixed['fixed_ms'] / fixed['step_ms']:.0%}) do not shrink with "
+                  f"the batch (a step at 2 clouds): batching can reach at most {fixed['bound']:.2f}x", flush=True)
     print("bat/seq: train and eval clouds/s of the K batched over the K sequential (same clouds, same run); "
           "ms/step: a training step of one network (sequential) or of one stack (batched); GFLOP/s: the "
           "epoch's matrix FLOPs (pointnet_flops) over its time, of gemm: against the GEMM rate above")
