@@ -33,7 +33,12 @@ and wall seconds on CUDA, synchronised around each timed region.
 clouds, initial weights, order and rotations) against the same K trained one after
 another by the engine's loop, in the same run: train/s and eval/s (clouds of all K
 members per second), host % (drawing and assembling the batches, timed in a pass
-without the networks, over the epoch), peak MB (as above, for all K), and the ratio.
+without the networks, over the epoch), peak MB (as above, for all K), ms/step, the
+matrix GFLOP/s and their share of the GEMM rate (pointnet), and the ratio. The batched
+side trains as `TorchModel.fit_many` does: networks with `stacked_forward` (PointNet)
+without vmap, on CPU in stacks no larger than `batched.members_per_stack` allows (one
+each for the paper's network at n = 343). Under each row: the share of a sequential step
+that does not shrink with the batch (a step at 2 clouds), the most batching can save.
 The last line reads `batched vs sequential: N.NNx` (train/s) for the first row.
 
     python perf/neural.py --studies 8 --models pointnet --n 3                 # the demo's pointnet

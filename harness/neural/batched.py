@@ -24,7 +24,17 @@ Equality with K separate fits: the data order, rotations, initial weights, Batch
 statistics, the optimizer arithmetic and the forward pass of the linear layers are
 bit-equal on CPU; the backward of BatchNorm under vmap sums in another order (about one
 float32 ulp per step), so weights agree to float32 rounding that grows slowly with the
-number of steps (tests: `tests/test_neural_batched.py`).
+number of steps (tests: `tests/test_neural_batched.py`). `stacked_forward` sums in its
+own order too: the same tolerances hold.
+
+A network that defines `stacked_forward(params, buffers, points)` (PointNet: grouped
+products over (K, channels, points), one native BatchNorm over the stacked channels) runs
+the K members with it instead of vmap, unless the stack must be exact (`batch_studies`).
+
+Exactness across batches (what packing and resume rely on): under vmap a member's
+numbers are bit-equal on CPU in any stack of two (beside another member or a twin of
+itself), but not at the third stack position on (measured: PointNet weights 1.7e-2 off
+after 6 epochs), so `TorchModel.fit_many` with `batch_studies` trains stacks of two.
 
 Members must not draw random numbers in their forward pass (dropout > 0): vmap would
 draw one stream for all of them, not each member's own. `batchable` says whether a
