@@ -185,3 +185,34 @@ def test_ray_packs_fit_one_gpu_by_the_models_share_and_ask_for_their_shares_toge
     assert pack_placement([spec] * 3, "auto", cpu, 1) == ({"num_cpus": 1, "num_gpus": 0}, "cpu")
     lone = _specs({"gpu_share": 0.25})[0]  # no batch_studies: alone, its own quarter
     assert ray_pack_size(lone, "auto", gpu, 1, 8) == 1
+
+
+def test_pointnets_stacked_forward_equals_vmap_over_its_members():
+    """The grouped path (baddbmm over (K, channels, points), BatchNorm over the stacked
+    channels) computes what vmap over the members computes: logits, gradients and running
+    statistics, to float32 rounding; the stack uses it unless it must be exact."""
+    import torch
+    from harness_plugins.models.neural import PointNet
+    from test_neural_engine import SMALL
+
+    from harness.neural import batched
+
+    model = PointNet(**SMALL)
+    nets = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        nets.append(model.build(model.default_params(), 4, 3))
+    points = torch.randn(3, 10, 5, 4)
+    grouped = batched.Stack(nets, "adam", [0.01] * 3)
+    exact = batched.Stack(nets, "adam", [0.01] * 3, exact=True)
+    assert grouped._forward != exact._forward and hasattr(grouped.base, "stacked_forward")
+    for stack in (grouped, exact):
+        stack.train(True)
+        stack.logits(points).square().sum().backward()
+    for name, p in grouped.params.items():
+        torch.testing.assert_close(p.grad, exact.params[name].grad, atol=1e-4, rtol=1e-4)
+    for name, b in grouped.buffers.items():
+        torch.testing.assert_close(b, exact.buffers[name], atol=1e-5, rtol=1e-5)
+    for stack in (grouped, exact):
+        stack.train(False)
+    torch.testing.assert_close(grouped.logits(points), exact.logits(points), atol=1e-5, rtol=1e-5)
