@@ -188,7 +188,7 @@ def _lockstep_trials(states: dict[int, _Open], env: Environment) -> dict[int, Ba
             models = _fit_together(group[0][2], fits)
         except Exception as exc:  # noqa: BLE001 - as a lone study: its trial fails, the study stops
             for i, trial, _ in group:
-                state_fail(states[i].study, trial)
+                _tell_failed(states[i].study, trial)
                 failed[i] = exc
             continue
         seconds = time.perf_counter() - t0
@@ -197,18 +197,18 @@ def _lockstep_trials(states: dict[int, _Open], env: Environment) -> dict[int, Ba
             if isinstance(model, optuna.TrialPruned):
                 state.study.tell(trial, state=TrialState.PRUNED)
             elif isinstance(model, BaseException):
-                state_fail(state.study, trial)
+                _tell_failed(state.study, trial)
                 failed[i] = model
             else:
                 try:
                     state.study.tell(trial, state.scored(trial, model, seconds))
                 except tuning.BadProbabilities as exc:
                     state.failed(trial, exc)
-                    state_fail(state.study, trial)
+                    _tell_failed(state.study, trial)
     return failed
 
 
-def state_fail(study: Any, trial: Any) -> None:
+def _tell_failed(study: Any, trial: Any) -> None:
     from optuna.trial import TrialState
 
     study.tell(trial, state=TrialState.FAIL)
