@@ -6,6 +6,7 @@ model from the registry and reads the state with the model's own `load`, never p
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 import tempfile
@@ -27,7 +28,8 @@ def dump(model: Any) -> tuple[str, bytes] | None:
         except NotImplementedError:
             return None
         buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        # gzip's header carries a time unless told otherwise: same model, same bytes
+        with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
             for path in sorted(Path(tmp).rglob("*")):
                 info = tar.gettarinfo(str(path), arcname=str(path.relative_to(tmp)))
                 info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""

@@ -100,6 +100,120 @@ def run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
     return outcome
 
 
+def run_studies(specs: list[StudySpec], env: Environment) -> list[StudyOutcome | BaseException]:
+    """Studies of one combination (its seeds) in lockstep, trial t of each fitted together:
+    the fits whose trials drew the same parameters go to the model's `fit_many` as one
+    batched fit. A trial's parameters depend only on its own study's finished trials
+    (`ReplayableTPESampler`), so each study tunes exactly as alone; with `batch_studies` a
+    fit's numbers do not depend on its batch-mates, so each result is the one its study
+    gives alone, and a pack cut anywhere resumes as any study does (its trials are in the
+    store). One outcome (or the exception that ended it) per spec, in order."""
+    if len(specs) == 1:
+        try:
+            return [run_study(specs[0], env)]
+        except Exception as exc:  # noqa: BLE001 - reported by the runner
+            return [exc]
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("optuna").setLevel(logging.ERROR)
+    out: list[StudyOutcome | BaseException | None] = [None] * len(specs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", hidden)
+        states: dict[int, _Open] = {}
+        for i, spec in enumerate(specs):
+            try:
+                states[i] = _open(spec, env)
+            except Exception as exc:  # noqa: BLE001 - this study fails, its pack-mates go on
+                out[i] = exc
+        while any(s.remaining > 0 for s in states.values()):
+            for i, exc in _lockstep_trials({i: s for i, s in states.items() if s.remaining > 0}, env).items():
+                out[i] = exc
+                del states[i]
+        for i, state in states.items():
+            try:
+                out[i] = _finish(state, env)
+            except Exception as exc:  # noqa: BLE001
+                out[i] = exc
+    _summarise_warnings(specs[0], caught)
+    return out  # type: ignore[return-value]
+
+
+def _lockstep_trials(states: dict[int, _Open], env: Environment) -> dict[int, BaseException]:
+    """The next trial of every study in `states`, those with equal parameters fitted as one
+    `fit_many`; returns the studies that failed (an exception a lone study would raise)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    groups: dict[str, list[tuple[int, Any, Any]]] = {}
+    for i, state in states.items():
+        trial = state.study.ask()
+        state.remaining -= 1
+        model = tuning.trial_model(state.spec.combination.model, trial)
+        if (value := state.repeat(trial)) is not None:
+            state.study.tell(trial, value)
+            continue
+        groups.setdefault(repr(sorted(model.params().items())), []).append((i, trial, model))
+    failed: dict[int, BaseException] = {}
+    for group in groups.values():
+        fits = []
+        for i, trial, _ in group:
+            def report(step: int, value: float, trial: Any = trial) -> None:
+                trial.report(value, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+
+            fits.append((states[i].train, states[i].valid, states[i].context(env, report)))
+        t0 = time.perf_counter()
+        try:
+            models = _fit_together(group[0][2], fits)
+        except Exception as exc:  # noqa: BLE001 - as a lone study: its trial fails, the study stops
+            for i, trial, _ in group:
+                _tell_failed(states[i].study, trial)
+                failed[i] = exc
+            continue
+        seconds = time.perf_counter() - t0
+        for (i, trial, _), model in zip(group, models):
+            state = states[i]
+            if isinstance(model, optuna.TrialPruned):
+                state.study.tell(trial, state=TrialState.PRUNED)
+            elif isinstance(model, BaseException):
+                _tell_failed(state.study, trial)
+                failed[i] = model
+            else:
+                try:
+                    state.study.tell(trial, state.scored(trial, model, seconds))
+                except tuning.BadProbabilities as exc:
+                    state.failed(trial, exc)
+                    _tell_failed(state.study, trial)
+    return failed
+
+
+def _tell_failed(study: Any, trial: Any) -> None:
+    from optuna.trial import TrialState
+
+    study.tell(trial, state=TrialState.FAIL)
+
+
+def _fit_together(model: Any, fits: list) -> list:
+    """`model.fit_many(fits)` where the model has it (a batched engine), else one by one;
+    a fit that raised (pruning) gives its exception in its place."""
+    if hasattr(model, "fit_many"):
+        return list(model.fit_many(fits))
+    out: list = []
+    for train, valid, ctx in fits:
+        one = tuning.build(model, {})
+        try:
+            out.append(one.fit(train, valid, ctx))
+        except Exception as exc:  # noqa: BLE001 - pruning, handed back as fit_many does
+            if type(exc).__name__ != "TrialPruned":
+                raise
+            out.append(exc)
+    return out
+
+
 def _summarise_warnings(spec: StudySpec, caught: list) -> None:
     if not caught:
         return
@@ -112,21 +226,70 @@ def _summarise_warnings(spec: StudySpec, caught: list) -> None:
              spec.unit, len(caught), len(kinds), kinds[first], first[:200])
 
 
-def _run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
+@dataclass
+class _Open:
+    """One study between its setup and its result: its splits as the model sees them, its
+    Optuna study, and what this process fitted (the best trial's model, fit times)."""
+
+    spec: StudySpec
+    data: StudyInputs
+    train: Samples
+    valid: Samples
+    test: Samples
+    n_classes: int
+    study: Any
+    remaining: int
+    fitted: dict[int, tuple[float, Any]] = field(default_factory=dict)  # best trial: number -> (value, model)
+    fit_seconds: list[float] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def score(self) -> Any:  # signed: higher is better for Optuna and early stopping
+        return self.spec.combination.metrics[0].objective
+
+    def context(self, env: Environment, report: Any) -> FitContext:
+        return FitContext(env.device, self.spec.seed, self.n_classes, self.score, report,
+                          self.spec.threads or env.threads or 1)
+
+    def repeat(self, trial: Any) -> float | None:
+        """A small or narrowed space repeats itself: same params, same seed, same model, so
+        the earlier value stands and nothing is refitted."""
+        import optuna
+
+        for earlier in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if earlier.params == trial.params and earlier.number != trial.number:
+                trial.set_user_attr("repeat_of", earlier.user_attrs.get("repeat_of", earlier.number))
+                return float(earlier.value)
+        return None
+
+    def failed(self, trial: Any, exc: BaseException) -> None:
+        self.reasons.append(str(exc))
+        if str(exc) not in self.reasons[:-1]:  # one line per distinct cause, not per trial
+            log.warning("%s: trial %d failed: %s", self.spec.unit, trial.number, exc)
+
+    def scored(self, trial: Any, model: Any, seconds: float) -> float:
+        """The fitted trial's validation value; the best fitted model is kept in memory."""
+        proba = tuning.class_probabilities(model, self.valid.X, self.n_classes)
+        self.fit_seconds.append(seconds)
+        value = self.score(self.valid.y, proba)
+        if not self.fitted or value > next(iter(self.fitted.values()))[0]:  # keep only the best
+            self.fitted.clear()
+            self.fitted[trial.number] = (value, model)
+        return value
+
+
+def _open(spec: StudySpec, env: Environment) -> _Open:
     import optuna
 
     from harness.sampling import FINISHED, ReplayableTPESampler, fail_orphaned_trials
     from harness.store import Store
 
-    combo, task = spec.combination, spec.combination.task
-    metric = combo.metrics[0]
-    score = metric.objective  # signed: higher is better for Optuna and early stopping
+    combo = spec.combination
     data = read_inputs(spec.inputs)
     split = fractions.nested_split(data.splits[spec.seed], data.y, spec.train_fraction, spec.seed)
     train = samples(combo, spec.seed, data, split.train, training=True)
     valid = samples(combo, spec.seed, data, split.valid, training=False)
     test = samples(combo, spec.seed, data, split.test, training=False)
-    n_classes = len(task.classes)
 
     storage = Store(env.store_url).optuna_storage()
     study = optuna.create_study(
@@ -139,60 +302,61 @@ def _run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
     )
     study_names.describe(study, spec)
     fail_orphaned_trials(study, storage)  # we hold the claim: RUNNING trials belong to a dead process
-    fitted: dict[int, tuple[float, Any]] = {}  # best trial this process fitted: number -> (value, model)
-    fit_seconds: list[float] = []
+    wanted = spec.trials if combo.model.tune else 1
+    remaining = wanted - len(study.get_trials(deepcopy=False, states=FINISHED))
+    return _Open(spec, data, train, valid, test, len(combo.task.classes), study, remaining)
+
+
+def _run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
+    import optuna
+
+    state = _open(spec, env)
+    clock = _Deadline(spec.timeout)
 
     def objective(trial: optuna.Trial) -> float:
-        model = tuning.trial_model(combo.model, trial)
-        for earlier in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            if earlier.params == trial.params and earlier.number != trial.number:
-                # A small or narrowed space repeats itself: same params, same seed, same
-                # model, so the earlier value stands and nothing is refitted.
-                trial.set_user_attr("repeat_of", earlier.user_attrs.get("repeat_of", earlier.number))
-                return float(earlier.value)
+        model = tuning.trial_model(spec.combination.model, trial)
+        if (value := state.repeat(trial)) is not None:
+            return value
 
         def report(step: int, value: float) -> None:
             trial.report(value, step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        ctx = FitContext(env.device, spec.seed, n_classes, score, report, spec.threads or env.threads or 1)
         t0 = time.perf_counter()
         try:
             with clock.fitting():
-                model.fit(train, valid, ctx)
-                proba = tuning.class_probabilities(model, valid.X, n_classes)
+                model.fit(state.train, state.valid, state.context(env, report))
+                return state.scored(trial, model, time.perf_counter() - t0)
         except (tuning.BadProbabilities, StudyTimeout) as exc:
-            reasons.append(str(exc))
-            if str(exc) not in reasons[:-1]:  # one line per distinct cause, not per trial
-                log.warning("%s: trial %d failed: %s", spec.unit, trial.number, exc)
+            state.failed(trial, exc)
             raise
-        fit_seconds.append(time.perf_counter() - t0)
-        value = score(valid.y, proba)
-        if not fitted or value > next(iter(fitted.values()))[0]:  # keep only the best in memory
-            fitted.clear()
-            fitted[trial.number] = (value, model)
-        return value
 
-    wanted = spec.trials if combo.model.tune else 1
-    remaining = wanted - len(study.get_trials(deepcopy=False, states=FINISHED))
-    reasons: list[str] = []
-    clock = _Deadline(spec.timeout)
-    if remaining > 0:
+    if state.remaining > 0:
         with clock:
-            study.optimize(objective, n_trials=remaining, timeout=spec.timeout,
-                           catch=(tuning.BadProbabilities, StudyTimeout))
+            state.study.optimize(objective, n_trials=state.remaining, timeout=spec.timeout,
+                                 catch=(tuning.BadProbabilities, StudyTimeout))
+    return _finish(state, env)
+
+
+def _finish(state: _Open, env: Environment) -> StudyOutcome:
+    from harness.sampling import FINISHED
+
+    spec, study = state.spec, state.study
+    combo, task = spec.combination, spec.combination.task
+    metric, n_classes, data, train, valid, test = (combo.metrics[0], state.n_classes, state.data,
+                                                  state.train, state.valid, state.test)
     best = best_trial(study)
     if best is None:
-        why = reasons[-1] if reasons else "no trial finished"
+        why = state.reasons[-1] if state.reasons else "no trial finished"
         raise NoValidTrial(f"no valid trial, so the study is not ranked ({why})")
     number = best.user_attrs.get("repeat_of", best.number)
-    if number in fitted:
-        model = fitted[number][1]
+    if number in state.fitted:
+        model = state.fitted[number][1]
     else:  # fitted by an earlier, interrupted process (or a later trial replaced it): refit
         model = tuning.build(combo.model, best.params if combo.model.tune else {})
-        ctx = FitContext(env.device, spec.seed, n_classes, score, lambda s, v: None, spec.threads or env.threads or 1)
-        model.fit(train, valid, ctx)
+        model.fit(train, valid, state.context(env, lambda s, v: None))
+    fit_seconds = state.fit_seconds
     proba = tuning.class_probabilities(model, test.X, n_classes)
     value = metric(test.y, proba)
     extra = {m.name: m(test.y, proba) for m in combo.metrics[1:]}

@@ -70,6 +70,7 @@ def __getattr__(name: str) -> Any:
 
 
 LAYOUTS = ("auto", "dense", "graph")
+PLACEMENT = ("gpu_share", "memory_mb")  # settings that say where a fit runs, not what it computes
 
 
 @contextlib.contextmanager
@@ -94,6 +95,22 @@ def threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# With `batch_studies`, stacks of at most this many members. Measured on CPU (torch 2.x):
+# a member's numbers are bit-equal in a stack of 2 whatever its mate (or a twin of
+# itself), but from the third stack position on the batched kernels round differently
+# (PointNet weights off by up to 2e-2 after 6 epochs), so a study's numbers would depend
+# on which studies shared its pack, and a regrouped or resumed study would not equal an
+# uncut one. Without `batch_studies` (benchmarks) a stack takes every member.
+EXACT_STACK = 2
+
+
+def _stacks(indices: list[int], exact: bool) -> list[list[int]]:
+    """The members of one batchable group, as the stacks they train in."""
+    if not exact:
+        return [indices]
+    return [indices[i:i + EXACT_STACK] for i in range(0, len(indices), EXACT_STACK)]
 
 
 @dataclass
@@ -129,6 +146,11 @@ class TorchModel(Model):
     # device's): Ray asks for this many GPUs per study (`num_gpus`), so 1/gpu_share studies
     # share one GPU. Placement only: not part of the model's title or identity.
     gpu_share: float = 1.0
+    # Declared peak memory of one fit in MiB (0: unknown). The local executor packs as many
+    # studies into one batched fit as fit in the device's memory its worker may use; on a
+    # GPU without a declaration, a study needs its `gpu_share` of the device.
+    # Placement only: not part of the model's title or identity.
+    memory_mb: float = 0.0
     # Fit through the batched engine (`fit_many`, `harness.neural.batched`) even alone: a
     # study's numbers then do not depend on which studies share its batch (CPU: bit-equal),
     # so seeds and trials can be packed together and a resumed study equals an uncut one.
@@ -136,6 +158,8 @@ class TorchModel(Model):
     batch_studies: bool = False
 
     def __post_init__(self) -> None:
+        if float(self.memory_mb) < 0:
+            raise ValueError(f"memory_mb = {self.memory_mb!r}: give the MiB one fit needs (0: unknown)")
         if not 0 < float(self.gpu_share) <= 1:
             raise ValueError(f"gpu_share = {self.gpu_share!r}: choose a share of one GPU in (0, 1]")
         if self.precision not in PRECISIONS:
@@ -144,11 +168,24 @@ class TorchModel(Model):
             raise ValueError(f"layout = {self.layout!r}: choose one of {', '.join(LAYOUTS)}")
 
     def params(self) -> dict[str, Any]:
-        """The identifying parameters: all but `gpu_share` (where a study runs, not what it computes)."""
-        return {k: v for k, v in super().params().items() if k != "gpu_share"}
+        """The identifying parameters: all but `gpu_share` and `memory_mb` (where a study
+        runs, not what it computes)."""
+        return {k: v for k, v in super().params().items() if k not in PLACEMENT}
 
     def _title_ignores(self) -> tuple[str, ...]:
-        return (*super()._title_ignores(), "gpu_share")
+        return (*super()._title_ignores(), *PLACEMENT)
+
+    def memory_estimate(self, device: str) -> int | None:
+        """Bytes one fit needs on `device` (packing): the declared `memory_mb`, else on a
+        GPU its `gpu_share` of the device; None where nothing says."""
+        if self.memory_mb > 0:
+            return int(self.memory_mb * 2**20)
+        if device.startswith("cuda"):
+            from harness.executors.base import device_memory
+
+            total = device_memory(device)
+            return int(total * self.gpu_share) if total else None
+        return None
 
     # ---- what a subclass provides
 
@@ -212,7 +249,6 @@ class TorchModel(Model):
         (bit-equal data order, draws, initial weights and optimizer arithmetic)."""
         import copy
 
-        import torch
 
         from harness.neural import accel, batched
         from harness.neural.sets import DenseSet
@@ -238,34 +274,53 @@ class TorchModel(Model):
                 groups.setdefault(key, []).append(i)
             out: list[TorchModel | BaseException | None] = [None] * len(fits)
             for key, indices in groups.items():
-                alone = key[0] == "alone" or (len(indices) == 1 and not self.batch_studies)
-                if alone:
-                    i = indices[0]
+                if key[0] == "alone":
+                    stacks = [indices]
+                elif self.batch_studies:  # pairs: exact, whatever the pack (no split by size)
+                    stacks = _stacks(indices, True)
+                else:  # on CPU as many as its step's activations allow (batched.members_per_stack)
+                    stacks = batched.split(indices, batched.members_per_stack(
+                        members[indices[0]].net, self.batch_size, int(members[indices[0]].train.points.shape[1]),
+                        device))
+                for part in stacks:
+                    if len(part) > 1 or (self.batch_studies and key[0] != "alone"):
+                        self._train_stack(part, members, fits, out, params, in_dim, device)
+                        continue
+                    i = part[0]
                     try:
                         out[i] = copy.copy(self)._fit_alone(*fits[i])
                     except Exception as exc:  # noqa: BLE001 - pruning, handed back as for batched members
                         if type(exc).__name__ != "TrialPruned":
                             raise
                         out[i] = exc
-                    continue
-                group = [members[i] for i in indices]
-                results = batched.train_batched(
-                    group, params["optimizer"],
-                    [torch.Generator().manual_seed(m.ctx.seed) for m in group],
-                    max_epochs=self.max_epochs, patience=self.patience, batch_size=self.batch_size,
-                    augment_rotation=self.augment_rotation, plateau_patience=self.plateau_patience,
-                    autocast=lambda: accel.autocast(device, self.precision),
-                    compile=self.compile, eval_points=accel.eval_points(device, self.gpu_share),
-                )
-                for i, member, result in zip(indices, group, results):
-                    if isinstance(result, BaseException):
-                        out[i] = result
-                        continue
-                    fitted = copy.copy(self)
-                    fitted.history_, fitted._net = result, member.net
-                    fitted._arch = (params, in_dim, member.ctx.n_classes)
-                    out[i] = fitted
         return out  # type: ignore[return-value]
+
+    def _train_stack(self, indices: list[int], members: list, fits: Sequence, out: list, params: dict[str, Any],
+                     in_dim: int, device: str) -> None:
+        """Train the members at `indices` as one stack; their fitted copies go to `out`."""
+        import copy
+
+        import torch
+
+        from harness.neural import accel, batched
+
+        group = [members[i] for i in indices]
+        results = batched.train_batched(
+            group, params["optimizer"],
+            [torch.Generator().manual_seed(m.ctx.seed) for m in group],
+            max_epochs=self.max_epochs, patience=self.patience, batch_size=self.batch_size,
+            augment_rotation=self.augment_rotation, plateau_patience=self.plateau_patience,
+            autocast=lambda: accel.autocast(device, self.precision),
+            compile=self.compile, eval_points=accel.eval_points(device, self.gpu_share), exact=self.batch_studies,
+        )
+        for i, member, result in zip(indices, group, results):
+            if isinstance(result, BaseException):
+                out[i] = result
+                continue
+            fitted = copy.copy(self)
+            fitted.history_, fitted._net = result, member.net
+            fitted._arch = (params, in_dim, member.ctx.n_classes)
+            out[i] = fitted
 
     def predict_proba(self, X: list[np.ndarray] | np.ndarray) -> np.ndarray:
         from harness.neural import accel, loop

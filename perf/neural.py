@@ -33,7 +33,12 @@ and wall seconds on CUDA, synchronised around each timed region.
 clouds, initial weights, order and rotations) against the same K trained one after
 another by the engine's loop, in the same run: train/s and eval/s (clouds of all K
 members per second), host % (drawing and assembling the batches, timed in a pass
-without the networks, over the epoch), peak MB (as above, for all K), and the ratio.
+without the networks, over the epoch), peak MB (as above, for all K), ms/step, the
+matrix GFLOP/s and their share of the GEMM rate (pointnet), and the ratio. The batched
+side trains as `TorchModel.fit_many` does: networks with `stacked_forward` (PointNet)
+without vmap, on CPU in stacks no larger than `batched.members_per_stack` allows (one
+each for the paper's network at n = 343). Under each row: the share of a sequential step
+that does not shrink with the batch (a step at 2 clouds), the most batching can save.
 The last line reads `batched vs sequential: N.NNx` (train/s) for the first row.
 
     python perf/neural.py --studies 8 --models pointnet --n 3                 # the demo's pointnet
@@ -407,11 +412,25 @@ class Studies:
         self.nets = nets
         self.forwards = [accel.compiled(net, compile_net, device) for net in nets]
         self.optimizers = [loop.make_optimizer(net, params["optimizer"], float(params["lr"])) for net in nets]
-        self.stack = batched.Stack([copy.deepcopy(net) for net in nets], params["optimizer"],
-                                   [float(params["lr"])] * k, compile_net)
-        self.data = batched.StackedSets(self.train_sets)
+        # the batched side as the engine trains it (TorchModel.fit_many): stacks of as many
+        # members as `batched.members_per_stack` allows on this device; a member alone
+        # trains through the loop, as `fit_many` fits it
+        self.most = batched.members_per_stack(nets[0], self.model.batch_size, n_points, device) or k
+        self.chunks: list[Any] = []
+        for part in batched.split(list(range(k)), self.most):
+            gens = [torch.Generator().manual_seed(i) for i in part]
+            if len(part) == 1:
+                net = copy.deepcopy(nets[part[0]])
+                self.chunks.append(("alone", net, accel.compiled(net, compile_net, device),
+                                    loop.make_optimizer(net, params["optimizer"], float(params["lr"])),
+                                    self.train_sets[part[0]], gens[0], [self.valid_sets[part[0]]]))
+            else:
+                self.chunks.append(("stack", batched.Stack([copy.deepcopy(nets[i]) for i in part], params["optimizer"],
+                                                           [float(params["lr"])] * len(part), compile_net),
+                                    batched.StackedSets([self.train_sets[i] for i in part]), gens,
+                                    [self.valid_sets[i] for i in part]))
         self.seq_generators = [torch.Generator().manual_seed(i) for i in range(k)]
-        self.bat_generators = [torch.Generator().manual_seed(i) for i in range(k)]
+        self.flops = pointnet_flops(nets[0], n_points) if name == "pointnet" else None
         self.autocast = lambda: accel.autocast(device, precision)
         self.batch_size = self.model.batch_size
 
@@ -423,8 +442,16 @@ class Studies:
             bool(loop.train_epoch(forward, batches, opt, torch.device(self.device), self.autocast))
 
     def batched_epoch(self) -> None:
-        order, rotation = batched.epoch_draws(self.bat_generators, self.samples, ROTATION, torch.device(self.device))
-        bool(batched.train_epoch(self.stack, self.data, order, rotation, self.batch_size, self.autocast).all())
+        for chunk in self.chunks:
+            if chunk[0] == "alone":
+                _, net, forward, opt, data, gen, _ = chunk
+                net.train()
+                batches = loop.epoch_batches(data, self.batch_size, gen, ROTATION)
+                bool(loop.train_epoch(forward, batches, opt, torch.device(self.device), self.autocast))
+                continue
+            _, stack, data, gens, _ = chunk
+            order, rotation = batched.epoch_draws(gens, self.samples, ROTATION, torch.device(self.device))
+            bool(batched.train_epoch(stack, data, order, rotation, self.batch_size, self.autocast).all())
 
     def sequential_host(self) -> None:
         """The sequential epoch's batches alone (drawing, indexing, rotating)."""
@@ -433,12 +460,18 @@ class Studies:
                 pass
 
     def batched_host(self) -> None:
-        gens = [torch.Generator().manual_seed(i) for i in range(self.k)]
-        order, rotation = batched.epoch_draws(gens, self.samples, ROTATION, torch.device(self.device))
-        for start, end in loop.spans(self.samples, self.batch_size):
-            points, _ = self.data.take(order[:, start:end])
-            points = points.clone()
-            points[..., :3] = points[..., :3] @ rotation[:, start:end].transpose(-1, -2)
+        for chunk in self.chunks:
+            if chunk[0] == "alone":
+                for _ in loop.epoch_batches(chunk[4], self.batch_size, torch.Generator().manual_seed(0), ROTATION):
+                    pass
+                continue
+            data, k = chunk[2], len(chunk[3])
+            gens = [torch.Generator().manual_seed(i) for i in range(k)]
+            order, rotation = batched.epoch_draws(gens, self.samples, ROTATION, torch.device(self.device))
+            for start, end in loop.spans(self.samples, self.batch_size):
+                points, _ = data.take(order[:, start:end])
+                points = points.clone()
+                points[..., :3] = points[..., :3] @ rotation[:, start:end].transpose(-1, -2)
 
     def sequential_eval(self) -> None:
         for net, forward, data in zip(self.nets, self.forwards, self.valid_sets):
@@ -446,7 +479,12 @@ class Studies:
             loop.predict(forward, data, self.autocast)
 
     def batched_eval(self) -> None:
-        batched.predict(self.stack, self.valid_sets, self.autocast)
+        for chunk in self.chunks:
+            if chunk[0] == "alone":
+                chunk[1].eval()
+                loop.predict(chunk[2], chunk[6][0], self.autocast)
+            else:
+                batched.predict(chunk[1], chunk[4], self.autocast)
 
 
 def timed(fn, device: str) -> float:
@@ -481,8 +519,28 @@ def measure_studies(name: str, size: str, n_points: int, samples: int, k: int, d
     for mode in ("seq", "bat"):
         epoch = min(times[mode])
         out[mode] = {"train_per_s": k * samples / epoch, "eval_per_s": n_valid / min(times[f"{mode}_eval"]),
-                     "host_share": min(times[f"{mode}_host"]) / epoch, "epoch_s": epoch}
+                     "host_share": min(times[f"{mode}_host"]) / epoch, "epoch_s": epoch,
+                     "steps": k * len(loop.spans(samples, s.batch_size)) if mode == "seq" else
+                     sum(len(loop.spans(samples, s.batch_size)) for _ in s.chunks),
+                     "flop_per_s": (s.flops or 0.0) * k * samples / epoch, "stack": s.most}
     return out
+
+
+def fixed_share(name: str, size: str, n_points: int, device: str, precision: str) -> dict[str, float]:
+    """What batching can save at most: one network's training step at 2 clouds (almost
+    only the host's per-step cost: the same launches, next to no arithmetic) against a
+    step at the model's batch size. Stacking K networks removes at most that fixed part
+    of K - 1 of them; the part that grows with the batch stays."""
+    accel.keep_freed_memory()
+    s = Studies(name, size, n_points, 256, 1, device, precision)
+    out = {}
+    for batch in (2, s.model.batch_size):
+        s.batch_size = batch
+        steps = len(loop.spans(256, batch))
+        timed(s.sequential_epoch, device)
+        out[f"step_{batch}"] = min(timed(s.sequential_epoch, device) for _ in range(3)) / steps
+    small, full = out["step_2"], out[f"step_{s.model.batch_size}"]
+    return {"fixed_ms": 1e3 * small, "step_ms": 1e3 * full, "bound": full / max(1e-12, full - small)}
 
 
 def studies_peak(name: str, size: str, n_points: int, samples: int, k: int, device: str, precision: str,
@@ -511,7 +569,7 @@ def studies_table(args, device: str, peak: float) -> None:
     k = args.studies
     print(f"{k} studies per row: batched (one stacked model) against sequential (one after another)")
     print(f"{'model':15} {'n':>4} {'clouds':>6} {'mode':10} {'train/s':>9} {'eval/s':>9} {'host %':>7} "
-          f"{'peak MB':>8} {'bat/seq':>12}")
+          f"{'peak MB':>8} {'ms/step':>8} {'GFLOP/s':>8} {'of gemm':>7} {'bat/seq':>12}")
     first = None
     for model in args.models:
         for n in args.n:
@@ -530,9 +588,20 @@ def studies_table(args, device: str, peak: float) -> None:
             for mode, label in (("seq", "sequential"), ("bat", "batched")):
                 r = speed[mode]
                 tail = f"{ratio:5.2f}x {eval_ratio:4.1f}x" if mode == "bat" else ""
+                flops = (f"{r['flop_per_s'] / 1e9:8.1f} {r['flop_per_s'] / peak:7.1%}" if r["flop_per_s"]
+                         else f"{'':8} {'':7}")
                 print(f"{model:15} {n:4d} {samples:6d} {label:10} {r['train_per_s']:9.1f} {r['eval_per_s']:9.1f} "
-                      f"{r['host_share']:7.1%} {memory[mode]:8.0f} {tail:>12}", flush=True)
-    print("bat/seq: train and eval clouds/s of the K batched over the K sequential (same clouds, same run)")
+                      f"{r['host_share']:7.1%} {memory[mode]:8.0f} {1e3 * r['epoch_s'] / r['steps']:8.2f} {flops} "
+                      f"{tail:>12}", flush=True)
+            fixed = isolated(fixed_share, model, args.size, n, device, args.precision, n_threads=args.threads,
+                             device=device)
+            print(f"{'':15} members per stack on {device}: {min(k, speed['bat']['stack'])} of {k} "
+                  f"(batched.members_per_stack); a sequential step: {fixed['step_ms']:.2f} ms, of which "
+                  f"{fixed['fixed_ms']:.2f} ms ({fixed['fixed_ms'] / fixed['step_ms']:.0%}) do not shrink with "
+                  f"the batch (a step at 2 clouds): batching can reach at most {fixed['bound']:.2f}x", flush=True)
+    print("bat/seq: train and eval clouds/s of the K batched over the K sequential (same clouds, same run); "
+          "ms/step: a training step of one network (sequential) or of one stack (batched); GFLOP/s: the "
+          "epoch's matrix FLOPs (pointnet_flops) over its time, of gemm: against the GEMM rate above")
     if first is not None:
         print(f"batched vs sequential: {first:.2f}x")
 

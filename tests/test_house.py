@@ -186,7 +186,7 @@ def test_executor_tables_are_checked(tmp_path):
     reg = toy_registry(InlinePlugin())
     local = build(reg, config.parse({**BASE, "executors": {"local": {"start": "spawn"}}}))
     assert local.executor.start == "spawn" and local.device in ("cpu", "cuda")
-    with pytest.raises(UserError, match=r"\[executors.local\] has no key 'workrs'; valid keys: start"):
+    with pytest.raises(UserError, match=r"\[executors.local\] has no key 'workrs'; valid keys: pack, start"):
         build(reg, config.parse({**BASE, "executors": {"local": {"workrs": 2}}}))
     with pytest.raises(UserError, match=r"\[executors.slurm\] names no executor; choose one of: 'inline', 'local', 'ray'"):
         build(reg, config.parse({**BASE, "executors": {"slurm": {}}}))

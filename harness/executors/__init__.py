@@ -17,7 +17,7 @@ import pydantic
 from harness.config import Config, RunConfig, Strict
 from harness.errors import UserError
 from harness.executors.base import Executor, ExecutorEntry, Finished, Placed, cores
-from harness.executors.local import LocalExecutor
+from harness.executors.local import PACK, LocalExecutor
 from harness.executors.ray import RayExecutor
 from harness.registry import Registry
 
@@ -47,6 +47,9 @@ class LocalSettings(Strict):
     # how workers start; default: fork on a CPU, spawn on a GPU (a forked child cannot
     # use its parent's CUDA state)
     start: Literal["fork", "spawn"] | None = None
+    # studies of a `batch_studies` model (a combination's seeds) trained as one batched
+    # fit, at most this many (fewer where the model's declared memory says so); 1: never
+    pack: int = pydantic.Field(PACK, ge=1)
 
 
 class RaySettings(Strict):
@@ -54,13 +57,14 @@ class RaySettings(Strict):
 
     address: str = ""  # [run] address (or --address), when given, wins
     cpus_per_study: int = pydantic.Field(1, ge=1)
+    pack: int = pydantic.Field(PACK, ge=1)  # as [executors.local] pack; on a GPU, at most 1 / gpu_share
 
 
 def _local(run: RunConfig, settings: dict[str, Any]) -> Placed:
     opts = _settings(LocalSettings, "local", settings)
     device = resolve_device(run.device)  # this machine's GPU decides
     start = opts.start or ("spawn" if device == "cuda" else "fork")
-    return Placed(LocalExecutor(run.workers, start), device, max(1, cores() // run.workers),
+    return Placed(LocalExecutor(run.workers, start, opts.pack), device, max(1, cores() // run.workers),
                   f"{run.workers} worker(s)", share_cores=True)
 
 
@@ -73,7 +77,7 @@ def _ray(run: RunConfig, settings: dict[str, Any]) -> Placed:
                         "pip install 'harness[cluster]' (or pip install 'ray[default]')") from None
     address = run.address or opts.address
     # The cluster's GPUs decide, per study (RayExecutor's placement), not this machine's.
-    return Placed(RayExecutor(address, run.device, opts.cpus_per_study), run.device,
+    return Placed(RayExecutor(address, run.device, opts.cpus_per_study, opts.pack), run.device,
                   max(1, cores() // run.workers), f"Ray cluster at {address or 'this machine'}")
 
 

@@ -53,6 +53,69 @@ class ExecutorEntry:
     description: str = ""
 
 
+def pack_key(spec: StudySpec) -> tuple | None:
+    """What studies must share to train as one batched fit: the combination (all but the
+    seed), the inputs, trials and training share. None where the study trains alone: its
+    model does not say `batch_studies` (its numbers would depend on its batch-mates), or
+    it has a `timeout` (a deadline cuts one study's fit, not a pack's)."""
+    model = spec.combination.model
+    if not getattr(model, "batch_studies", False) or not hasattr(model, "fit_many") or spec.timeout:
+        return None
+    return (spec.unit.rsplit("#", 1)[0], spec.dataset, spec.inputs, spec.trials, spec.train_fraction)
+
+
+def pack_size(spec: StudySpec, device: str, budget: int | None, most: int) -> int:
+    """How many studies like `spec` train as one stack on `device`: at most `most`, and
+    as many as the model's declared memory per study (`memory_estimate`) fits in
+    `budget` bytes (None: no limit known)."""
+    if pack_key(spec) is None:
+        return 1
+    estimate = getattr(spec.combination.model, "memory_estimate", None)
+    need = estimate(device) if budget and callable(estimate) else None
+    n = most if not (need and budget) else min(most, budget // need)
+    return max(1, int(n))
+
+
+class Packer:
+    """Takes studies from `next_study` in packs: a combination's pending seeds (adjacent
+    in the plan) up to `size(spec)` at a time. A study taken that does not fit the pack
+    (another combination) starts the next one: every claimed study runs exactly once."""
+
+    def __init__(self, next_study: Callable[[], StudySpec | None], size: Callable[[StudySpec], int]):
+        self.next_study, self.size = next_study, size
+        self.held: StudySpec | None = None
+
+    def next_pack(self) -> list[StudySpec] | None:
+        first, self.held = (self.held or self.next_study()), None
+        if first is None:
+            return None
+        pack, key, most = [first], pack_key(first), self.size(first)
+        while key is not None and len(pack) < most:
+            spec = self.next_study()
+            if spec is None:
+                break
+            if pack_key(spec) != key:
+                self.held = spec
+                break
+            pack.append(spec)
+        return pack
+
+
+def device_memory(device: str) -> int | None:
+    """Bytes of memory the studies on `device` may use: the GPU's, or what this machine
+    has available (None when unknown)."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        return int(torch.cuda.get_device_properties(torch.device(device).index or 0).total_memory)
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not a POSIX system
+        return None
+
+
 def cores() -> int:
     """CPU cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

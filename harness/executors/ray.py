@@ -1,6 +1,8 @@
 """Studies as Ray tasks on a cluster: a neural study asks for its model's `gpu_share` of a
 GPU (1 by default; 0.25 puts four on one GPU) when the cluster has GPUs, one CPU per
-study otherwise (Ray packs them onto the nodes).
+study otherwise (Ray packs them onto the nodes). Studies of a `batch_studies` model go
+as packs (a combination's seeds, at most `pack`, on a GPU at most 1 / gpu_share): one task
+trains them as one batched fit and asks for their shares together.
 
 Features travel through Ray's object store: the driver puts each inputs file's bytes once,
 and a worker writes them into its own cache folder (`HARNESS_CACHE_DIR`) unless the same
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from harness.errors import UserError
-from harness.executors.base import Finished
+from harness.executors.base import Finished, Packer, pack_size
 from harness.study import Environment, StudySpec
 
 TASK_RETRIES = 3  # a study whose node dies runs again elsewhere, this many times at most
@@ -47,9 +49,24 @@ def placement(spec: StudySpec, device: str, resources: dict[str, float], cpus: i
     return {"num_cpus": cpus, "num_gpus": share if gpu else 0}, ("cuda" if gpu else "cpu")
 
 
+def ray_pack_size(spec: StudySpec, device: str, resources: dict[str, float], cpus: int, most: int) -> int:
+    """Studies per pack: at most `most`, and on a GPU at most 1 / gpu_share (a pack fits
+    on one GPU)."""
+    options, _ = placement(spec, device, resources, cpus)
+    share = options["num_gpus"]
+    return pack_size(spec, "cuda" if share else "cpu", None, min(most, int(1 / share)) if share else most)
+
+
+def pack_placement(pack: list[StudySpec], device: str, resources: dict[str, float], cpus: int) -> tuple[dict, str]:
+    """A pack's resources: its first study's CPUs, and its studies' GPU shares together."""
+    options, on = placement(pack[0], device, resources, cpus)
+    return {**options, "num_gpus": min(1.0, options["num_gpus"] * len(pack))}, on
+
+
 class RayExecutor:
-    def __init__(self, address: str = "", device: str = "auto", cpus_per_study: int = 1):
+    def __init__(self, address: str = "", device: str = "auto", cpus_per_study: int = 1, pack: int = 8):
         self.address = address
+        self.pack = max(1, int(pack))
         self.device = device
         self.cpus_per_study = max(1, int(cpus_per_study))
         self.slots = 1  # known once connected: the cluster's CPUs / cpus_per_study
@@ -60,7 +77,11 @@ class RayExecutor:
         ray = connect(self.address)
         remote = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False)(_run_on_worker)
         shipped: dict[str, object] = {}  # inputs path -> ObjectRef of its bytes
-        running: dict[object, StudySpec] = {}
+        running: dict[object, list[StudySpec]] = {}
+        resources: dict = {}
+
+        packer = Packer(next_study, lambda spec: ray_pack_size(spec, self.device, resources, self.cpus_per_study,
+                                                                self.pack))
         try:
             while True:
                 resources = ray.cluster_resources()
@@ -69,23 +90,24 @@ class RayExecutor:
                     raise UserError(f"the Ray cluster at {self.address or 'this machine'} offers "
                                     f"{resources.get('CPU', 0):g} CPUs, fewer than the {self.cpus_per_study} a study "
                                     "needs; add worker nodes (ray start --address HEAD:6379)")
-                while len(running) < max(1, self.slots) and (spec := next_study()) is not None:
+                while len(running) < max(1, self.slots) and (pack := packer.next_pack()) is not None:
+                    spec = pack[0]
                     if spec.inputs not in shipped:
                         data = Path(spec.inputs).read_bytes()
                         self.shipped_bytes += len(data)
                         shipped[spec.inputs] = ray.put(data)
-                    options, device = placement(spec, self.device, resources, self.cpus_per_study)
+                    options, device = pack_placement(pack, self.device, resources, self.cpus_per_study)
                     study_env = replace(env, device=device, threads=self.cpus_per_study)
-                    running[remote.options(**options).remote(spec, study_env, shipped[spec.inputs])] = spec
+                    running[remote.options(**options).remote(pack, study_env, shipped[spec.inputs])] = pack
                 if not running:
                     break
                 ready, _ = ray.wait(list(running), num_returns=1)
                 for ref in ready:
-                    spec = running.pop(ref)
+                    pack = running.pop(ref)
                     try:
-                        yield spec, ray.get(ref)
+                        yield from zip(pack, ray.get(ref))
                     except Exception as exc:  # noqa: BLE001 - reported by the runner
-                        yield spec, _cause(exc)
+                        yield from zip(pack, [_cause(exc)] * len(pack))
         finally:
             for ref in running:
                 try:
@@ -145,21 +167,27 @@ def _code_paths() -> list[str]:
     return list(dict.fromkeys([*given, *ours]))
 
 
-def _run_on_worker(spec: StudySpec, env: Environment, inputs: bytes):
-    """One study on a Ray worker, reading its inputs from this node's cache folder."""
+def _run_on_worker(pack: list[StudySpec], env: Environment, inputs: bytes):
+    """A pack of studies (one, or a combination's seeds) on a Ray worker, reading their
+    inputs from this node's cache folder; one outcome or exception per study."""
     from harness import identity
     from harness.paths import cache_dir
-    from harness.study import run_study
+    from harness.study import run_studies
 
-    local = cache_dir() / "inputs" / Path(spec.inputs).name  # content-keyed: same name, same bytes
+    local = cache_dir() / "inputs" / Path(pack[0].inputs).name  # content-keyed: same name, same bytes
     if not local.exists():
         _write_atomically(local, inputs)
     env = replace(env, versions=identity.versions(env.device))  # this node's libraries and device
-    try:
-        return run_study(replace(spec, inputs=str(local)), env)
-    except FileNotFoundError:  # damaged (and removed by the checksum check): write it again
+    pack = [replace(spec, inputs=str(local)) for spec in pack]
+    outcomes = run_studies(pack, env)
+    again = [i for i, o in enumerate(outcomes) if isinstance(o, FileNotFoundError)]
+    if again:  # damaged (and removed by the checksum check): write it again
         _write_atomically(local, inputs)
-        return run_study(replace(spec, inputs=str(local)), env)
+        for i, outcome in zip(again, run_studies([pack[i] for i in again], env)):
+            outcomes[i] = outcome
+    if len(pack) == 1 and isinstance(outcomes[0], BaseException):
+        raise outcomes[0]  # as before packing: Ray hands the study's own exception back
+    return outcomes
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

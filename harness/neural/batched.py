@@ -24,7 +24,17 @@ Equality with K separate fits: the data order, rotations, initial weights, Batch
 statistics, the optimizer arithmetic and the forward pass of the linear layers are
 bit-equal on CPU; the backward of BatchNorm under vmap sums in another order (about one
 float32 ulp per step), so weights agree to float32 rounding that grows slowly with the
-number of steps (tests: `tests/test_neural_batched.py`).
+number of steps (tests: `tests/test_neural_batched.py`). `stacked_forward` sums in its
+own order too: the same tolerances hold.
+
+A network that defines `stacked_forward(params, buffers, points)` (PointNet: grouped
+products over (K, channels, points), one native BatchNorm over the stacked channels) runs
+the K members with it instead of vmap, unless the stack must be exact (`batch_studies`).
+
+Exactness across batches (what packing and resume rely on): under vmap a member's
+numbers are bit-equal on CPU in any stack of two (beside another member or a twin of
+itself), but not at the third stack position on (measured: PointNet weights 1.7e-2 off
+after 6 epochs), so `TorchModel.fit_many` with `batch_studies` trains stacks of two.
 
 Members must not draw random numbers in their forward pass (dropout > 0): vmap would
 draw one stream for all of them, not each member's own. `batchable` says whether a
@@ -54,6 +64,33 @@ from .sets import EVAL_POINTS, DenseSet, spans
 
 ADAM = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}  # torch.optim.Adam's defaults
 SGD_MOMENTUM = 0.9  # as loop.make_optimizer
+
+
+# On CPU a stack whose training step holds more activations than this runs slower than
+# its members one after another (measured: the paper's PointNet at n = 343, 8 members,
+# 0.55x): the step is already arithmetic- and memory-bound, so stacking saves no launches
+# worth having and K times the activations fall out of the caches. Such members train in
+# smaller stacks (down to one each). On CUDA the device's memory decides (packing).
+CPU_STACK_BYTES = 64 << 20
+
+
+def members_per_stack(net: torch.nn.Module, batch_size: int, n_points: int, device: str) -> int | None:
+    """How many members of `net`'s architecture train as one stack on `device` (None: no
+    limit): on CPU, as many as keep a step's activations (every linear layer's outputs,
+    kept for the backward with their normalised and rectified copies, float32) within
+    `CPU_STACK_BYTES`."""
+    if torch.device(device).type != "cpu":
+        return None
+    widths = sum(p.shape[0] for name, p in net.named_parameters() if name.endswith("weight") and p.dim() == 2)
+    per_member = batch_size * max(1, n_points) * widths * 4 * 3
+    return max(1, CPU_STACK_BYTES // max(1, per_member))
+
+
+def split(indices: list[int], most: int | None) -> list[list[int]]:
+    """`indices` in stacks of at most `most` (None: one stack)."""
+    if not most or most >= len(indices):
+        return [indices]
+    return [indices[i:i + most] for i in range(0, len(indices), most)]
 
 
 @dataclass
@@ -162,7 +199,8 @@ class Stack:
     """The active members' networks as stacked parameters and buffers, one functional
     forward over all of them (`logits`), and their optimizer."""
 
-    def __init__(self, nets: Sequence[torch.nn.Module], optimizer: str, lrs: list[float], compile: bool = False):
+    def __init__(self, nets: Sequence[torch.nn.Module], optimizer: str, lrs: list[float], compile: bool = False,
+                 exact: bool = False):
         self.base = copy.deepcopy(nets[0]).to("meta")
         # as torch.func.stack_module_state, without its one-class rule (a model may define
         # its network class inside `build`): same names and shapes are what vmap needs
@@ -173,7 +211,11 @@ class Stack:
         self.params = {k: torch.stack([p[k].detach() for p, _ in states]).requires_grad_() for k in states[0][0]}
         self.buffers = {k: torch.stack([b[k].detach() for _, b in states]) for k in states[0][1]}
         self.optimizer = StackedOptimizer(list(self.params.values()), optimizer, lrs)
-        self._forward = vmap(self._member_logits, randomness="error")
+        # A network that can run K copies of itself without vmap (`stacked_forward`: grouped
+        # products, no permutes) does so unless `exact` (batch_studies): then vmap, whose
+        # numbers in a stack of two are bit-equal to the member's fit beside a twin.
+        stacked = getattr(self.base, "stacked_forward", None)
+        self._forward = stacked if stacked is not None and not exact else vmap(self._member_logits, randomness="error")
         if compile:  # CUDA: CUDA graphs of the K-member forward and backward (accel.compile_mode)
             device = str(next(iter(self.params.values())).device)
             self._forward = torch.compile(self._forward, dynamic=False, mode=accel.compile_mode(device))
@@ -320,6 +362,7 @@ def train_batched(
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     compile: bool = False,
     eval_points: int | None = None,
+    exact: bool = False,
 ) -> list[History | BaseException]:
     """Train every member's network in place, as `loop.train` trains one; on return each
     holds its best validation epoch's weights. A member whose `ctx.report` raised (optuna
@@ -327,7 +370,7 @@ def train_batched(
     nets = [m.net for m in members]
     if not batchable(nets[0], members[0].train.points):
         raise ValueError("batched members must not draw random numbers in training (dropout > 0)")
-    stack = Stack(nets, optimizer, [m.lr for m in members], compile)
+    stack = Stack(nets, optimizer, [m.lr for m in members], compile, exact)
     data = StackedSets([m.train for m in members])
     device = data.points.device
     schedulers = [_plateau(m.lr, plateau_patience) for m in members]
