@@ -181,7 +181,7 @@ class TorchModel(Model):
         if self.memory_mb > 0:
             return int(self.memory_mb * 2**20)
         if device.startswith("cuda"):
-            from harness.executors.base import device_memory
+            from harness.workers import device_memory
 
             total = device_memory(device)
             return int(total * self.gpu_share) if total else None

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Protocol
 from harness import identity
 from harness.config import RunConfig
 from harness.study import Environment, StudyOutcome, StudySpec
+from harness.workers import device_memory  # noqa: F401  (executors size packs by it)
 
 Finished = tuple[StudySpec, "StudyOutcome | BaseException"]
 
@@ -99,21 +100,6 @@ class Packer:
                 break
             pack.append(spec)
         return pack
-
-
-def device_memory(device: str) -> int | None:
-    """Bytes of memory the studies on `device` may use: the GPU's, or what this machine
-    has available (None when unknown)."""
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            return None
-        return int(torch.cuda.get_device_properties(torch.device(device).index or 0).total_memory)
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not a POSIX system
-        return None
 
 
 def cores() -> int:
