@@ -154,7 +154,7 @@ def make_plan(config: Config, registry: Registry, store: DoneKeys, console: Cons
                 studies.append(StudySpec(
                     key=identity.key_of(ident), unit=f"{label}:{combo.id}#{seed}", dataset=label,
                     combination=combo, seed=seed, trials=config.run.trials, timeout=config.run.timeout,
-                    identity=ident, train_fraction=share))
+                    identity=ident, train_fraction=share, curve=spec.label if share is not None else ""))
         parts.append(replace(part, studies=tuple(studies)))
     keys = sorted({s.key for p in parts for s in p.studies})
     return Plan(tuple(parts), frozenset(store.done_keys(keys)), tuple(skipped),

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+FRACTION_MARK = "@train="  # a fraction's results are tabled as dataset "<label>@train=<fraction>"
+
 # The axes of a combination, in the order of its id `task/representation/perturbation/model`.
 COMBINATION_AXES: tuple[str, ...] = ("task", "representation", "perturbation", "model")
 # The axes of a leaderboard row: the dataset, then the combination's.
@@ -84,6 +86,23 @@ class UnitResult:
     # axis -> the paper label its entry declares (only axes whose entry declares one;
     # older rows: {})
     labels: dict[str, str] = field(default_factory=dict)
+    # learning curves: the dataset label of the curve a fraction's study belongs to ("" for
+    # a study on the whole training split; older rows: "", see `curve_dataset`)
+    curve: str = ""
+
+    @property
+    def train_fraction(self) -> float:
+        """The share of the training split this study trained on (1.0: all of it)."""
+        return float((self.identity or {}).get("train_fraction") or 1.0)
+
+    @property
+    def curve_dataset(self) -> str:
+        """The dataset label this study's learning curve is tabled under."""
+        if self.curve:
+            return self.curve
+        if self.train_fraction < 1 and FRACTION_MARK in self.dataset:  # rows written before `curve`
+            return self.dataset.rsplit(FRACTION_MARK, 1)[0]
+        return self.dataset
 
     def entry(self, axis: str) -> EntryRef:
         """The structured reference of one axis's entry (`AXES`), from the identity the

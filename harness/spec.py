@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.grid import Combination
 
-SUFFIX = "@train="  # learning curves: a fraction's results are tabled as dataset "<label>@train=<fraction>"
+from harness.records import FRACTION_MARK as SUFFIX  # learning curves: "<label>@train=<fraction>"
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class StudySpec:
     inputs: str = ""  # path of the StudyInputs file: prepare returns a copy with it set
     threads: int = 0  # CPU threads its fits may use, set when handed out (0: the environment's)
     train_fraction: float | None = None  # learning curves: this share of the training split
+    curve: str = ""  # learning curves: the dataset label of the curve (set with train_fraction)
 
 
 def fraction_label(dataset: str, fraction: float | None) -> str:

@@ -374,6 +374,7 @@ def _finish(state: _Open, env: Environment) -> StudyOutcome:
         predictions={"ids": list(test.ids), "y": test.y.tolist(), "proba": proba.tolist()},
         evaluations=evaluations, directions={m.name: m.higher_is_better for m in combo.metrics},
         labels={a: lab for a in COMBINATION_AXES if (lab := paper_label(getattr(combo, a)))},
+        curve=spec.curve,
     )
     return StudyOutcome(result, persist.dump(model) if env.store_models else None)
 

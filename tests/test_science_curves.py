@@ -120,3 +120,17 @@ def test_the_fraction_is_part_of_the_study_key(tmp_path):
     assert set(keys["curve"]) == {(0, 0.2), (1, 0.2), (0, None), (1, None)}
     assert keys["curve"][(0, None)] == keys["plain"][(0, None)]  # fraction 1 is the plain study
     assert keys["curve"][(0, 0.2)] != keys["curve"][(0, None)] != keys["curve"][(1, None)]
+
+
+def test_a_fraction_study_names_its_curve_as_a_field_and_older_rows_still_find_theirs():
+    from harness.records import UnitResult
+
+    def row(**kw):
+        base = dict(unit="u", key="k", dataset="mp@train=0.25", task="t", representation="r", perturbation="p",
+                    model="m", seed=0, metric="roc_auc", value=0.5, identity={"train_fraction": 0.25})
+        return UnitResult(**{**base, **kw})
+
+    assert row(curve="mp").curve_dataset == "mp" and row(curve="mp").train_fraction == 0.25
+    assert row().curve_dataset == "mp"  # written before the field existed
+    whole = row(dataset="mp@train=x", identity={})
+    assert whole.train_fraction == 1.0 and whole.curve_dataset == "mp@train=x"  # a label, not a fraction

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from harness.spec import SUFFIX
 from harness.records import AXES, UnitResult
 
 
@@ -23,8 +22,7 @@ def points(results: Iterable[UnitResult]) -> dict[tuple[str, str], dict[str, lis
     raw: dict[tuple[str, str], dict[str, dict[float, list[UnitResult]]]] = defaultdict(lambda: defaultdict(dict))
     curved: set[tuple[str, str]] = set()
     for r in results:
-        dataset = r.dataset.split(SUFFIX)[0]
-        share = float((r.identity or {}).get("train_fraction") or 1.0)
+        dataset, share = r.curve_dataset, r.train_fraction
         if share < 1:
             curved.add((dataset, r.task))
         combo = " / ".join(getattr(r, axis) for axis in AXES[2:])
