@@ -168,6 +168,10 @@ class LoadContext:
 
 @dataclass
 class Dataset(Entry):
+    # Suffixes of the files this dataset reads from its `path` parameter (".csv"; "/" for a
+    # folder): `harness predict FILE` hands FILE to the dataset that declares its suffix.
+    reads_paths: ClassVar[tuple[str, ...]] = ()
+
     def load(self, ctx: LoadContext) -> list[Material]:
         """Return the materials; call `ctx.skip(id, reason)` for each one left out."""
         raise NotImplementedError

@@ -41,7 +41,6 @@ from harness.store import Store, UnitResult
 from harness.study import perturb
 
 # Inputs read through the `file` dataset rather than as one structure each.
-DATASET_SUFFIXES = (".csv", ".tsv", ".parquet", ".json", ".xyz", ".extxyz")
 
 
 @dataclass
@@ -104,9 +103,11 @@ def rebuild(registry: Registry, result: UnitResult) -> Combination:
 def read_structures(paths: Sequence[str], registry: Registry, console: Console,
                     dataset: str | None = None, params: dict[str, Any] | None = None) -> Inputs:
     """Structure files (one material each, id = the path as given), or one dataset: a
-    dataset file read by the `file` dataset, or any registered dataset by `--dataset`."""
-    if dataset or (len(paths) == 1 and _is_dataset_file(paths[0])):
-        name = dataset or "file"
+    dataset file read by the dataset that declares its suffix (`Dataset.reads_paths`), or any
+    registered dataset by `--dataset`."""
+    reader = _dataset_for(paths[0], registry) if len(paths) == 1 and not dataset else None
+    if dataset or reader:
+        name = dataset or str(reader)
         args = dict(params or {})
         if not dataset:
             args["path"] = paths[0]
@@ -121,7 +122,7 @@ def read_structures(paths: Sequence[str], registry: Registry, console: Console,
         return Inputs(materials, Counter(ctx.skipped))
     if not paths:
         raise UserError("predict needs structure files (CIF, POSCAR, ...), a dataset file, or --dataset NAME")
-    if any(_is_dataset_file(p) for p in paths):
+    if any(_dataset_for(p, registry) for p in paths):
         raise UserError("give one dataset file at a time, and no structure files beside it")
     from pymatgen.core import Structure
 
@@ -135,10 +136,16 @@ def read_structures(paths: Sequence[str], registry: Registry, console: Console,
     return Inputs(materials, Counter())
 
 
-def _is_dataset_file(path: str) -> bool:
+def _dataset_for(path: str, registry: Registry) -> str | None:
+    """The dataset that declares it reads files like `path` (`Dataset.reads_paths`); None
+    for a structure file (or anything no dataset claims)."""
     p = Path(path)
-    suffixes = [s.lower() for s in p.suffixes if s.lower() != ".gz"]
-    return p.is_dir() or bool(suffixes and suffixes[-1] in DATASET_SUFFIXES)
+    suffixes = [s.lower() for s in p.suffixes if s.lower() not in (".gz", ".gzip")]
+    wanted = "/" if p.is_dir() else (suffixes[-1] if suffixes else "")
+    if not wanted:
+        return None
+    claims = sorted(n for n in registry.names("dataset") if wanted in registry.get("dataset", n).cls.reads_paths)
+    return claims[0] if claims else None
 
 
 def predict(store: Store, registry: Registry, result: UnitResult, inputs: Inputs) -> Predicted:

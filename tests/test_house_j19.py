@@ -74,10 +74,7 @@ def test_the_axes_are_the_records_title_fields_in_order():
 
 ROOT = Path(__file__).resolve().parents[1]
 # Known exceptions, each with why it is still there (remove the line when it is fixed).
-KNOWN_PLUGIN_NAMES = {
-    ("harness/predict.py", "file"): "predict reads a dataset file through the `file` dataset by name "
-                                    "(predict.py belongs to issue 22's helper: a suffix table on entries would fix it)",
-}
+KNOWN_PLUGIN_NAMES: dict[tuple[str, str], str] = {}
 
 
 def _builtin_names() -> set[str]:

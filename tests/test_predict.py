@@ -1,9 +1,11 @@
 """`harness predict`: a stored model applied again reproduces the stored test predictions
 exactly, whether the materials come from a registered dataset or from users' files."""
 
+import dataclasses
 import csv
 import gzip
 import json
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -149,3 +151,22 @@ def test_predict_names_what_is_missing(tmp_path, capsys):
     assert "no stored study matches --only nothing/*" in capsys.readouterr().err
     assert main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), str(tmp_path / "absent.cif")]) == 2
     assert "cannot read structure" in capsys.readouterr().err
+
+
+def test_predict_hands_a_table_or_folder_to_the_dataset_that_declares_its_suffix(tmp_path):
+    from harness import Dataset, registry
+    from harness.predict import _dataset_for
+
+    reg = registry.load()
+    (tmp_path / "folder").mkdir()
+    assert _dataset_for(str(tmp_path / "t.csv.gz"), reg) == "file"
+    assert _dataset_for(str(tmp_path / "folder"), reg) == "file"
+    assert _dataset_for(str(tmp_path / "one.cif"), reg) is None  # a structure, read by pymatgen
+
+    @dataclasses.dataclass
+    class Tables(Dataset):
+        name: ClassVar[str] = "a_tables"  # sorts before "file": declared claims are read in name order
+        reads_paths: ClassVar[tuple[str, ...]] = (".weird",)
+
+    reg.add("dataset", Tables, "probe")
+    assert _dataset_for(str(tmp_path / "x.weird"), reg) == "a_tables"

@@ -17,7 +17,7 @@ from . import compact, parse
 from .folder import ID_PROP_FILE, properties_path, read_folder
 from .jsonfile import ORIENTS, read_json
 from .messages import capped
-from .sources import FORMATS, content_hash, detect_format, resolve_path, safe_stem
+from .sources import FORMATS, SUFFIX_FORMATS, content_hash, detect_format, resolve_path, safe_stem
 from .rows import RawRow, Table, to_rows
 from .tabular import read_table
 from .values import as_container, lookup, nested_keys, split_path
@@ -35,6 +35,8 @@ class FileDataset(Dataset):
         "Crystals from files: CSV/TSV/Parquet with a CIF or POSCAR column, JSON (records, {id: record}, "
         "pandas orients, matbench), extended XYZ, or a CIF/POSCAR folder with id_prop.csv or a properties table"
     )
+
+    reads_paths: ClassVar[tuple[str, ...]] = (*SUFFIX_FORMATS, "/")  # `harness predict table.csv` or `FOLDER/`
 
     path: str | list[str] = ""  # one file or folder, or several files pooled
     format: str = "auto"  # auto | csv | tsv | parquet | json | extxyz | folder
