@@ -27,7 +27,7 @@ def dump(model: Any) -> tuple[str, bytes] | None:
         except NotImplementedError:
             return None
         buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:  # 9: 10x the time, 3 % smaller
             for path in sorted(Path(tmp).rglob("*")):
                 info = tar.gettarinfo(str(path), arcname=str(path.relative_to(tmp)))
                 info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
