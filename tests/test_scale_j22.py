@@ -86,3 +86,90 @@ def test_a_forest_stored_through_skops_still_loads(tmp_path):
     skops.io.dump(model.estimator_, tmp_path / "forest.skops")
     restored = RandomForest(n_estimators=4).load(tmp_path)
     np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+
+
+# ------------------------------------------------------------------ the checksum column
+import sqlalchemy as sa  # noqa: E402
+
+from harness import store as store_module  # noqa: E402
+from harness.store import Store, UnitResult  # noqa: E402
+from servers import postgres  # noqa: E402,F401  (the PostgreSQL server fixture)
+
+
+def _result(i: int) -> UnitResult:
+    n = 300
+    return UnitResult(unit=f"d:t/r/p/m#{i}", key=f"k{i:03d}", dataset="d", task="t", representation="r",
+                      perturbation="p", model="m", seed=i, metric="roc_auc", value=0.5 + i / 100,
+                      valid_value=float("nan"), params={"n": i}, extra={"accuracy": 0.25},
+                      predictions={"ids": [str(j) for j in range(n)], "y": [j % 2 for j in range(n)],
+                                   "proba": [[0.3, 0.7]] * n})
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    calls = []
+    real = store_module._parse
+    monkeypatch.setattr(store_module, "_parse", lambda row: calls.append(row["key"]) or real(row))
+    return calls
+
+
+def _drop_checksums(url: str) -> None:
+    """The store as an older version left it: no checksum column."""
+    engine = sa.create_engine(store_module.with_driver(url))
+    with engine.begin() as db:
+        db.execute(sa.text("ALTER TABLE harness_results DROP COLUMN checksum"))
+    engine.dispose()
+
+
+def test_done_keys_reads_checksums_not_bodies(tmp_path, parses):
+    store = Store(f"sqlite:///{tmp_path}/r.sqlite")
+    for i in range(20):
+        assert store.add(_result(i))
+    assert store.done_keys() == {f"k{i:03d}" for i in range(20)}
+    assert store.done_keys(["k003", "nope"]) == {"k003"}
+    assert parses == []  # no body parsed to decide what is done
+    assert len(list(store.results())) == 20
+
+
+def test_a_row_changed_after_its_checksum_is_validated_and_a_damaged_one_is_not_done(tmp_path, parses):
+    store = Store(f"sqlite:///{tmp_path}/r.sqlite")
+    for i in range(3):
+        store.add(_result(i))
+    with store.engine.begin() as db:
+        db.execute(sa.text("UPDATE harness_results SET body = '{not json' WHERE key = 'k001'"))
+        db.execute(sa.text("UPDATE harness_results SET value = 0.125 WHERE key = 'k002'"))  # still readable
+    assert store.done_keys() == {"k000", "k002"}
+    assert sorted(parses) == ["k001", "k002"]
+    parses.clear()
+    assert store.done_keys() == {"k000", "k002"}
+    assert parses == ["k001"]  # the readable changed row got its checksum again; the damaged one stays damaged
+
+
+def _migrates(url: str, parses: list) -> None:
+    store = Store(url)
+    for i in range(4):
+        store.add(_result(i))
+    store.engine.dispose()
+    _drop_checksums(url)
+    old = Store(url, readonly=True)  # a reader adds nothing, and still reads the old table
+    assert old.done_keys() == {f"k{i:03d}" for i in range(4)} and len(list(old.results())) == 4
+    assert not any(c["name"] == "checksum" for c in sa.inspect(old.engine).get_columns("harness_results"))
+    parses.clear()
+    store = Store(url)  # opened for writing: the column is added
+    assert any(c["name"] == "checksum" for c in sa.inspect(store.engine).get_columns("harness_results"))
+    assert store.done_keys() == {f"k{i:03d}" for i in range(4)}
+    assert sorted(parses) == [f"k{i:03d}" for i in range(4)]  # validated the old way, once
+    parses.clear()
+    assert Store(url).done_keys() == {f"k{i:03d}" for i in range(4)}
+    assert parses == []
+    store.add(_result(9))
+    assert store.done_keys(["k009"]) == {"k009"} and parses == []
+
+
+def test_an_older_sqlite_store_gets_the_checksum_column_on_open(tmp_path, parses):
+    _migrates(f"sqlite:///{tmp_path}/r.sqlite", parses)
+
+
+@pytest.mark.slow
+def test_an_older_postgresql_store_gets_the_checksum_column_on_open(postgres, parses):  # noqa: F811
+    _migrates(postgres.new_database(), parses)
