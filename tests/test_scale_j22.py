@@ -173,3 +173,49 @@ def test_an_older_sqlite_store_gets_the_checksum_column_on_open(tmp_path, parses
 @pytest.mark.slow
 def test_an_older_postgresql_store_gets_the_checksum_column_on_open(postgres, parses):  # noqa: F811
     _migrates(postgres.new_database(), parses)
+
+
+# ------------------------------------------------------------------ predict without a stored model
+import json  # noqa: E402
+import sqlite3  # noqa: E402
+
+from test_predict import TOY, _assert_reproduces, _predicted, _stored  # noqa: E402
+
+from harness.cli import main  # noqa: E402
+
+
+def _toy_without_models(tmp_path):
+    cfg = tmp_path / "toy.toml"
+    cfg.write_text(TOY.format(results=tmp_path / "out").replace("workers = 1", 'workers = 1\nstore_models = "none"')
+                   .replace("seeds = [0, 1]", "seeds = [0]"))
+    assert main(["run", str(cfg)]) == 0
+    db = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM harness_models").fetchone() == (0,)
+    return cfg
+
+
+def test_predict_refits_a_study_stored_without_its_model(tmp_path, capsys):
+    cfg = _toy_without_models(tmp_path)
+    base = ["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy", "--format", "json"]
+    capsys.readouterr()
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "no stored model" in err and "--config CONFIG" in err
+    stored = _stored(tmp_path / "out")
+    predicted = _predicted(capsys, [*base, "--config", str(cfg)])
+    _assert_reproduces(stored, predicted)  # the refitted models give the stored test predictions, bit for bit
+
+
+def test_a_refit_that_does_not_reproduce_the_stored_predictions_is_refused(tmp_path, capsys):
+    cfg = _toy_without_models(tmp_path)
+    db = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    key, body = db.execute("SELECT key, body FROM harness_results WHERE unit LIKE '%corners%'").fetchone()
+    body = json.loads(body)
+    body["predictions"]["proba"][0][0] += 1e-12  # what a model that is not bit-deterministic would give
+    db.execute("UPDATE harness_results SET body = ? WHERE key = ?", (json.dumps(body), key))
+    db.commit()
+    capsys.readouterr()
+    assert main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy", "--only", "*/corners/*",
+                 "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "does not reproduce the stored test predictions" in err and "largest difference 1e-12" in err
