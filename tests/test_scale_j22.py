@@ -219,3 +219,20 @@ def test_a_refit_that_does_not_reproduce_the_stored_predictions_is_refused(tmp_p
                  "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "does not reproduce the stored test predictions" in err and "largest difference 1e-12" in err
+
+
+# ------------------------------------------------------------------ the leaderboard figure, cached by content
+def test_an_unchanged_leaderboard_figure_is_copied_from_the_cache(tmp_path, monkeypatch):
+    from harness.report import figures
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    drawn = []
+    real = figures.leaderboard_figure
+    monkeypatch.setattr(figures, "leaderboard_figure", lambda rows: drawn.append(1) or real(rows))
+    row = {"dataset": "d", "task": "t", "metric": "roc_auc", "representation": "r", "perturbation": "p", "model": "m",
+           "mean": 0.8, "ci_low": 0.7, "ci_high": 0.9, "vs_best": "best", "fit_seconds": 1.0}
+    figures.leaderboard_png([row], tmp_path / "a.png")
+    figures.leaderboard_png([{**row, "fit_seconds": 2.0}], tmp_path / "b.png")  # what the figure does not show
+    assert len(drawn) == 1 and (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    figures.leaderboard_png([{**row, "mean": 0.81}], tmp_path / "c.png")
+    assert len(drawn) == 2 and (tmp_path / "c.png").read_bytes() != (tmp_path / "a.png").read_bytes()
