@@ -236,3 +236,24 @@ def test_an_unchanged_leaderboard_figure_is_copied_from_the_cache(tmp_path, monk
     assert len(drawn) == 1 and (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     figures.leaderboard_png([{**row, "mean": 0.81}], tmp_path / "c.png")
     assert len(drawn) == 2 and (tmp_path / "c.png").read_bytes() != (tmp_path / "a.png").read_bytes()
+
+
+# ------------------------------------------------------------------ scattering tables without pymatgen's xrd module
+def test_scattering_tables_are_pymatgens_and_load_without_scipy_stats_or_matplotlib():
+    code = textwrap.dedent("""
+        import sys
+        from harness_plugins.representations import scattering
+        scattering.xray_table(), scattering.neutron_table()
+        print("HEAVY:", sorted(m for m in ("scipy.stats", "matplotlib", "pymatgen.analysis.diffraction.xrd") if m in sys.modules))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "HEAVY: []" in done.stdout, done.stdout + done.stderr[-2000:]
+    from pymatgen.analysis.diffraction.neutron import ATOMIC_SCATTERING_LEN
+    from pymatgen.analysis.diffraction.xrd import ATOMIC_SCATTERING_PARAMS
+
+    from harness_plugins.representations import scattering
+
+    xray = scattering.xray_table()
+    assert xray.keys() == ATOMIC_SCATTERING_PARAMS.keys()
+    assert all(np.array_equal(xray[k], np.asarray(v, dtype=float)) for k, v in ATOMIC_SCATTERING_PARAMS.items())
+    assert scattering.neutron_table() == {k: float(v) for k, v in ATOMIC_SCATTERING_LEN.items()}
