@@ -18,6 +18,7 @@ import argparse
 import os
 import re
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,10 @@ def main() -> None:
         rc = proc.wait()
         total = time.perf_counter() - t0
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        db = Path(tmp) / "results" / "results.sqlite"
+        stored = sqlite3.connect(db).execute(
+            "SELECT r.unit, r.n_train, length(m.blob) FROM harness_models m JOIN harness_results r USING (key)"
+        ).fetchall() if db.exists() else []
     cpu = usage.ru_utime + usage.ru_stime
     if rc != 0:
         raise SystemExit("\n".join(line for _, line, _ in stamped[-40:]) + f"\nexit {rc}")
@@ -76,6 +81,8 @@ def main() -> None:
     for _, line, _ in stamped:
         if re.search(r"materials in|featurised in|features ready|done .*#|roc_auc", line) and "│" not in line:
             print(line)
+    for unit, n_train, size in stored:
+        print(f"stored model of {unit}: {size / 1e6:.2f} MB (gzipped) at {n_train} training crystals")
     print("    wall s   CPU s  line")
     for name, t in marks.items():
         print(f"{t:10.1f} {cpus[name]:7.1f}  {name}")
