@@ -240,6 +240,14 @@ class Store:
                 ).rowcount
         return n
 
+    def drop_models(self, keys: set[str]) -> int:
+        """Delete the stored models of these studies (their results stay)."""
+        ordered, n = sorted(keys), 0
+        with self._connect() as db:
+            for i in range(0, len(ordered), 500):
+                n += db.execute(MODELS.delete().where(MODELS.c.key.in_(ordered[i:i + 500]))).rowcount
+        return n
+
     def model(self, key: str) -> tuple[str, bytes] | None:
         with self._connect() as db:
             row = db.execute(sa.select(MODELS.c.format, MODELS.c.blob).where(MODELS.c.key == key)).first()

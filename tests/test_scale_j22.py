@@ -257,3 +257,16 @@ def test_scattering_tables_are_pymatgens_and_load_without_scipy_stats_or_matplot
     assert xray.keys() == ATOMIC_SCATTERING_PARAMS.keys()
     assert all(np.array_equal(xray[k], np.asarray(v, dtype=float)) for k, v in ATOMIC_SCATTERING_PARAMS.items())
     assert scattering.neutron_table() == {k: float(v) for k, v in ATOMIC_SCATTERING_LEN.items()}
+
+
+def test_store_models_best_keeps_only_the_best_rows_models(tmp_path, capsys):
+    cfg = tmp_path / "toy.toml"
+    cfg.write_text(TOY.format(results=tmp_path / "out").replace("workers = 1", 'workers = 1\nstore_models = "best"'))
+    assert main(["run", str(cfg)]) == 0
+    db = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    kept = db.execute("SELECT r.representation, r.seed FROM harness_models m JOIN harness_results r USING (key)").fetchall()
+    board = json.loads((tmp_path / "out" / "leaderboard.json").read_text())
+    rows = board["rows"] if isinstance(board, dict) else board
+    best = [r["representation"] for r in rows if r["vs_best"] == "best"]
+    assert len(best) == 1 and sorted(kept) == [(best[0], 0), (best[0], 1)]  # both seeds of the best row, nothing else
+    assert db.execute("SELECT COUNT(*) FROM harness_results").fetchone() == (4,)  # every result stays
