@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="parameter of the dataset (e.g. columns mapping of a dataset file)")
     pr.add_argument("--format", choices=["table", "csv", "json"], default="table")
     pr.add_argument("--storage", help="results database URL (instead of a results folder)")
+    pr.add_argument("--config", help="the run's config: refits studies stored without a model (store_models = \"none\")")
     pr.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
     f = sub.add_parser("featurize", help="show what a model sees for one structure, or fill the feature cache for a config")
@@ -286,7 +287,8 @@ def _predict(args, console: Console) -> int:
     from harness.store import Store
 
     store = Store(_store_url(args, "predict"), readonly=True)
-    registry = _registry(args)
+    refit_from = _load_config(args.config, args) if args.config else None
+    registry = _registry(args, refit_from.plugins if refit_from else ())
     chosen = predict.select(store, args.only, args.seed)
     from harness.user import require_plugins
 
@@ -296,7 +298,7 @@ def _predict(args, console: Console) -> int:
         status = Console(stderr=True)
         route_logging(status, replace=True)
     inputs = predict.read_structures(args.structures, registry, status, args.dataset, _parse_sets(args.set))
-    found = [predict.predict(store, registry, r, inputs) for r in chosen]
+    found = [predict.predict(store, registry, r, inputs, refit_from, status) for r in chosen]
     if args.format == "table":
         predict.render(found, console)
     elif args.format == "csv":

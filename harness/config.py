@@ -57,8 +57,11 @@ class RunConfig(Strict):
     # head, "" = a private one-machine Ray).
     address: str = ""
     # "all": every study's fitted model goes into the store (what `predict` applies);
-    # "none": predictions and scores only: a forest at 36k crystals is ~8 MB compressed.
-    store_models: Literal["all", "none"] = "all"
+    # "none": predictions and scores only (`predict --config` refits); "best": only the
+    # models of each table's best row (on the training dataset's test split), pruned after
+    # every run; the other rows' studies are refitted by `predict --config` like "none". A forest at 26k training crystals
+    # is ~2.3 MB compressed.
+    store_models: Literal["all", "best", "none"] = "all"
     # Learning curves: one study per fraction of each training split (harness.fractions)
     train_fractions: list[float] = Field(default_factory=list)
 

@@ -511,6 +511,6 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     """A bar chart per task: mean with its 95 % interval, rows tied with the best in green."""
     if not rows:
         return
-    from harness.report.figures import leaderboard_figure, save
+    from harness.report.figures import leaderboard_png
 
-    save(leaderboard_figure(rows), path)
+    leaderboard_png(rows, path)  # unchanged rows: the cached PNG

@@ -28,8 +28,9 @@ def dump(model: Any) -> tuple[str, bytes] | None:
         except NotImplementedError:
             return None
         buf = io.BytesIO()
-        # gzip's header carries a time unless told otherwise: same model, same bytes
-        with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        # gzip's header carries a time unless told otherwise: same model, same bytes;
+        # level 6 (9 costs 10x the time for 3 % less)
+        with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=6) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
             for path in sorted(Path(tmp).rglob("*")):
                 info = tar.gettarinfo(str(path), arcname=str(path.relative_to(tmp)))
                 info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""

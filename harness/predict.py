@@ -9,6 +9,11 @@ material's random draws are seeded by (study seed, perturbation, position), wher
 material's *position* is its place among the inputs in the order given on the command
 line, or its place in a dataset file as the dataset reads it. Predicting the file a study
 was trained on therefore reproduces its stored test predictions exactly.
+
+A study run with `store_models = "none"` keeps no model: given the run's config, `refit`
+fits it again from its stored best parameters and seed on the same split (the run's own
+inputs, prepared again if the cache lost them) and uses it only if it reproduces the
+stored test predictions bit for bit.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness import persist, tuning
-from harness.api import LoadContext, Material, Skip
+from harness.api import FitContext, LoadContext, Material, Skip
 from harness.errors import UserError
 from harness.content import material_hash
 from harness.features import FeatureCache, featurize
@@ -148,14 +153,20 @@ def _dataset_for(path: str, registry: Registry) -> str | None:
     return claims[0] if claims else None
 
 
-def predict(store: Store, registry: Registry, result: UnitResult, inputs: Inputs) -> Predicted:
-    """The stored model of `result` on every material of `inputs` it can featurise."""
+def predict(store: Store, registry: Registry, result: UnitResult, inputs: Inputs,
+            refit_from: Any = None, console: Console | None = None) -> Predicted:
+    """The stored model of `result` on every material of `inputs` it can featurise; with no
+    stored model and `refit_from` (the run's Config), the model refitted by `refit`."""
     stored = store.model(result.key)
-    if stored is None:
-        raise UserError(f"study {result.unit} has no stored model (run with store_models = \"none\", or its model "
-                        "cannot save itself); predict needs one: rerun with store_models = \"all\" and a new results folder")
     combo = rebuild(registry, result)
-    model = persist.restore(registry, stored, what=f"stored model of study {result.unit}")
+    if stored is not None:
+        model = persist.restore(registry, stored, what=f"stored model of study {result.unit}")
+    elif refit_from is not None:
+        model = refit(store, registry, result, refit_from, console or Console(stderr=True))
+    else:
+        raise UserError(f"study {result.unit} has no stored model (run with store_models = \"none\", or its model "
+                        "cannot save itself); give the run's config (--config CONFIG) to refit it, or rerun with "
+                        "store_models = \"all\" and a new results folder")
     task, rep = combo.task, combo.representation
     materials = inputs.materials
     fs = featurize(materials, rep, FeatureCache(cache_dir()), workers=1, hashes=[material_hash(m) for m in materials])
@@ -179,6 +190,47 @@ def predict(store: Store, registry: Registry, result: UnitResult, inputs: Inputs
     skipped = Counter(inputs.skipped)  # unreadable in the input, then not featurisable
     skipped.update(fs.skipped)
     return Predicted(result, tuple(task.classes), rows, skipped)
+
+
+def refit(store: Store, registry: Registry, result: UnitResult, config: Any, console: Console) -> Any:
+    """The study's model fitted again as the study refitted its best trial: its stored
+    parameters and seed, on its split of the run's inputs. Refused (one line) unless its
+    test predictions equal the stored ones exactly."""
+    from harness import fractions
+    from harness.inputs import read_inputs
+    from harness.plan import make_plan
+    from harness.prepare import prepare
+    from harness.executors.base import cores
+    from harness.study import samples
+
+    plan = make_plan(config, registry, store, console)
+    found = [(part, s) for part in plan.parts for s in part.studies if s.key == result.key]
+    if not found:
+        raise UserError(f"study {result.unit} is not a study of {config.source} (its key {result.key[:12]} is not in "
+                        "the config's plan); give the config the results were run with")
+    part, spec = found[0]
+    (spec,) = prepare(config, part, [spec], console).studies
+    combo, n_classes = spec.combination, len(spec.combination.task.classes)
+    data = read_inputs(spec.inputs)
+    split = fractions.nested_split(data.splits[spec.seed], data.y, spec.train_fraction, spec.seed)
+    train = samples(combo, spec.seed, data, split.train, training=True)
+    valid = samples(combo, spec.seed, data, split.valid, training=False)
+    test = samples(combo, spec.seed, data, split.test, training=False)
+    model = tuning.build(combo.model, result.params if combo.model.tune else {})
+    score = combo.metrics[0].objective
+    console.print(f"refitting {escape(result.unit)} (no stored model) from its parameters {result.params} "
+                  f"and seed {spec.seed} on {len(train)} training materials")
+    model.fit(train, valid, FitContext("cpu", spec.seed, n_classes, score, lambda step, value: None, cores()))
+    proba = tuning.class_probabilities(model, test.X, n_classes)
+    stored = np.asarray((result.predictions or {}).get("proba", []), dtype=float)
+    same_ids = list(test.ids) == list((result.predictions or {}).get("ids", []))
+    if not same_ids or stored.shape != proba.shape or not np.array_equal(stored, proba):
+        diff = float(np.max(np.abs(stored - proba))) if same_ids and stored.shape == proba.shape else float("nan")
+        raise UserError(f"study {result.unit}: the refitted model does not reproduce the stored test predictions "
+                        + ("(other test materials)" if not same_ids else f"(largest difference {diff:.3g})")
+                        + "; its model is not bit-deterministic here (library version, device): rerun the study "
+                        "with store_models = \"all\"")
+    return model
 
 
 def _true_label(task, material: Material) -> int | None:

@@ -84,7 +84,7 @@ def _run(config: Config, registry: Registry, console: Console, store: Store, onl
         store.optuna_storage()  # its tables, created once here, not by racing workers
         env = replace(placed.environment(store.url), store_models=config.run.store_models != "none")
         failures = execute(ready, store, placed.executor, env, console, share_cores=placed.share_cores)
-    _report(plan, store, results_dir, console)
+    _report(plan, store, results_dir, console, keep_best_models=config.run.store_models == "best")
     provenance.write(config, plan, results_dir)  # version, commit, config hash, dataset ids, time
     if failures:
         console.print(f"[red]{failures} studies failed (see above); rerun to retry them")
@@ -213,9 +213,12 @@ def _report_skipped(plan: Plan, results_dir: Path, console: Console) -> None:
     _write(results_dir / "skipped.txt", "".join(f"{cid}\t{why}\n" for cid, why in plan.skipped))
 
 
-def _report(plan: Plan, store: Store, results_dir: Path, console: Console) -> None:
+def _report(plan: Plan, store: Store, results_dir: Path, console: Console, keep_best_models: bool = False) -> None:
     results = list(store.results(plan.keys))
     board = leaderboard.build(results)
+    if keep_best_models:  # store_models = "best": drop the models of the config's other rows
+        best = {tuple(row[k] for k in leaderboard.KEY) for row in board if row["vs_best"] == "best"}
+        store.drop_models({r.key for r in results if tuple(getattr(r, k) for k in leaderboard.KEY) not in best})
     leaderboard.render(board, console)
     try:
         leaderboard.write(board, results_dir)

@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import uuid
+import weakref
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Iterator
@@ -42,6 +43,9 @@ RESULTS = sa.Table(
     sa.Column("finished", sa.Float),
     sa.Column("superseded", sa.Boolean, nullable=False, default=False),
     sa.Column("body", sa.Text),  # JSON: extra metrics, params, identity, versions, predictions
+    # sha256 of the row as written (`_checksum`): a row that still matches it is readable
+    # without parsing its body. NULL in rows written before the column (validated once).
+    sa.Column("checksum", sa.String(64)),
 )
 MODELS = sa.Table(
     "harness_models", _meta,
@@ -59,7 +63,7 @@ CLAIMS = sa.Table(
 _SCHEMA_LOCK = 0x6861726E  # PostgreSQL advisory lock held while creating tables ("harn")
 
 # Stored in columns; everything else of a UnitResult travels in `body`.
-_COLUMNS = {c.name for c in RESULTS.columns} - {"body"}
+_COLUMNS = {c.name for c in RESULTS.columns} - {"body", "checksum"}
 
 
 def new_owner() -> str:
@@ -113,6 +117,8 @@ class Store:
         self.engine = _engine(self.url, readonly)
         if not (readonly and self.engine.dialect.name == "sqlite"):  # a reader creates nothing
             self._guard(lambda: self._creating_tables(lambda: _meta.create_all(self.engine)))
+            if not readonly:
+                self._guard(lambda: self._creating_tables(lambda: _add_checksum_column(self.engine)))
 
     # ------------------------------------------------------------------ optuna
     def optuna_storage(self):
@@ -139,7 +145,7 @@ class Store:
     def done_keys(self, keys: list[str] | None = None) -> set[str]:
         """Keys with a readable result: a damaged row is not done, so it is recomputed."""
         with self._connect() as db:
-            return _readable(db, keys)
+            return _readable(db, keys, write=not self.readonly)
 
     def add(self, result: UnitResult, model: tuple[str, bytes] | None = None) -> bool:
         """Write a finished study once; False if its key was already there (the first stays).
@@ -159,6 +165,7 @@ class Store:
         row = asdict(result)
         body = {k: row.pop(k) for k in list(row) if k not in _COLUMNS}
         row["body"] = json.dumps(body, default=_json_default, allow_nan=True)
+        row["checksum"] = _checksum(row)
         with self._connect() as db:
             _drop_if_damaged(db, result.key)  # a damaged row of this key is replaced
             inserted = db.execute(_insert_ignore(self.engine, RESULTS, row)).rowcount == 1
@@ -169,7 +176,7 @@ class Store:
 
     def results(self, keys: set[str] | None = None, include_superseded: bool = False) -> Iterator[UnitResult]:
         """Results in the order they finished; only `keys` when given (selected by the database)."""
-        q = sa.select(RESULTS)
+        q = sa.select(*_stored_columns(self.engine))
         if not include_superseded:
             q = q.where(RESULTS.c.superseded == sa.false())
         with self._connect() as db:
@@ -194,6 +201,14 @@ class Store:
                     .where(RESULTS.c.unit == unit, RESULTS.c.key != key, RESULTS.c.superseded == sa.false())
                     .values(superseded=True)
                 ).rowcount
+        return n
+
+    def drop_models(self, keys: set[str]) -> int:
+        """Delete the stored models of these studies (their results stay)."""
+        ordered, n = sorted(keys), 0
+        with self._connect() as db:
+            for i in range(0, len(ordered), 500):
+                n += db.execute(MODELS.delete().where(MODELS.c.key.in_(ordered[i:i + 500]))).rowcount
         return n
 
     def model(self, key: str) -> tuple[str, bytes] | None:
@@ -351,11 +366,69 @@ def _drop_if_damaged(db, key: str) -> None:
         db.execute(MODELS.delete().where(MODELS.c.key == key))
 
 
-def _readable(db, keys: list[str] | None) -> set[str]:
-    """Keys (all, or of `keys`) whose row `_parse` reads. Every body is parsed: ~15 ms per
-    study that stores its test predictions (5,500 materials), paid again by the report."""
-    rows = [dict(r._mapping) for q in _by_keys(sa.select(RESULTS), keys) for r in db.execute(q)]
-    return {row["key"] for row in rows if not isinstance(_parse(row), str)}
+def _readable(db, keys: list[str] | None, write: bool = True) -> set[str]:
+    """Keys (all, or of `keys`) whose row is readable: it matches the checksum written
+    with it (hashing a body costs ~1 ms; parsing and validating it ~30 ms at 5,500 test
+    materials), or, without one or not matching it, `_parse` reads it; such a row then
+    gets its checksum (`write`), so it is parsed once."""
+    columns = _stored_columns(db)
+    has_checksum = any(c.name == "checksum" for c in columns)
+    rows = [dict(r._mapping) for q in _by_keys(sa.select(*columns), keys) for r in db.execute(q)]
+    readable = set()
+    for row in rows:
+        if has_checksum and row["checksum"] is not None and row["checksum"] == _checksum(row):
+            readable.add(row["key"])
+        elif not isinstance(_parse(row), str):
+            readable.add(row["key"])
+            if write and has_checksum:
+                db.execute(RESULTS.update().where(RESULTS.c.key == row["key"]).values(checksum=_checksum(row)))
+    return readable
+
+
+def _checksum(row: dict[str, Any]) -> str:
+    """sha256 of a result row's columns (as SQL gives them back: NaN as NULL) and body;
+    `superseded` is left out, as it changes after the row is written."""
+    import hashlib
+
+    cols = {k: _as_stored(RESULTS.c[k].type, v) for k, v in row.items() if k in _COLUMNS and k != "superseded"}
+    head = json.dumps(sorted(cols.items()), default=_json_default, allow_nan=True)
+    return hashlib.sha256(head.encode() + b"\0" + (row.get("body") or "").encode()).hexdigest()
+
+
+def _as_stored(kind: sa.types.TypeEngine, value: Any) -> Any:
+    """A column's value as the database gives it back (a NaN float is NULL)."""
+    if value is None:
+        return None
+    if isinstance(kind, sa.Float):
+        return None if float(value) != float(value) else float(value)
+    if isinstance(kind, sa.Integer):
+        return int(value)
+    return value
+
+
+def _stored_columns(bind) -> list[sa.Column]:
+    """The results table's columns this database has: a store written before the checksum
+    column and opened read-only (nothing may be added) lacks it."""
+    engine = bind if isinstance(bind, sa.Engine) else bind.engine
+    if engine not in _HAS_CHECKSUM:
+        _HAS_CHECKSUM[engine] = any(c["name"] == "checksum" for c in sa.inspect(bind).get_columns("harness_results"))
+    return [c for c in RESULTS.columns if c.name != "checksum" or _HAS_CHECKSUM[engine]]
+
+
+_HAS_CHECKSUM: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _add_checksum_column(engine: sa.Engine) -> None:
+    """The schema migration older stores get on open: the nullable checksum column."""
+    if any(c["name"] == "checksum" for c in sa.inspect(engine).get_columns("harness_results")):
+        return
+    try:
+        with engine.begin() as db:
+            db.execute(sa.text("ALTER TABLE harness_results ADD COLUMN checksum VARCHAR(64)"))
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:  # another run added it first
+        if "duplicate column" not in str(exc) and "already exists" not in str(exc):
+            raise
+    _HAS_CHECKSUM.pop(engine, None)
 
 
 def _by_keys(query, keys, size: int = 500) -> list:

@@ -32,10 +32,52 @@ def save(fig, path: Path, dpi: int = 110) -> Path:
     return Path(path)
 
 
+def save_cached(data: Any, draw: Any, path: Path, dpi: int = 110) -> Path:
+    """`save(draw(), path)`, kept in the cache by the content of `data` (what the figure
+    is drawn from), matplotlib's version and this module's code: a rerun whose results did
+    not change copies the PNG instead of importing matplotlib and drawing (~1 CPU-s, as
+    much as a small study's fit). An unwritable cache only means drawing each time."""
+    import hashlib
+    import os
+    import shutil
+    from importlib.metadata import version
+
+    from harness.identity import digest
+    from harness.paths import cache_dir
+
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    key = digest({"figure": data, "dpi": dpi, "matplotlib": version("matplotlib"), "code": code})
+    cached = cache_dir(writable=False) / "figures" / f"{key}.png"
+    try:
+        shutil.copyfile(cached, path)
+        return Path(path)
+    except OSError:
+        pass
+    save(draw(), path, dpi)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, cached)
+    except OSError:
+        pass
+    return Path(path)
+
+
 def _by_table(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     from harness.report.tables import by_task
 
     return by_task(rows)
+
+
+# What `leaderboard_figure` reads of a row (not its fit time): the key of its cached PNG.
+LEADERBOARD_FIELDS = ("dataset", "task", "metric", "representation", "perturbation", "model", "mean", "ci_low",
+                      "ci_high", "vs_best")
+
+
+def leaderboard_png(rows: list[dict[str, Any]], path: Path) -> Path:
+    shown = [{k: r.get(k) for k in LEADERBOARD_FIELDS} for r in rows]
+    return save_cached(shown, lambda: leaderboard_figure(shown), path)
 
 
 def leaderboard_figure(rows: list[dict[str, Any]]):

@@ -64,18 +64,23 @@ def miller_indices(n: int) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def xray_table() -> dict[str, np.ndarray]:
-    """Element symbol -> (4, 2) Cromer-Mann-like (a_i, b_i), as pymatgen's XRDCalculator."""
-    from pymatgen.analysis.diffraction.xrd import ATOMIC_SCATTERING_PARAMS
-
-    return {el: np.asarray(c, dtype=float) for el, c in ATOMIC_SCATTERING_PARAMS.items()}
+    """Element symbol -> (4, 2) Cromer-Mann-like (a_i, b_i), as pymatgen's XRDCalculator:
+    its own data file, read without importing `pymatgen.analysis.diffraction.xrd` (which
+    imports scipy.stats and matplotlib: seconds in every featurisation worker)."""
+    return {el: np.asarray(c, dtype=float) for el, c in _pymatgen_diffraction_data("atomic_scattering_params.json").items()}
 
 
 @lru_cache(maxsize=1)
 def neutron_table() -> dict[str, float]:
     """Element symbol -> bound coherent scattering length (fm), as pymatgen's NDCalculator."""
-    from pymatgen.analysis.diffraction.neutron import ATOMIC_SCATTERING_LEN
+    return {el: float(b) for el, b in _pymatgen_diffraction_data("neutron_scattering_length.json").items()}
 
-    return {el: float(b) for el, b in ATOMIC_SCATTERING_LEN.items()}
+
+def _pymatgen_diffraction_data(name: str) -> dict:
+    import json
+    from importlib.resources import files
+
+    return json.loads(files("pymatgen.analysis.diffraction").joinpath(name).read_text())
 
 
 def check_species(cell: Cell, radiation: Radiation) -> None:

@@ -1,0 +1,272 @@
+"""Issue 22, second stop: a forest stored as the arrays it predicts with (compact, and
+saved without importing skops, which walks all of scikit-learn and imports torch)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from harness import FitContext, Samples, UserError, persist
+from harness.registry import load as load_registry
+from harness_plugins.models.trees import RandomForest
+
+SAVE_IN_A_FRESH_PROCESS = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from harness import FitContext, Samples, persist
+    from harness_plugins.models.trees import RandomForest
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 5)), rng.integers(0, 2, 200)
+    s = Samples(X, y, [str(i) for i in range(200)], None, "vector")
+    model = RandomForest(n_estimators=5).fit(s, s, FitContext("cpu", 0, 2, lambda t, p: 0.0))
+    fmt, blob = persist.dump(model)
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "skops"))
+    print("HEAVY:", len(heavy), heavy[:3])
+""")
+
+
+def test_saving_a_forest_imports_neither_skops_nor_torch():
+    done = subprocess.run([sys.executable, "-c", SAVE_IN_A_FRESH_PROCESS], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "HEAVY: 0 []" in done.stdout, done.stdout
+
+
+def _forest(**fields):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(600, 12))
+    y = (X[:, 0] + rng.normal(scale=0.8, size=600) > 0).astype(int) * 2  # classes 0 and 2 of 0..2
+    train = Samples(X, y, [str(i) for i in range(600)], None, "vector")
+    model = RandomForest(**fields).fit(train, train, FitContext("cpu", 0, 3, lambda t, p: 0.0, threads=2))
+    return model, rng.normal(size=(300, 12))
+
+
+@pytest.mark.parametrize("fields", [{}, {"max_depth": 6, "criterion": "entropy", "max_features": None},
+                                    {"n_estimators": 50, "max_features": "log2"}])
+def test_a_stored_forest_predicts_the_same_bits(fields):
+    model, X = _forest(**fields)
+    X[::5, 3] = np.nan  # the missing-value branch is kept too
+    fmt, blob = persist.dump(model)
+    restored = persist.restore(load_registry(), (fmt, blob))
+    np.testing.assert_array_equal(restored.classes_, model.classes_)
+    np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(restored.estimator_.predict(X), model.estimator_.predict(X))
+
+
+def test_the_stored_forest_is_several_times_smaller_than_its_full_state():
+    import io
+    import zlib
+
+    model, _ = _forest()
+    full = io.BytesIO()
+    for est in model.estimator_.estimators_:
+        state = est.tree_.__getstate__()
+        full.write(state["nodes"].tobytes() + state["values"].tobytes())
+    _, blob = persist.dump(model)
+    assert len(blob) * 2.5 < len(zlib.compress(full.getvalue(), 6))
+
+
+def test_a_damaged_forest_file_is_one_clear_error(tmp_path):
+    model, _ = _forest(n_estimators=3)
+    model.save(tmp_path)
+    data = dict(np.load(tmp_path / "forest.npz"))
+    del data["right1"]
+    np.savez(tmp_path / "forest.npz", **data)
+    with pytest.raises(UserError, match="not a forest harness wrote"):
+        RandomForest(n_estimators=3).load(tmp_path)
+
+
+def test_a_forest_stored_through_skops_still_loads(tmp_path):
+    import skops.io
+
+    model, X = _forest(n_estimators=4)
+    skops.io.dump(model.estimator_, tmp_path / "forest.skops")
+    restored = RandomForest(n_estimators=4).load(tmp_path)
+    np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+
+
+# ------------------------------------------------------------------ the checksum column
+import sqlalchemy as sa  # noqa: E402
+
+from harness import store as store_module  # noqa: E402
+from harness.store import Store, UnitResult  # noqa: E402
+from servers import postgres  # noqa: E402,F401  (the PostgreSQL server fixture)
+
+
+def _result(i: int) -> UnitResult:
+    n = 300
+    return UnitResult(unit=f"d:t/r/p/m#{i}", key=f"k{i:03d}", dataset="d", task="t", representation="r",
+                      perturbation="p", model="m", seed=i, metric="roc_auc", value=0.5 + i / 100,
+                      valid_value=float("nan"), params={"n": i}, extra={"accuracy": 0.25},
+                      predictions={"ids": [str(j) for j in range(n)], "y": [j % 2 for j in range(n)],
+                                   "proba": [[0.3, 0.7]] * n})
+
+
+@pytest.fixture
+def parses(monkeypatch):
+    calls = []
+    real = store_module._parse
+    monkeypatch.setattr(store_module, "_parse", lambda row: calls.append(row["key"]) or real(row))
+    return calls
+
+
+def _drop_checksums(url: str) -> None:
+    """The store as an older version left it: no checksum column."""
+    engine = sa.create_engine(store_module.with_driver(url))
+    with engine.begin() as db:
+        db.execute(sa.text("ALTER TABLE harness_results DROP COLUMN checksum"))
+    engine.dispose()
+
+
+def test_done_keys_reads_checksums_not_bodies(tmp_path, parses):
+    store = Store(f"sqlite:///{tmp_path}/r.sqlite")
+    for i in range(20):
+        assert store.add(_result(i))
+    assert store.done_keys() == {f"k{i:03d}" for i in range(20)}
+    assert store.done_keys(["k003", "nope"]) == {"k003"}
+    assert parses == []  # no body parsed to decide what is done
+    assert len(list(store.results())) == 20
+
+
+def test_a_row_changed_after_its_checksum_is_validated_and_a_damaged_one_is_not_done(tmp_path, parses):
+    store = Store(f"sqlite:///{tmp_path}/r.sqlite")
+    for i in range(3):
+        store.add(_result(i))
+    with store.engine.begin() as db:
+        db.execute(sa.text("UPDATE harness_results SET body = '{not json' WHERE key = 'k001'"))
+        db.execute(sa.text("UPDATE harness_results SET value = 0.125 WHERE key = 'k002'"))  # still readable
+    assert store.done_keys() == {"k000", "k002"}
+    assert sorted(parses) == ["k001", "k002"]
+    parses.clear()
+    assert store.done_keys() == {"k000", "k002"}
+    assert parses == ["k001"]  # the readable changed row got its checksum again; the damaged one stays damaged
+
+
+def _migrates(url: str, parses: list) -> None:
+    store = Store(url)
+    for i in range(4):
+        store.add(_result(i))
+    store.engine.dispose()
+    _drop_checksums(url)
+    old = Store(url, readonly=True)  # a reader adds nothing, and still reads the old table
+    assert old.done_keys() == {f"k{i:03d}" for i in range(4)} and len(list(old.results())) == 4
+    assert not any(c["name"] == "checksum" for c in sa.inspect(old.engine).get_columns("harness_results"))
+    parses.clear()
+    store = Store(url)  # opened for writing: the column is added
+    assert any(c["name"] == "checksum" for c in sa.inspect(store.engine).get_columns("harness_results"))
+    assert store.done_keys() == {f"k{i:03d}" for i in range(4)}
+    assert sorted(parses) == [f"k{i:03d}" for i in range(4)]  # validated the old way, once
+    parses.clear()
+    assert Store(url).done_keys() == {f"k{i:03d}" for i in range(4)}
+    assert parses == []
+    store.add(_result(9))
+    assert store.done_keys(["k009"]) == {"k009"} and parses == []
+
+
+def test_an_older_sqlite_store_gets_the_checksum_column_on_open(tmp_path, parses):
+    _migrates(f"sqlite:///{tmp_path}/r.sqlite", parses)
+
+
+@pytest.mark.slow
+def test_an_older_postgresql_store_gets_the_checksum_column_on_open(postgres, parses):  # noqa: F811
+    _migrates(postgres.new_database(), parses)
+
+
+# ------------------------------------------------------------------ predict without a stored model
+import json  # noqa: E402
+import sqlite3  # noqa: E402
+
+from test_predict import TOY, _assert_reproduces, _predicted, _stored  # noqa: E402
+
+from harness.cli import main  # noqa: E402
+
+
+def _toy_without_models(tmp_path):
+    cfg = tmp_path / "toy.toml"
+    cfg.write_text(TOY.format(results=tmp_path / "out").replace("workers = 1", 'workers = 1\nstore_models = "none"')
+                   .replace("seeds = [0, 1]", "seeds = [0]"))
+    assert main(["run", str(cfg)]) == 0
+    db = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM harness_models").fetchone() == (0,)
+    return cfg
+
+
+def test_predict_refits_a_study_stored_without_its_model(tmp_path, capsys):
+    cfg = _toy_without_models(tmp_path)
+    base = ["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy", "--format", "json"]
+    capsys.readouterr()
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "no stored model" in err and "--config CONFIG" in err
+    stored = _stored(tmp_path / "out")
+    predicted = _predicted(capsys, [*base, "--config", str(cfg)])
+    _assert_reproduces(stored, predicted)  # the refitted models give the stored test predictions, bit for bit
+
+
+def test_a_refit_that_does_not_reproduce_the_stored_predictions_is_refused(tmp_path, capsys):
+    cfg = _toy_without_models(tmp_path)
+    db = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    key, body = db.execute("SELECT key, body FROM harness_results WHERE unit LIKE '%corners%'").fetchone()
+    body = json.loads(body)
+    body["predictions"]["proba"][0][0] += 1e-12  # what a model that is not bit-deterministic would give
+    db.execute("UPDATE harness_results SET body = ? WHERE key = ?", (json.dumps(body), key))
+    db.commit()
+    capsys.readouterr()
+    assert main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy", "--only", "*/corners/*",
+                 "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "does not reproduce the stored test predictions" in err and "largest difference 1e-12" in err
+
+
+# ------------------------------------------------------------------ the leaderboard figure, cached by content
+def test_an_unchanged_leaderboard_figure_is_copied_from_the_cache(tmp_path, monkeypatch):
+    from harness.report import figures
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    drawn = []
+    real = figures.leaderboard_figure
+    monkeypatch.setattr(figures, "leaderboard_figure", lambda rows: drawn.append(1) or real(rows))
+    row = {"dataset": "d", "task": "t", "metric": "roc_auc", "representation": "r", "perturbation": "p", "model": "m",
+           "mean": 0.8, "ci_low": 0.7, "ci_high": 0.9, "vs_best": "best", "fit_seconds": 1.0}
+    figures.leaderboard_png([row], tmp_path / "a.png")
+    figures.leaderboard_png([{**row, "fit_seconds": 2.0}], tmp_path / "b.png")  # what the figure does not show
+    assert len(drawn) == 1 and (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    figures.leaderboard_png([{**row, "mean": 0.81}], tmp_path / "c.png")
+    assert len(drawn) == 2 and (tmp_path / "c.png").read_bytes() != (tmp_path / "a.png").read_bytes()
+
+
+# ------------------------------------------------------------------ scattering tables without pymatgen's xrd module
+def test_scattering_tables_are_pymatgens_and_load_without_scipy_stats_or_matplotlib():
+    code = textwrap.dedent("""
+        import sys
+        from harness_plugins.representations import scattering
+        scattering.xray_table(), scattering.neutron_table()
+        print("HEAVY:", sorted(m for m in ("scipy.stats", "matplotlib", "pymatgen.analysis.diffraction.xrd") if m in sys.modules))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "HEAVY: []" in done.stdout, done.stdout + done.stderr[-2000:]
+    from pymatgen.analysis.diffraction.neutron import ATOMIC_SCATTERING_LEN
+    from pymatgen.analysis.diffraction.xrd import ATOMIC_SCATTERING_PARAMS
+
+    from harness_plugins.representations import scattering
+
+    xray = scattering.xray_table()
+    assert xray.keys() == ATOMIC_SCATTERING_PARAMS.keys()
+    assert all(np.array_equal(xray[k], np.asarray(v, dtype=float)) for k, v in ATOMIC_SCATTERING_PARAMS.items())
+    assert scattering.neutron_table() == {k: float(v) for k, v in ATOMIC_SCATTERING_LEN.items()}
+
+
+def test_store_models_best_keeps_only_the_best_rows_models(tmp_path, capsys):
+    cfg = tmp_path / "toy.toml"
+    cfg.write_text(TOY.format(results=tmp_path / "out").replace("workers = 1", 'workers = 1\nstore_models = "best"'))
+    assert main(["run", str(cfg)]) == 0
+    db = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    kept = db.execute("SELECT r.representation, r.seed FROM harness_models m JOIN harness_results r USING (key)").fetchall()
+    board = json.loads((tmp_path / "out" / "leaderboard.json").read_text())
+    rows = board["rows"] if isinstance(board, dict) else board
+    best = [r["representation"] for r in rows if r["vs_best"] == "best"]
+    assert len(best) == 1 and sorted(kept) == [(best[0], 0), (best[0], 1)]  # both seeds of the best row, nothing else
+    assert db.execute("SELECT COUNT(*) FROM harness_results").fetchone() == (4,)  # every result stays
