@@ -122,7 +122,39 @@ def test_criteria_and_limit_shape_the_query(server, tmp_path):
     listing = server.summary_requests()[0]
     assert (listing["nelements_min"], listing["nelements_max"]) == ("2", "2")
     limited = dataset(server, limit=4).load(LoadContext(tmp_path))
-    assert [m.id for m in limited] == ["mp-1", "mp-2", "mp-3", "mp-4"]
+    assert len(limited) == 4
+
+
+def test_limit_downloads_a_seeded_stratified_sample_not_the_first_materials(tmp_path):
+    docs = make_docs(60)  # band gap 0 (metal) for even ids: half metals
+    for d in docs[:20]:  # the first 20 listed all metals, as a sorted export would be
+        d["band_gap"], d["is_metal"] = 0.0, True
+    with FakeMP(docs, KEY) as fake:
+        def draw(seed, folder):
+            return MPDataset(endpoint=fake.endpoint, chunk_size=50, limit=30, stratify="is_metal",
+                             sample_seed=seed).load(LoadContext(tmp_path / folder))
+        a, again, other = draw(0, "a"), draw(0, "b"), draw(1, "c")
+        fetched = [r for r in fake.summary_requests() if "material_ids" in r]
+    whole = sum(d["is_metal"] for d in docs) / len(docs)  # 40 of 60
+    assert sum(m.props["is_metal"] for m in a) / len(a) == pytest.approx(whole, abs=0.01)
+    assert [m.id for m in a] == [m.id for m in again]  # seeded
+    assert [m.id for m in a] != [m.id for m in other]
+    assert [m.id for m in a] != [f"mp-{i}" for i in range(1, 31)]
+    assert all(len(r["material_ids"].split(",")) == 30 for r in fetched)  # only the sample is downloaded
+
+
+def test_fraction_samples_and_a_full_download_keeps_its_cache_folder(server, tmp_path):
+    ctx = LoadContext(tmp_path)
+    assert len(dataset(server, fraction=0.5).load(ctx)) == 5
+    assert mp.cache_folder(dataset(server), ctx) != mp.cache_folder(dataset(server, fraction=0.5), ctx)
+    assert "sample" not in mp._query_params(dataset(server))  # folders of earlier full downloads stay valid
+
+
+def test_an_unknown_stratify_field_or_a_bad_fraction_is_a_user_error(server, tmp_path):
+    with pytest.raises(UserError, match="stratify = 'colour' is not a summary field"):
+        dataset(server, limit=3, stratify="colour").load(LoadContext(tmp_path))
+    with pytest.raises(UserError, match=r"fraction = 1.5 must be in \(0, 1\]"):
+        dataset(server, fraction=1.5)
 
 
 def test_the_id_listing_pages_through_large_results(server, tmp_path, monkeypatch):

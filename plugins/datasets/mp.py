@@ -17,7 +17,6 @@ import hashlib
 import inspect
 import json
 import logging
-import math
 import os
 import re
 import warnings
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness import Dataset, LoadContext, Material, UserError
-from harness_plugins.datasets import files
+from harness_plugins.datasets import files, sample
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +70,27 @@ class MPDataset(Dataset):
     fields: list[str] = field(default_factory=lambda: list(DEFAULT_FIELDS))
     criteria: dict[str, Any] = field(default_factory=dict)  # summary search filters, e.g. {"num_elements": [1, 2]}
     chunk_size: int = 500  # material ids per request and per cache file
-    limit: int | None = None  # first N materials only, for quick runs
+    # A seeded sample of the matching materials (as the `file` dataset draws it), not the
+    # first ones the API lists: `limit` materials and/or a `fraction` of them (both: the
+    # smaller), stratified by the summary field `stratify` (e.g. "is_metal", "band_gap",
+    # "symmetry.crystal_system"; numbers binned by quantiles), drawn with `sample_seed`.
+    # Only the sample's documents are downloaded; the id listing covers every match.
+    limit: int | None = None
+    fraction: float | None = None
+    stratify: str = ""
+    sample_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
             raise UserError(f"[dataset] chunk_size = {self.chunk_size} must be a positive number of materials")
         if self.limit is not None and self.limit < 1:
             raise UserError(f"[dataset] limit = {self.limit} must be a positive number of materials")
+        if self.fraction is not None and not 0 < self.fraction <= 1:
+            raise UserError(f"[dataset] fraction = {self.fraction} must be in (0, 1], e.g. 0.1 for a tenth of the materials")
+
+    @property
+    def sampled(self) -> bool:
+        return self.limit is not None or self.fraction is not None
 
     def fetch(self, ctx: LoadContext) -> str:
         """`harness fetch mp`: fill the cache ahead of a run."""
@@ -117,7 +130,7 @@ class MPDataset(Dataset):
 class FetchSummary:
     """What `fetch` did, for `harness fetch mp` to print."""
 
-    materials: int  # ids matching the query (after `limit`)
+    materials: int  # ids matching the query (after `limit`/`fraction`)
     chunks: int
     downloaded: int  # chunks fetched by this call
     cached: int  # chunks that were already there
@@ -180,6 +193,8 @@ def _query_params(dataset: MPDataset) -> dict[str, Any]:
         "limit": dataset.limit,
         "chunk_size": dataset.chunk_size,
         "code": CODE_VERSION,
+        # only when sampling, so a download of every match keeps its folder
+        **({"sample": [dataset.fraction, dataset.stratify, dataset.sample_seed, "v1"]} if dataset.sampled else {}),
     }
 
 
@@ -235,6 +250,11 @@ def _check_query(client, dataset: MPDataset) -> None:
         )
     control = {"num_chunks", "chunk_size", "all_fields", "fields", "kwargs"}
     known = [p for p in inspect.signature(summary.search).parameters if p not in control and not p.startswith("_")]
+    if dataset.stratify and dataset.stratify.split(".", 1)[0] not in valid_fields:
+        raise UserError(
+            f"[dataset] stratify = {dataset.stratify!r} is not a summary field; "
+            f"use one of {', '.join(sorted(valid_fields))} (a dotted path inside one, e.g. symmetry.crystal_system)"
+        )
     unknown = sorted(set(dataset.criteria) - set(known))
     if unknown:
         raise UserError(
@@ -244,15 +264,17 @@ def _check_query(client, dataset: MPDataset) -> None:
 
 
 def _list_ids(client, dataset: MPDataset) -> list[str]:
-    """All material ids matching `criteria` (paged HTTP queries; never mp-api's bulk S3 path)."""
-    page = min(ID_PAGE, dataset.limit or ID_PAGE)
-    # A finite `num_chunks` keeps mp-api on the HTTP API even without criteria.
-    pages = math.ceil(dataset.limit / page) if dataset.limit else 10**9
+    """The material ids matching `criteria` (paged HTTP queries; never mp-api's bulk S3
+    path), or the seeded sample of them that `limit`/`fraction` ask for."""
+    fields = ["material_id"]
+    if dataset.stratify:
+        fields.append(dataset.stratify.split(".", 1)[0])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # mp-api's own chatter; failures raise
+            # A finite `num_chunks` keeps mp-api on the HTTP API even without criteria.
             docs = client.materials.summary.search(
-                **dataset.criteria, fields=["material_id"], all_fields=False, chunk_size=page, num_chunks=pages
+                **dataset.criteria, fields=fields, all_fields=False, chunk_size=ID_PAGE, num_chunks=10**9
             )
     except TypeError as exc:
         raise UserError(
@@ -260,8 +282,34 @@ def _list_ids(client, dataset: MPDataset) -> list[str]:
         ) from None
     except Exception as exc:
         raise _download_error(exc, dataset, "while listing the material ids", None) from None
+    if not dataset.sampled:
+        return [str(doc["material_id"]) for doc in docs]
+    # by id: the sample does not depend on the order the API lists the matches in
+    docs = sorted(docs, key=lambda doc: _id_order(str(doc["material_id"])))
     ids = [str(doc["material_id"]) for doc in docs]
-    return ids[: dataset.limit] if dataset.limit else ids
+    n = sample.sample_size(len(ids), dataset.limit, dataset.fraction)
+    keys = sample.strata([_field(doc, dataset.stratify) for doc in docs]) if dataset.stratify else [0] * len(ids)
+    chosen = sample.stratified_sample(keys, n, dataset.sample_seed)
+    log.info("mp: a seeded sample of %d of %d matching materials (%s)", n, len(ids),
+             f"stratified by {dataset.stratify}" if dataset.stratify else "uniform; set stratify to keep class shares")
+    return [ids[i] for i in chosen]
+
+
+def _id_order(material_id: str) -> tuple[str, int, str]:
+    """mp-2 before mp-10."""
+    prefix, _, number = material_id.rpartition("-")
+    return (prefix, int(number), "") if number.isdigit() else (material_id, -1, material_id)
+
+
+def _field(doc: dict[str, Any], path: str) -> Any:
+    """A (dotted) summary field of a listed document, as one value to stratify on: a
+    modulus's VRH average, an enum's value, None where the document lacks it."""
+    value: Any = doc
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, dict) and "vrh" in value:
+        value = value["vrh"]
+    return _enum_value(value)
 
 
 def _fetch_docs(client, ids: list[str], wanted: list[str]) -> list[dict[str, Any]]:
