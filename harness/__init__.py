@@ -10,7 +10,7 @@ Users run benchmarks and read results from Python with `harness.run`,
 
 import pluggy
 
-from harness.api import (
+from harness.sdk.api import (
     CLOUD,
     VECTOR,
     Choice,
@@ -29,17 +29,17 @@ from harness.api import (
     iter_chunks,
     secret,
 )
-from harness.cache import read_arrays, read_json, write_arrays, write_json
-from harness.codeid import code_identity
-from harness.errors import UserError
-from harness.content import content_hash, site_label, structure_hash
-from harness.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, spacegroup_number, symmetry_dataset
-from harness.paths import cache_dir
-from harness.symmetry import ANGLE_TOLERANCE, Symmetry, analyse_symmetry, check_structure, structure_problem, symmetry_of
+from harness.services.cache import read_arrays, read_json, write_arrays, write_json
+from harness.plan.codeid import code_identity
+from harness.services.errors import UserError
+from harness.services.content import content_hash, site_label, structure_hash
+from harness.prepare.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, spacegroup_number, symmetry_dataset
+from harness.services.paths import cache_dir
+from harness.prepare.symmetry import ANGLE_TOLERANCE, Symmetry, analyse_symmetry, check_structure, structure_problem, symmetry_of
 from harness.user import FittedModel, Results, open_results, run
-from harness.registry import create_entry
+from harness.services.registry import create_entry
 
-from harness.version import __version__
+from harness.services.version import __version__
 
 hookimpl = pluggy.HookimplMarker("harness")
 

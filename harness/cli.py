@@ -10,7 +10,7 @@ from typing import Sequence
 
 from rich.console import Console
 
-from harness.errors import UserError
+from harness.services.errors import UserError
 from harness.session import (
     add_config_dir_to_path,
     plugin_modules,
@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _registry(args, config_plugins: Sequence[str] = ()):
-    from harness import registry
+    from harness.services import registry
 
     modules = [*args.plugin, *getattr(args, "plugins_sub", []), *config_plugins]
     return registry.load(plugin_modules(modules))
@@ -200,7 +200,7 @@ def _dispatch(args, console: Console) -> int:
 
 
 def _load_config(path: str, args):
-    from harness import config as cfg
+    from harness.services import config as cfg
 
     conf = cfg.load(path)
     results = getattr(args, "results", None)
@@ -270,7 +270,7 @@ def _list(args, console: Console) -> int:
 
 
 def _store_url(args, command: str) -> str:
-    from harness.store import location_of
+    from harness.services.store import location_of
 
     if args.storage:
         return args.storage
@@ -283,8 +283,8 @@ def _store_url(args, command: str) -> str:
 
 
 def _predict(args, console: Console) -> int:
-    from harness import predict
-    from harness.store import Store
+    from harness.report import predict
+    from harness.services.store import Store
 
     store = Store(_store_url(args, "predict"), readonly=True)
     refit_from = _load_config(args.config, args) if args.config else None
@@ -309,8 +309,8 @@ def _predict(args, console: Console) -> int:
 
 
 def _leaderboard(args, console: Console) -> int:
-    from harness import leaderboard
-    from harness.store import Store
+    from harness.report import leaderboard
+    from harness.services.store import Store
 
     url = _store_url(args, "leaderboard")
     results = list(Store(url, readonly=True).results(include_superseded=args.superseded))
@@ -362,7 +362,7 @@ def _init(args, console: Console) -> int:
 
 
 def _plan(args, console: Console) -> int:
-    from harness import preview
+    from harness.plan import preview
 
     conf = _load_config(args.config, args)
     registry = _registry(args, conf.plugins)
@@ -377,7 +377,7 @@ def _plan(args, console: Console) -> int:
 
 def _compare(args, console: Console) -> int:
     from harness.report import compare
-    from harness.store import Store
+    from harness.services.store import Store
 
     found = compare.compare_rows(Store(_store_url(args, "compare"), readonly=True).results(), args.row_a, args.row_b, args.metric)
     if args.format == "table":
@@ -426,7 +426,7 @@ def _featurize(args, console: Console) -> int:
     except Exception as exc:  # noqa: BLE001 - any parser failure is the file's fault
         raise UserError(f"cannot read structure {args.structure}: {exc}; give a CIF or POSCAR file") from None
     result = rep.featurize_many([structure])[0]
-    from harness.api import Skip
+    from harness.sdk.api import Skip
 
     if isinstance(result, Skip):
         raise UserError(f"{args.structure} cannot be featurised by {rep.title}: {result}")
@@ -464,11 +464,11 @@ def _featurize_config(args, console: Console) -> int:
     features and inputs files a run needs."""
     import time
 
-    from harness.features import FeatureCache
-    from harness.paths import cache_dir
-    from harness.plan import make_plan
-    from harness.prepare import prepare_plan
-    from harness.preview import ReadOnlyStore
+    from harness.prepare.features import FeatureCache
+    from harness.services.paths import cache_dir
+    from harness.plan.plan import make_plan
+    from harness.prepare.prepare import prepare_plan
+    from harness.plan.preview import ReadOnlyStore
 
     conf = _load_config(args.config, args)
     registry = _registry(args, conf.plugins)
@@ -480,9 +480,9 @@ def _featurize_config(args, console: Console) -> int:
 
 
 def _fetch(args, console: Console) -> int:
-    from harness.api import LoadContext
-    from harness.paths import cache_dir
-    from harness.progress import progress_bar, tracker
+    from harness.sdk.api import LoadContext
+    from harness.services.paths import cache_dir
+    from harness.services.progress import progress_bar, tracker
 
     params = _parse_sets(args.set)
     if args.fields:
@@ -497,7 +497,7 @@ def _fetch(args, console: Console) -> int:
 
 
 def _explain(args, console: Console) -> int:
-    from harness.explain import explain
+    from harness.report.explain import explain
 
     conf = _load_config(args.config, args)
     registry = _registry(args, conf.plugins)
@@ -510,7 +510,7 @@ def _cache(args, console: Console) -> int:
 
     from rich.markup import escape
 
-    from harness.paths import cache_dir
+    from harness.services.paths import cache_dir
 
     root = cache_dir()
     folders = sorted(p for p in root.iterdir() if p.is_dir())

@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import UserError
-from harness.records import AXES
+from harness.services.errors import UserError
+from harness.services.records import AXES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -110,7 +110,7 @@ def to_mlflow(results: Results, target: str, experiment: str = "harness") -> tup
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise UserError("export --to mlflow needs MLflow: pip install 'harness[mlflow]'") from None
-    from harness.version import __version__
+    from harness.services.version import __version__
 
     uri = tracking_uri(target)
     client = MlflowClient(tracking_uri=uri)
@@ -126,7 +126,7 @@ def to_mlflow(results: Results, target: str, experiment: str = "harness") -> tup
         if r.key in done:
             skipped += 1
             continue
-        tags = {"harness.key": r.key, "harness.unit": r.unit, "harness.version": __version__,
+        tags = {"harness.key": r.key, "harness.unit": r.unit, "harness.services.version": __version__,
                 **{axis: getattr(r, axis) for axis in AXES}, "seed": str(r.seed), "device": r.device,
                 "commit": str(r.versions.get("commit", ""))}
         run = client.create_run(exp_id, run_name=names.get(r.key, r.unit), tags=tags,

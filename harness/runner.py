@@ -17,18 +17,20 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from harness import executors, leaderboard, provenance
-from harness.config import Config
-from harness.errors import UserError
-from harness.executors.base import cores
-from harness.paths import writable_folder
-from harness.plan import Plan, make_plan
-from harness.prepare import prepare_plan
-from harness.progress import progress_bar
-from harness.registry import Registry
+from harness.execute import executors
+
+from harness.report import leaderboard, provenance
+from harness.services.config import Config
+from harness.services.errors import UserError
+from harness.execute.executors.base import cores
+from harness.services.paths import writable_folder
+from harness.plan.plan import Plan, make_plan
+from harness.prepare.prepare import prepare_plan
+from harness.services.progress import progress_bar
+from harness.services.registry import Registry
 from harness.report import curves
-from harness.store import CLAIM_TTL, Store, location_of, new_owner
-from harness.study import Environment, StudyOutcome, StudySpec
+from harness.services.store import CLAIM_TTL, Store, location_of, new_owner
+from harness.execute.study import Environment, StudyOutcome, StudySpec
 
 POLL_SECONDS = float(os.environ.get("HARNESS_POLL_SECONDS", "5"))
 
@@ -93,8 +95,8 @@ def _run(config: Config, registry: Registry, console: Console, store: Store, onl
 
 
 def _check_names(config: Config, registry: Registry, only: list[str] | None) -> None:
-    from harness.grid import resolve
-    from harness.plan import grids
+    from harness.plan.grid import resolve
+    from harness.plan.plan import grids
 
     grids(config, registry, only)  # tasks, representations, perturbations, models
     for spec in resolve(config, registry).datasets:

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from rich.console import Console
 
-from harness.errors import UserError
+from harness.services.errors import UserError
 
 
 def version() -> str:
@@ -108,11 +108,11 @@ def run_log(conf, console: Console, label: str | None = None):
     import contextlib
     import datetime
 
-    from harness.progress import TeeConsole
+    from harness.services.progress import TeeConsole
 
     @contextlib.contextmanager
     def opened():
-        from harness.progress import FolderLog
+        from harness.services.progress import FolderLog
 
         with FolderLog(conf.results_dir() / "run.log") as log:
             tee = TeeConsole(file=console.file, width=console.width, quiet=console.quiet,
@@ -134,6 +134,7 @@ def run_log(conf, console: Console, label: str | None = None):
 def run_config(conf, plugins: Sequence[str], console: Console, only: list[str] | None = None) -> int:
     """The one run path of `harness run` and `harness.run`: a validated config with its
     overrides applied, the plugins loaded, then plan, prepare, execute, store, report."""
-    from harness import registry, runner
+    from harness import runner
+    from harness.services import registry
 
     return runner.run(conf, registry.load(plugin_modules([*plugins, *conf.plugins])), console, only=only)

@@ -5,7 +5,7 @@
 A subclass declares its hyperparameters as fields, names the ones the search explores
 (`search_space`), and says how to build its network from them (`build`, given
 `default_params()`: by default those fields). Fitting, seeding, batching, mixed
-precision, prediction and saving as data live here once (the engine: `harness.neural`).
+precision, prediction and saving as data live here once (the engine: `harness.sdk.neural`).
 
 A network receives a mini-batch of clouds and returns logits (B, k). The batch is either
 `DenseClouds` (all clouds of the same size: one (B, n, d) tensor, the fast path) or a
@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
-from harness.api import CLOUD, FitContext, Model, Samples
-from harness.errors import UserError
-from harness.precision import PRECISIONS
+from harness.sdk.api import CLOUD, FitContext, Model, Samples
+from harness.services.errors import UserError
+from harness.services.precision import PRECISIONS
 
 if importlib.util.find_spec("torch") is None:  # pragma: no cover - torch is a dependency
     raise ImportError("harness.torch needs PyTorch: pip install torch")
@@ -43,11 +43,11 @@ if importlib.util.find_spec("torch") is None:  # pragma: no cover - torch is a d
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from harness.neural.clouds import (
+    from harness.sdk.neural.clouds import (
         Clouds, DenseClouds, max_pool, mean_pool, min_pool, padded, random_rotations, rotate,
     )
-    from harness.neural.loop import History
-    from harness.neural.sets import CloudSet, DenseSet, GraphSet, make_set
+    from harness.sdk.neural.loop import History
+    from harness.sdk.neural.sets import CloudSet, DenseSet, GraphSet, make_set
 
 __all__ = [
     "CloudSet", "Clouds", "DenseClouds", "DenseSet", "GraphSet", "History", "TorchModel", "make_set",
@@ -55,10 +55,10 @@ __all__ = [
 ]
 
 _ENGINE = {
-    "harness.neural.clouds": ("Clouds", "DenseClouds", "max_pool", "mean_pool", "min_pool", "padded",
+    "harness.sdk.neural.clouds": ("Clouds", "DenseClouds", "max_pool", "mean_pool", "min_pool", "padded",
                               "random_rotations", "rotate"),
-    "harness.neural.loop": ("History",),
-    "harness.neural.sets": ("CloudSet", "DenseSet", "GraphSet", "make_set"),
+    "harness.sdk.neural.loop": ("History",),
+    "harness.sdk.neural.sets": ("CloudSet", "DenseSet", "GraphSet", "make_set"),
 }
 
 
@@ -151,7 +151,7 @@ class TorchModel(Model):
     # GPU without a declaration, a study needs its `gpu_share` of the device.
     # Placement only: not part of the model's title or identity.
     memory_mb: float = 0.0
-    # Fit through the batched engine (`fit_many`, `harness.neural.batched`) even alone: a
+    # Fit through the batched engine (`fit_many`, `harness.sdk.neural.batched`) even alone: a
     # study's numbers then do not depend on which studies share its batch (CPU: bit-equal),
     # so seeds and trials can be packed together and a resumed study equals an uncut one.
     # They differ from the unbatched engine's in float32 rounding, hence off by default.
@@ -181,7 +181,7 @@ class TorchModel(Model):
         if self.memory_mb > 0:
             return int(self.memory_mb * 2**20)
         if device.startswith("cuda"):
-            from harness.workers import device_memory
+            from harness.services.workers import device_memory
 
             total = device_memory(device)
             return int(total * self.gpu_share) if total else None
@@ -212,8 +212,8 @@ class TorchModel(Model):
     def _fit_alone(self, train: Samples, valid: Samples, ctx: FitContext) -> "TorchModel":
         import torch
 
-        from harness.neural import accel, loop
-        from harness.neural.sets import DenseSet
+        from harness.sdk.neural import accel, loop
+        from harness.sdk.neural.sets import DenseSet
 
         params = self.default_params()
         in_dim = int(np.asarray(train.X[0]).shape[1])
@@ -242,7 +242,7 @@ class TorchModel(Model):
     def fit_many(self, fits: Sequence[tuple[Samples, Samples, FitContext]]) -> list["TorchModel | BaseException"]:
         """One fitted copy of this model per (train, valid, ctx), as `fit` makes each, with
         the fits that can share kernels trained together as one batched model
-        (`harness.neural.batched`): dense clouds of one shape, training sets of one length,
+        (`harness.sdk.neural.batched`): dense clouds of one shape, training sets of one length,
         no dropout. The others fit one by one (with `batch_studies`, a lone batchable fit
         runs batched too, beside a twin). A fit whose `ctx.report` raised (pruning)
         gives that exception in its place. Results equal separate fits to float32 rounding
@@ -250,8 +250,8 @@ class TorchModel(Model):
         import copy
 
 
-        from harness.neural import accel, batched
-        from harness.neural.sets import DenseSet
+        from harness.sdk.neural import accel, batched
+        from harness.sdk.neural.sets import DenseSet
 
         if not fits:
             return []
@@ -302,7 +302,7 @@ class TorchModel(Model):
 
         import torch
 
-        from harness.neural import accel, batched
+        from harness.sdk.neural import accel, batched
 
         group = [members[i] for i in indices]
         results = batched.train_batched(
@@ -323,7 +323,7 @@ class TorchModel(Model):
             out[i] = fitted
 
     def predict_proba(self, X: list[np.ndarray] | np.ndarray) -> np.ndarray:
-        from harness.neural import accel, loop
+        from harness.sdk.neural import accel, loop
 
         net = self.network
         device = str(next(net.parameters()).device)
@@ -341,7 +341,7 @@ class TorchModel(Model):
             sizes = sorted({len(x) for x in X})
             raise UserError(f"{self.name}: layout = 'dense' needs clouds of one size, got sizes {sizes[:5]}; "
                             f"use layout = 'auto'")
-        from harness.neural.sets import upload
+        from harness.sdk.neural.sets import upload
 
         return upload(X, y, device, self.normalize_scale, dense)
 

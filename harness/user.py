@@ -19,15 +19,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import UserError
-from harness.records import AXES, COMBINATION_AXES
+from harness.services.errors import UserError
+from harness.services.records import AXES, COMBINATION_AXES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from harness.registry import Registry
-    from harness.records import UnitResult
-    from harness.store import Store
+    from harness.services.registry import Registry
+    from harness.services.records import UnitResult
+    from harness.services.store import Store
 
 
 def run(config: str | os.PathLike[str] | Mapping[str, Any], *, only: Sequence[str] | None = None,
@@ -43,7 +43,7 @@ def run(config: str | os.PathLike[str] | Mapping[str, Any], *, only: Sequence[st
     from rich.console import Console
 
     from harness import session
-    from harness import config as cfg
+    from harness.services import config as cfg
 
     session.prepare_process()
     conf = _config(config)
@@ -69,7 +69,7 @@ def open_results(path_or_url: str | os.PathLike[str], *, plugins: Sequence[str] 
     """The results of earlier runs: a results folder (its results.sqlite) or a database URL
     (`postgresql://...`, `sqlite:///...`). `plugins`: the modules the studies' entries come
     from, when not installed (needed by `model` and for class names)."""
-    from harness.store import location_of
+    from harness.services.store import location_of
 
     text = os.fspath(path_or_url)
     if "://" in text:
@@ -85,7 +85,7 @@ def open_results(path_or_url: str | os.PathLike[str], *, plugins: Sequence[str] 
 
 def _config(config: Any):
     """A validated `Config` from a path, a TOML string or a dict."""
-    from harness import config as cfg
+    from harness.services import config as cfg
 
     if isinstance(config, Mapping):
         return cfg.parse(dict(config))
@@ -106,7 +106,7 @@ class Results:
     """The studies of a results store, as pandas tables. Cheap to make: reads on demand."""
 
     def __init__(self, url: str, folder: Path | None = None, plugins: Sequence[str] = ()):
-        from harness.store import Store
+        from harness.services.store import Store
 
         self.url = url
         self.folder = folder
@@ -117,7 +117,7 @@ class Results:
 
     # ------------------------------------------------------------------ tables
     def results(self, superseded: bool = False) -> list[UnitResult]:
-        """Every finished study as the store holds it (`harness.store.UnitResult`)."""
+        """Every finished study as the store holds it (`harness.services.store.UnitResult`)."""
         return list(self._store.results(include_superseded=superseded))
 
     def leaderboard(self, task: str | None = None, metric: str | None = None,
@@ -129,7 +129,7 @@ class Results:
         or an extra one), ordered best first by it (`<metric>_mean` for an extra one)."""
         import pandas as pd
 
-        from harness import leaderboard as lb
+        from harness.report import leaderboard as lb
 
         rows = [lb.public(r) for r in lb.build(self.results(superseded))]
         if task is not None:
@@ -203,7 +203,7 @@ class Results:
         dataset content ids, time (`leaderboard.provenance.json`); None without one."""
         import json
 
-        from harness.provenance import FILE
+        from harness.report.provenance import FILE
 
         path = self.folder / FILE if self.folder else None
         return json.loads(path.read_text()) if path and path.is_file() else None
@@ -217,7 +217,7 @@ class Results:
 
     def _select(self, combination: str | None, seed: int | None, task: str | None, required: bool,
                 one: bool = False) -> list[UnitResult]:
-        from harness import predict
+        from harness.report import predict
 
         if not required and combination is None and seed is None:
             chosen = self.results()
@@ -235,7 +235,8 @@ class Results:
     def registry(self) -> Registry:
         """The plugins the studies were made with (installed ones, plus `plugins`)."""
         if self._registry is None:
-            from harness import registry, session
+            from harness import session
+            from harness.services import registry
 
             self._registry = registry.load(session.plugin_modules(self.plugins))
         return self._registry
@@ -290,7 +291,7 @@ class FittedModel:
         carries the task's property), predicted, confidence, p_<class>."""
         import pandas as pd
 
-        from harness import predict
+        from harness.report import predict
 
         registry = self.results.registry()
         require_plugins(registry, [self.result])
@@ -309,8 +310,8 @@ class FittedModel:
     def _inputs(self, structures: Any, registry: Registry):
         from rich.console import Console
 
-        from harness import predict
-        from harness.api import Material
+        from harness.report import predict
+        from harness.sdk.api import Material
 
         if isinstance(structures, (str, os.PathLike)):
             structures = [structures]

@@ -33,7 +33,7 @@ sys.path.insert(0, str(TESTS))
 
 from servers import Postgres, RayCluster, outcome, run_env, start_run  # noqa: E402
 
-from harness.store import Store  # noqa: E402
+from harness.services.store import Store  # noqa: E402
 
 CONFIG = """
 plugins = ["toy_plugin"]
@@ -79,7 +79,7 @@ def object_store_cost(cluster: RayCluster, megabytes: int) -> tuple[float, float
     os.environ.update({k: cluster.env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")})
     import ray
 
-    from harness.executors.ray import _write_atomically, connect
+    from harness.execute.executors.ray import _write_atomically, connect
 
     connect(cluster.address)
     folder = Path(tempfile.mkdtemp())

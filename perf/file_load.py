@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import pandas  # noqa: F401 - imported before timing: the rows compare readers, not imports
-from harness.api import LoadContext
+from harness.sdk.api import LoadContext
 from harness_plugins.datasets.files import FileDataset, parse
 from harness_plugins.datasets.files.sources import detect_format
 from harness_plugins.datasets.files.rows import to_rows

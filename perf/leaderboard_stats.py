@@ -1,5 +1,5 @@
 """Cost of the leaderboard's bootstrap: the vectorised weighted metrics against calling
-`harness.metrics` (scikit-learn) once per replicate, on the same synthetic predictions.
+`harness.sdk.metrics` (scikit-learn) once per replicate, on the same synthetic predictions.
 
 A test set the size of the full metallicity file's (5,511 crystals), three seeds, 1,000
 replicates. The reference runs fewer replicates and is scaled up (it is linear in them).
@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from harness import metrics
+from harness.sdk import metrics
 from harness.report import stats
 
 

@@ -29,7 +29,7 @@ and wall seconds on CUDA, synchronised around each timed region.
     python perf/neural.py --device cuda --samples 25700 --max-points 0 --size paper --models pointnet --n 343
 
 `--studies K` measures instead K networks of one (model, n) trained as one batched model
-(`harness.neural.batched`: stacked parameters under vmap, each member with its own
+(`harness.sdk.neural.batched`: stacked parameters under vmap, each member with its own
 clouds, initial weights, order and rotations) against the same K trained one after
 another by the engine's loop, in the same run: train/s and eval/s (clouds of all K
 members per second), host % (drawing and assembling the batches, timed in a pass
@@ -59,8 +59,8 @@ import numpy as np
 import torch
 
 from harness import CLOUD
-from harness.neural import accel, batched, loop
-from harness.neural.sets import make_set
+from harness.sdk.neural import accel, batched, loop
+from harness.sdk.neural.sets import make_set
 from harness.torch import random_rotations, seeded, threads
 from harness_plugins.models.neural import MODELS
 
@@ -139,7 +139,7 @@ def main_engine_batches(data, batch_size: int, generator: torch.Generator):
     applied through the batch vector."""
     from torch_geometric.data import Batch
 
-    from harness.neural.sets import spans
+    from harness.sdk.neural.sets import spans
 
     order = torch.randperm(len(data), generator=generator).tolist()
     for start, end in spans(len(data), batch_size):

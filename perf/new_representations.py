@@ -27,8 +27,8 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("HARNESS_CACHE_DIR", tempfile.mkdtemp(prefix="perf-newreps-"))
 
-    from harness.api import LoadContext, iter_chunks
-    from harness.paths import cache_dir
+    from harness.sdk.api import LoadContext, iter_chunks
+    from harness.services.paths import cache_dir
     from harness_plugins.datasets.files import FileDataset
     from harness_plugins.representations import cells
     from harness_plugins.representations.composition import Composition

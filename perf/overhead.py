@@ -57,7 +57,7 @@ EXTRACT = textwrap.dedent("""
     import json, sqlite3, sys
     from pathlib import Path
     import numpy as np
-    from harness.inputs import read_inputs
+    from harness.prepare.inputs import read_inputs
     (path,) = list(Path(sys.argv[1]).glob("inputs/*.npz"))
     data = read_inputs(path)
     s = data.splits[0]

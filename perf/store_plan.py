@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from harness.store import Store, UnitResult
+from harness.services.store import Store, UnitResult
 
 
 def main() -> None:

@@ -33,12 +33,12 @@ def prepared_mp20_stability(tmp_path: Path, **dataset):
     its one grid part (studies with their inputs) and the materials loaded."""
     from rich.console import Console
 
-    from harness import config, registry
+    from harness.services import config, registry
     from dataclasses import replace
 
-    from harness.plan import make_plan
-    from harness.prepare import prepare
-    from harness.store import Store
+    from harness.plan.plan import make_plan
+    from harness.prepare.prepare import prepare
+    from harness.services.store import Store
 
     conf = config.parse({
         "dataset": {"name": "file", "path": str(MP20), **dataset},

@@ -19,7 +19,7 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-from harness.store import Store
+from harness.services.store import Store
 
 PG_BIN = Path(os.environ.get("HARNESS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from harness import config
+from harness.services import config
 from harness.cli import main
 
 HERE = Path(__file__).parent
@@ -82,7 +82,7 @@ def test_plan_lists_done_pending_and_superseded_without_writing(tmp_path, capsys
     assert [s["status"] for s in after["studies"]] == ["done"] * 4 and after["needs"] == []
     changed = _plan(capsys, cfg, "--trials", "3")
     assert [s["status"] for s in changed["studies"]] == ["pending"] * 4 and len(changed["superseded"]) == 4
-    from harness.store import Store
+    from harness.services.store import Store
 
     assert len(list(Store(f"sqlite:///{out}/results.sqlite").results())) == 4  # plan superseded nothing
 
@@ -104,7 +104,7 @@ def test_plugin_by_path_and_from_the_current_folder(tmp_path, capsys, monkeypatc
 
 
 def test_eta_appears_once_one_item_finished():
-    from harness.progress import EtaColumn
+    from harness.services.progress import EtaColumn
 
     column = EtaColumn()
     task = SimpleNamespace(finished=False, total=45, completed=0, elapsed=60.0)
@@ -114,7 +114,7 @@ def test_eta_appears_once_one_item_finished():
 
 
 def test_leaderboard_at_80_columns_cuts_nothing():
-    from harness import leaderboard
+    from harness.report import leaderboard
 
     row = {"dataset": "demo", "task": "crystal_system", "representation": "barcode(n=27,cell=conventional)",
            "perturbation": "systematic_absence", "model": "attention_pool", "metric": "accuracy", "mean": 0.5,
@@ -146,7 +146,7 @@ def test_predict_without_the_plugin_says_it_is_not_loaded(tmp_path, capsys):
 
 
 def test_list_task_names_the_properties_each_task_reads(capsys):
-    from harness import registry
+    from harness.services import registry
 
     assert main(["list", "task"]) == 0
     flat = " ".join(capsys.readouterr().out.split())
@@ -172,7 +172,7 @@ def test_explain_reads_the_store_given_by_storage(tmp_path, capsys):
 def test_bars_in_a_pipe_say_when_each_step_starts():
     import io
 
-    from harness.progress import progress_bar
+    from harness.services.progress import progress_bar
 
     out = io.StringIO()
     with progress_bar(Console(file=out, width=100)) as bar:

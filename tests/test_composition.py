@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Element, Lattice, Structure
 
-from harness import registry
+from harness.services import registry
 from harness_plugins.representations.composition import PROPERTIES, STATISTICS, Composition
 
 SALT = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])

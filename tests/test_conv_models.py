@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from harness import registry
+from harness.services import registry
 from harness import FitContext, Samples
 from harness import UserError
 from harness_plugins.models.neural import CNN1D, CNN3D

@@ -4,8 +4,8 @@ import pytest
 import toy_plugin
 
 from harness import UserError
-from harness import config, registry
-from harness.grid import expand
+from harness.services import config, registry
+from harness.plan.grid import expand
 
 
 def toy_registry():

@@ -12,9 +12,10 @@ import toy_plugin
 from harness import (
     CLOUD, VECTOR, Choice, Metric, Model, Perturbation, Range, Representation, Task, UserError, hookimpl, secret,
 )
-from harness import config, registry, tuning
-from harness.api import FitContext, Samples
-from harness.grid import expand, resolve
+from harness.services import config, registry
+from harness.execute import tuning
+from harness.sdk.api import FitContext, Samples
+from harness.plan.grid import expand, resolve
 
 BASE = {
     "plugins": ["toy_plugin"],

@@ -6,11 +6,11 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from conftest import MP20, prepared_mp20_stability
-from harness import grouping
-from harness.api import Material
-from harness.errors import UserError
-from harness.inputs import read_inputs
-from harness.splits import stratified_split
+from harness.prepare import grouping
+from harness.sdk.api import Material
+from harness.services.errors import UserError
+from harness.prepare.inputs import read_inputs
+from harness.prepare.splits import stratified_split
 
 
 def _assert_no_leak(keys, split):

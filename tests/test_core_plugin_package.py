@@ -29,7 +29,7 @@ def installed_example(tmp_path_factory):
 
 
 def test_installed_package_is_found_through_the_entry_point_group(installed_example):
-    from harness import registry
+    from harness.services import registry
 
     reg = registry.load()
     for kind, name in [("dataset", "random_cells"), ("task", "compact"), ("representation", "lattice"),

@@ -74,7 +74,7 @@ def test_same_config_gives_the_same_table(tmp_path):
 
 
 def test_an_interrupted_run_keeps_finished_studies(tmp_path, monkeypatch):
-    from harness import study
+    from harness.execute import study
 
     calls = {"n": 0}
     real = study.run_study
@@ -85,12 +85,12 @@ def test_an_interrupted_run_keeps_finished_studies(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(spec, env)
 
-    monkeypatch.setattr("harness.executors.local.run_study", flaky)
+    monkeypatch.setattr("harness.execute.executors.local.run_study", flaky)
     cfg = _config(tmp_path)
     assert main(["run", str(cfg)]) == 130
     done = sqlite3.connect(tmp_path / "out" / "results.sqlite").execute("SELECT COUNT(*) FROM harness_results").fetchone()[0]
     assert done == 2
-    monkeypatch.setattr("harness.executors.local.run_study", real)
+    monkeypatch.setattr("harness.execute.executors.local.run_study", real)
     assert main(["run", str(cfg)]) == 0
     assert len(_rows(tmp_path / "out")) == 6
 

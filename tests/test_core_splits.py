@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from harness.errors import UserError
-from harness.splits import check_classes, stratified_split
+from harness.services.errors import UserError
+from harness.prepare.splits import check_classes, stratified_split
 
 
 def _labels(n=1000, seed=0):

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from harness import LoadContext, registry
-from harness.grouping import CRYSTAL_SYSTEMS, group_keys
+from harness import LoadContext
+
+from harness.services import registry
+from harness.prepare.grouping import CRYSTAL_SYSTEMS, group_keys
 from harness_plugins.datasets import demo as demo_module
 from harness_plugins.datasets.demo import SPECIES, Demo
 
@@ -152,7 +154,7 @@ def test_a_corrupt_cache_is_rebuilt(tmp_path):
 
 
 def test_bad_parameters_are_rejected(tmp_path):
-    from harness.errors import UserError
+    from harness.services.errors import UserError
 
     with pytest.raises(UserError, match="size >= 1"):  # one line for the user, not a traceback
         Demo(size=0)

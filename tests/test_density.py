@@ -7,7 +7,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from harness import registry
+from harness.services import registry
 from harness_plugins.representations.density import (
     POSITION_SCALE,
     DensityCloud,

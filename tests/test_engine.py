@@ -150,7 +150,7 @@ def test_claims_refuse_a_live_owner_take_over_a_dead_one_and_never_a_finished_st
     """Defect 5 (the store's part; two real drivers are in test_engine_faults.py)."""
     import time
 
-    from harness.store import Store, UnitResult, new_owner
+    from harness.services.store import Store, UnitResult, new_owner
 
     store = Store(f"sqlite:///{tmp_path}/results.sqlite")
     a, b = new_owner(), new_owner()
@@ -315,14 +315,14 @@ def test_spawned_workers_give_the_numbers_of_forked_ones(tmp_path):
     cannot use its parent's CUDA state); the numbers must not depend on how workers start."""
     from rich.console import Console
 
-    from harness import config as cfgmod
-    from harness import registry
-    from harness.executors.local import LocalExecutor
-    from harness.plan import make_plan
-    from harness.prepare import prepare
+    from harness.services import config as cfgmod
+    from harness.services import registry
+    from harness.execute.executors.local import LocalExecutor
+    from harness.plan.plan import make_plan
+    from harness.prepare.prepare import prepare
     from harness.runner import execute
-    from harness.store import Store
-    from harness.study import Environment
+    from harness.services.store import Store
+    from harness.execute.study import Environment
 
     console = Console(quiet=True)
     outcomes = {}

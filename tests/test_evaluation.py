@@ -9,15 +9,17 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from harness import config, hookimpl, registry
-from harness.api import Material
-from harness.errors import UserError
-from harness.inputs import read_inputs
-from harness.metrics import roc_auc
-from harness.plan import make_plan
-from harness.prepare import prepare
+from harness import hookimpl
+
+from harness.services import config, registry
+from harness.sdk.api import Material
+from harness.services.errors import UserError
+from harness.prepare.inputs import read_inputs
+from harness.sdk.metrics import roc_auc
+from harness.plan.plan import make_plan
+from harness.prepare.prepare import prepare
 from harness.runner import run
-from harness.store import Store
+from harness.services.store import Store
 from toy_plugin import ToyDataset
 
 

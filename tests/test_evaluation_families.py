@@ -3,11 +3,11 @@
 import pytest
 from pymatgen.core import Composition, Lattice, Structure
 
-from harness import config
-from harness.api import Material
-from harness.config import HoldOutSpec
-from harness.errors import UserError
-from harness.families import Family, members, parse_template
+from harness.services import config
+from harness.sdk.api import Material
+from harness.services.config import HoldOutSpec
+from harness.services.errors import UserError
+from harness.prepare.families import Family, members, parse_template
 
 
 def _family(**kw) -> Family:

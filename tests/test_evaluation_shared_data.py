@@ -4,7 +4,7 @@ import pytest
 from pymatgen.core import Composition
 
 from conftest import MP20, prepared_mp20_stability
-from harness.inputs import read_inputs
+from harness.prepare.inputs import read_inputs
 
 
 def _is_abo3(formula: str) -> bool:

@@ -17,7 +17,7 @@ import pytest
 from servers import postgres  # noqa: F401  (the PostgreSQL server fixture)
 
 from harness.cli import main
-from harness.store import Store
+from harness.services.store import Store
 
 TOY = """
 plugins = ["toy_plugin", "fault_models"]
@@ -68,9 +68,9 @@ def _set_body(tmp_path: Path, body: str) -> str:
 # ------------------------------------------------------------------ 2: damaged result row
 @pytest.mark.parametrize("body", ["{not json", "[1, 2]", '{"extra": "high", "params": {}}', '{"params": 3}'])
 def test_a_damaged_result_row_is_skipped_with_a_warning_and_recomputed(tmp_path, toy_run, capsys, caplog, body):
-    import harness.store
+    import harness.services.store
 
-    harness.store._warned.clear()
+    harness.services.store._warned.clear()
     key = _set_body(tmp_path, body)
     capsys.readouterr()
     with caplog.at_level(logging.WARNING, logger="harness"):
@@ -133,7 +133,7 @@ def test_tied_trials_choose_the_lowest_trial_number(tmp_path):
 def test_best_trial_breaks_ties_by_number_whatever_order_the_store_returns():
     import optuna
 
-    from harness.study import best_trial
+    from harness.execute.study import best_trial
 
     study = optuna.create_study(direction="maximize")
     for x in (0.5, 0.9, 0.9, 0.1, 0.9):
@@ -237,8 +237,10 @@ def test_a_damaged_or_hostile_model_blob_is_one_line_exit_2(tmp_path, toy_run, c
 def test_a_tar_bomb_is_refused_before_it_fills_the_disk_and_leaves_nothing(tmp_path, monkeypatch):
     import tempfile
 
-    from harness import persist, registry
-    from harness.errors import UserError
+    from harness.execute import persist
+
+    from harness.services import registry
+    from harness.services.errors import UserError
 
     monkeypatch.setattr(persist, "MIN_BYTES", 2**20)  # 1 MiB floor, so the bomb can be small
     scratch = tmp_path / "tmp"
@@ -287,8 +289,8 @@ def test_a_driver_stalled_past_its_claim_says_the_study_was_taken_over(tmp_path)
     from rich.console import Console
 
     from harness import runner
-    from harness.store import CLAIMS
-    from harness.study import Environment, StudySpec
+    from harness.services.store import CLAIMS
+    from harness.execute.study import Environment, StudySpec
 
     store = Store(f"sqlite:///{tmp_path / 'results.sqlite'}")
     spec = StudySpec(key="k" * 16, unit="toy:a/b/c/d#0", dataset="toy", combination=None, seed=0, trials=1,
@@ -390,7 +392,7 @@ def test_tied_trials_on_postgresql_choose_the_lowest_trial_number(tmp_path, post
     import optuna
     import sqlalchemy as sa
 
-    from harness.study import best_trial
+    from harness.execute.study import best_trial
 
     store = Store(postgres.new_database())
     study = optuna.create_study(study_name="tied", storage=store.optuna_storage(), direction="maximize")

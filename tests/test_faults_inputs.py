@@ -163,7 +163,7 @@ def _salt():
 
 @pytest.fixture
 def ctx(tmp_path):
-    from harness.api import LoadContext
+    from harness.sdk.api import LoadContext
 
     return LoadContext(tmp_path / "cache")
 
@@ -205,7 +205,7 @@ def _error_of_run(tmp_path, capsys, config: str) -> str:
 def test_a_cgcnn_root_says_no_cif_matched_and_where_the_cifs_are(tmp_path, ctx):
     from harness_plugins.datasets.files import FileDataset
 
-    from harness.errors import UserError
+    from harness.services.errors import UserError
 
     root = tmp_path / "root"
     _cif_folder(root / "cif_files", ["mp-1", "mp-2", "mp-3"])
@@ -224,7 +224,7 @@ def test_a_cgcnn_root_says_no_cif_matched_and_where_the_cifs_are(tmp_path, ctx):
 def test_ids_that_name_no_file_of_the_folder_say_how_files_are_named(tmp_path, ctx):
     from harness_plugins.datasets.files import FileDataset
 
-    from harness.errors import UserError
+    from harness.services.errors import UserError
 
     folder = _cif_folder(tmp_path / "cifs", ["a", "b"])
     (folder / "id_prop.csv").write_text("x,1\ny,0\n")
@@ -270,7 +270,7 @@ def _nested_csv(path: Path) -> Path:
 def test_a_nested_column_mapped_without_its_key_gets_the_column_key_form(tmp_path, ctx):
     from harness_plugins.datasets.files import FileDataset
 
-    from harness.errors import UserError
+    from harness.services.errors import UserError
 
     path = _nested_csv(tmp_path / "elastic.csv")
     with pytest.raises(UserError) as info:
@@ -294,8 +294,8 @@ def test_an_unmapped_nested_column_is_named_when_a_task_finds_no_label(tmp_path,
 def test_the_same_crystals_in_another_order_are_not_featurised_again(tmp_path, monkeypatch):
     from toy_plugin import Ratios, ToyDataset
 
-    from harness import features
-    from harness.api import Material
+    from harness.prepare import features
+    from harness.sdk.api import Material
 
     monkeypatch.setattr(features, "CHUNK", 4)  # several chunks from a few crystals
     materials = ToyDataset(size=18).load(None)
@@ -340,7 +340,7 @@ def test_a_full_disk_leaves_no_partial_cache_file_and_keeps_the_generated_demo(t
 
     from harness_plugins.datasets.demo import Demo
 
-    from harness.api import LoadContext
+    from harness.sdk.api import LoadContext
 
     real_savez = np.savez
 
@@ -357,8 +357,8 @@ def test_a_full_disk_leaves_no_partial_cache_file_and_keeps_the_generated_demo(t
 
 
 def test_a_plugin_that_raises_at_import_is_one_line_naming_it(tmp_path, monkeypatch):
-    from harness import registry
-    from harness.errors import UserError
+    from harness.services import registry
+    from harness.services.errors import UserError
 
     (tmp_path / "broken_plug.py").write_text("raise RuntimeError('boom at import')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -372,8 +372,10 @@ def test_entry_names_with_a_slash_are_refused_at_load(name):
     from dataclasses import dataclass
     from typing import ClassVar
 
-    from harness import Representation, hookimpl, registry
-    from harness.errors import UserError
+    from harness import Representation, hookimpl
+
+    from harness.services import registry
+    from harness.services.errors import UserError
 
     @dataclass
     class Slashed(Representation):
@@ -434,7 +436,7 @@ def test_leaderboard_reads_results_with_a_read_only_cache_folder(tmp_path, capsy
 def test_code_identity_follows_helper_modules_of_the_plugin_package(tmp_path, monkeypatch):
     """A helper module the entry's module imports (same package) counts; an unrelated
     module of the package does not; the identity is the same in every process."""
-    from harness import codeid
+    from harness.plan import codeid
 
     package = tmp_path / "helperpkg"
     package.mkdir()

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from harness.api import LoadContext
-from harness.errors import UserError
+from harness.sdk.api import LoadContext
+from harness.services.errors import UserError
 from harness_plugins.datasets import files
 from harness_plugins.datasets.files import compact, parse
 from harness_plugins.datasets.files import FileDataset
@@ -222,7 +222,7 @@ def test_second_load_reads_the_cache_without_parsing(small_csv, tmp_path, monkey
 
 
 def test_loaded_materials_carry_their_content_hash_and_build_structures_on_demand(tmp_path, ctx, monkeypatch):
-    from harness.content import material_hash, structure_hash
+    from harness.services.content import material_hash, structure_hash
 
     oxidised = nacl()
     oxidised.add_oxidation_state_by_element({"Na": 1, "Cl": -1})
@@ -279,7 +279,7 @@ def test_parallel_parse_matches_serial_parse(small_csv, tmp_path, monkeypatch):
 
 
 def test_registered_and_created_from_toml_parameters(small_csv, ctx):
-    from harness.registry import load
+    from harness.services.registry import load
 
     registry = load()
     dataset = registry.create("dataset", "file", {"path": str(small_csv), "columns": {"gap": "band_gap"}, "limit": 1})

@@ -12,8 +12,8 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.vasp import Poscar
 
-from harness.api import LoadContext
-from harness.errors import UserError
+from harness.sdk.api import LoadContext
+from harness.services.errors import UserError
 from harness_plugins.datasets.files import SOURCE_FILE, FileDataset
 
 MODULI = {"mp-1": 25.0, "mp-2": 98.0, "mp-3": 167.0}
@@ -244,7 +244,7 @@ def test_folder_with_a_json_properties_table_keyed_by_id(tmp_path, ctx):
 def test_several_paths_from_a_toml_config(tmp_path, ctx):
     import tomllib
 
-    from harness.registry import load as registry
+    from harness.services.registry import load as registry
 
     df = frame("cif")
     df.iloc[:1].to_csv(tmp_path / "train.csv", index=False)

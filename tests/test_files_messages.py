@@ -9,8 +9,8 @@ import json
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from harness.api import LoadContext
-from harness.errors import UserError
+from harness.sdk.api import LoadContext
+from harness.services.errors import UserError
 from harness_plugins.datasets.files import FileDataset, capped, no_label_message
 
 SALT = Structure(Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
@@ -137,8 +137,8 @@ def test_no_label_message_names_what_the_task_reads_and_the_mapping_that_supplie
 def test_every_task_declares_the_properties_its_label_reads():
     """`Task.reads` is what the no-label message names: a task that labels nothing from
     a material without properties must list them, and each listed name must label."""
-    from harness.api import Material
-    from harness.registry import load
+    from harness.sdk.api import Material
+    from harness.services.registry import load
 
     registry = load()
     # hexagonal, so that tasks labelling from the structure (e.g. trigonal vs hexagonal) do

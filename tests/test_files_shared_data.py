@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import SHARED_DATA as DATA
-from harness.api import LoadContext
+from harness.sdk.api import LoadContext
 from harness_plugins.datasets.files import FileDataset
 
 pytestmark = [

@@ -6,7 +6,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from harness import Material
-from harness.grouping import GROUPINGS, crystal_system, group_keys, spacegroup_number
+from harness.prepare.grouping import GROUPINGS, crystal_system, group_keys, spacegroup_number
 
 
 def rocksalt(a: float, cation: str = "Na", anion: str = "Cl") -> Structure:

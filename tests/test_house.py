@@ -16,17 +16,19 @@ import pytest
 import toy_plugin
 from rich.console import Console
 
-from harness import config, hookimpl, registry
+from harness import hookimpl
+
+from harness.services import config, registry
 from harness.cli import main
-from harness.errors import UserError
-from harness.executors import ExecutorEntry, Placed, build
-from harness.grid import expand
-from harness.inputs import read_inputs
-from harness.plan import make_plan
-from harness.prepare import prepare
+from harness.services.errors import UserError
+from harness.execute.executors import ExecutorEntry, Placed, build
+from harness.plan.grid import expand
+from harness.prepare.inputs import read_inputs
+from harness.plan.plan import make_plan
+from harness.prepare.prepare import prepare
 from harness.runner import run
-from harness.store import Store
-from harness.study import run_study
+from harness.services.store import Store
+from harness.execute.study import run_study
 
 CONFIG = """
 plugins = ["toy_plugin"]
@@ -115,7 +117,7 @@ def test_explain_opens_no_new_store_and_does_not_import_the_runner(tmp_path, cap
     assert main(["explain", str(cfg), "toy_system/*"]) == 2
     assert "no results" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-    code = "import sys, harness.explain; print('harness.runner' in sys.modules)"
+    code = "import sys, harness.report.explain; print('harness.runner' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
@@ -234,7 +236,7 @@ def test_the_core_has_no_import_circle():
     import harness
 
     graph = _imports(Path(harness.__file__).parent)
-    assert "harness.report.figures" in graph["harness.leaderboard"]  # it sees imports inside functions
+    assert "harness.report.figures" in graph["harness.report.leaderboard"]  # it sees imports inside functions
     try:
         graphlib.TopologicalSorter(graph).prepare()
     except graphlib.CycleError as exc:

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from harness import leaderboard, metrics
+from harness.report import leaderboard
+
+from harness.sdk import metrics
 from harness.report import stats
 from harness.cli import main
-from harness.store import Store, UnitResult, location_of
+from harness.services.store import Store, UnitResult, location_of
 
 
 def _result(model, seed, y, proba, task="trigonal_vs_hexagonal", metric="roc_auc", **extra):

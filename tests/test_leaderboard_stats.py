@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from harness import metrics
+from harness.sdk import metrics
 from harness.report import stats
 from harness.report.stats import Predictions
 

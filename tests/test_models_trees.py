@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from harness import UserError, tuning
+from harness import UserError
+
+from harness.execute import tuning
 from harness import FitContext, Samples
 from harness_plugins.models.trees import RandomForest, XGBoost
 

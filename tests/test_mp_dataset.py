@@ -8,8 +8,8 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from fakemp import FakeMP, summary_doc
-from harness.api import LoadContext
-from harness.errors import UserError
+from harness.sdk.api import LoadContext
+from harness.services.errors import UserError
 from harness_plugins.datasets import mp
 from harness_plugins.datasets.mp import MPDataset, fetch
 
@@ -204,7 +204,7 @@ def test_the_key_never_shows_in_titles_or_reprs(server):
 
 
 def test_registered_and_created_from_toml_parameters(server):
-    from harness.registry import load
+    from harness.services.registry import load
 
     ds = load().create("dataset", "mp", {"endpoint": server.endpoint, "criteria": {"num_elements": [1, 2]}, "limit": 3})
     assert isinstance(ds, MPDataset) and ds.limit == 3 and ds.fields == list(mp.DEFAULT_FIELDS)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from harness import tuning
-from harness.api import FitContext, Samples
+from harness.execute import tuning
+from harness.sdk.api import FitContext, Samples
 from harness_plugins.models.neural import E3NN, AttentionPool, PointNet, critical_points
 from harness_plugins.models.neural.mlp import ladder
 
@@ -321,7 +321,8 @@ def test_normalize_scale_puts_each_cloud_in_the_unit_sphere(dense):
 @pytest.mark.parametrize("cls", [PointNet, AttentionPool, E3NN])
 def test_a_fitted_network_is_stored_as_data_and_predicts_the_same(cls, mixed):
     """No pickle: an architecture JSON and a state_dict read with weights_only=True."""
-    from harness import persist, registry
+    from harness.execute import persist
+    from harness.services import registry
 
     train, valid = mixed
     model = cls(max_epochs=2, tune=False).fit(train, valid, ctx())

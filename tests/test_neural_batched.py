@@ -1,4 +1,4 @@
-"""K networks of one combination trained as one batched model (`harness.neural.batched`,
+"""K networks of one combination trained as one batched model (`harness.sdk.neural.batched`,
 `TorchModel.fit_many`) against K separate fits.
 
 Tolerance: the data order, rotations, initial weights and optimizer arithmetic are the
@@ -24,7 +24,7 @@ import torch
 from harness_plugins.models.neural import PointNet
 from test_neural_engine import SMALL, accuracy, lattice_clouds, samples
 
-from harness.api import FitContext
+from harness.sdk.api import FitContext
 from harness.torch import TorchModel, max_pool
 
 
@@ -152,7 +152,7 @@ def test_a_pruned_member_stops_alone_and_the_others_are_untouched():
 
 
 def test_networks_with_dropout_or_other_lengths_fit_one_by_one_and_equal_separate_fits(monkeypatch):
-    from harness.neural import batched
+    from harness.sdk.neural import batched
 
     calls = []
     real = batched.train_batched
@@ -174,7 +174,7 @@ def test_networks_with_dropout_or_other_lengths_fit_one_by_one_and_equal_separat
 def test_ray_asks_for_the_models_share_of_a_gpu_and_the_share_is_not_part_of_its_identity():
     from test_ray import _spec
 
-    from harness.executors.ray import placement
+    from harness.execute.executors.ray import placement
 
     spec = _spec("pointnet")
     plain_title, plain_params = spec.combination.model.title, spec.combination.model.params()
@@ -210,7 +210,7 @@ def test_the_gpu_check_runs_on_cpu_at_tiny_size(tmp_path):
 
 
 def test_cuda_captures_graphs_and_cpu_falls_back_to_the_default_compile_mode():
-    from harness.neural import accel
+    from harness.sdk.neural import accel
 
     assert accel.compile_mode("cuda") == "reduce-overhead" and accel.compile_mode("cuda:1") == "reduce-overhead"
     assert accel.compile_mode("cpu") == "default"
@@ -220,7 +220,7 @@ def test_cuda_captures_graphs_and_cpu_falls_back_to_the_default_compile_mode():
 
 
 def test_evaluation_in_chunks_under_a_budget_gives_the_same_probabilities():
-    from harness.neural import batched, loop
+    from harness.sdk.neural import batched, loop
     from harness.torch import make_set
 
     torch.manual_seed(0)

@@ -1,5 +1,5 @@
 """The executors pack a combination's seeds into one batched fit (`run_studies`,
-`harness.executors.base.Packer`): each study's stored result must be the one it gives
+`harness.execute.executors.base.Packer`): each study's stored result must be the one it gives
 alone, to the last bit (scores, chosen parameters, predictions, stored model bytes), and a
 run cut inside a packed fit must resume to the same numbers."""
 
@@ -14,7 +14,7 @@ import pytest
 from servers import finish, run_env, start_run
 
 from harness.cli import main
-from harness.store import Store
+from harness.services.store import Store
 
 NET = "point_depth = 3, point_width = 16, feature_dim = 32, head_depth = 3, head_width = 32"
 
@@ -140,9 +140,9 @@ def test_a_run_killed_inside_a_packed_fit_resumes_to_the_uncut_numbers(tmp_path)
 
 
 def _specs(model_settings: dict, seeds=(0, 1, 2), perturbations=("identity", "noise"), timeout=None):
-    from harness import registry
-    from harness.grid import Combination
-    from harness.study import StudySpec
+    from harness.services import registry
+    from harness.plan.grid import Combination
+    from harness.execute.study import StudySpec
 
     reg = registry.load(["toy_plugin"])
     out = []
@@ -161,7 +161,7 @@ def _specs(model_settings: dict, seeds=(0, 1, 2), perturbations=("identity", "no
     ({"batch_studies": True, "memory_mb": 600}, None, [1] * 6),  # 1000 MiB budget: one study's worth
 ])
 def test_the_packer_takes_every_claimed_study_once_in_packs_of_one_combination(settings, timeout, sizes):
-    from harness.executors.base import Packer, pack_key, pack_size
+    from harness.execute.executors.base import Packer, pack_key, pack_size
 
     specs = _specs(settings, timeout=timeout)
     queue = list(specs)
@@ -175,7 +175,7 @@ def test_the_packer_takes_every_claimed_study_once_in_packs_of_one_combination(s
 
 
 def test_ray_packs_fit_one_gpu_by_the_models_share_and_ask_for_their_shares_together():
-    from harness.executors.ray import pack_placement, ray_pack_size
+    from harness.execute.executors.ray import pack_placement, ray_pack_size
 
     spec = _specs({"batch_studies": True, "gpu_share": 0.25})[0]
     gpu, cpu = {"CPU": 8, "GPU": 1}, {"CPU": 8}
@@ -195,7 +195,7 @@ def test_pointnets_stacked_forward_equals_vmap_over_its_members():
     from harness_plugins.models.neural import PointNet
     from test_neural_engine import SMALL
 
-    from harness.neural import batched
+    from harness.sdk.neural import batched
 
     model = PointNet(**SMALL)
     nets = []

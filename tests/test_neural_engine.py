@@ -14,9 +14,9 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from harness import registry
-from harness.api import FitContext, Samples
-from harness.errors import UserError
+from harness.services import registry
+from harness.sdk.api import FitContext, Samples
+from harness.services.errors import UserError
 from harness.torch import DenseClouds, DenseSet, GraphSet, TorchModel, make_set, max_pool
 from harness_plugins.models.neural import E3NN, AttentionPool, PointNet
 
@@ -101,7 +101,7 @@ def test_layout_auto_is_dense_for_clouds_of_one_size_and_graph_otherwise():
 
 def test_a_study_uploads_each_split_once(monkeypatch):
     """Trials refit on the same lists of clouds: converted and copied to the device once."""
-    from harness.neural import sets
+    from harness.sdk.neural import sets
 
     made = []
     real = sets.make_set
@@ -216,7 +216,7 @@ def test_on_cuda_the_same_seed_gives_the_same_metric_within_tolerance():
 
 FAULTS_PER_BATCH = """
 import resource, sys, torch
-from harness.neural import accel
+from harness.sdk.neural import accel
 if sys.argv[1] == "keep":
     assert accel.keep_freed_memory()
 torch.set_num_threads(1)

@@ -156,7 +156,7 @@ def test_negative_max_angle_is_refused():
 
 
 def test_registered_through_the_plugin_hook():
-    from harness.registry import load
+    from harness.services.registry import load
 
     registry = load()
     names = {"none", "random_scale", "systematic_absence", "mask_intensity", "rotate"}

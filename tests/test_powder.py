@@ -7,7 +7,7 @@ import pytest
 from pymatgen.analysis.diffraction.xrd import XRDCalculator
 from pymatgen.core import Lattice, Structure
 
-from harness import registry
+from harness.services import registry
 from harness_plugins.representations.powder import PowderPattern, column_position
 
 CU = 1.5418
@@ -90,7 +90,7 @@ def test_registered_as_a_vector():
 
 # ------------------------------------------------------------------ perturbations
 
-from harness.errors import UserError  # noqa: E402
+from harness.services.errors import UserError  # noqa: E402
 from harness_plugins.perturbations.powder import Noise, PeakBroadening, QRange  # noqa: E402
 
 

@@ -12,7 +12,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from harness.cli import main
-from harness.store import Store
+from harness.services.store import Store
 
 TOY = """
 plugins = ["toy_plugin"]
@@ -154,8 +154,9 @@ def test_predict_names_what_is_missing(tmp_path, capsys):
 
 
 def test_predict_hands_a_table_or_folder_to_the_dataset_that_declares_its_suffix(tmp_path):
-    from harness import Dataset, registry
-    from harness.predict import _dataset_for
+    from harness import Dataset
+    from harness.services import registry
+    from harness.report.predict import _dataset_for
 
     reg = registry.load()
     (tmp_path / "folder").mkdir()

@@ -62,9 +62,9 @@ def test_an_unknown_executor_is_one_line_with_the_choices(tmp_path, capsys):
 
 
 def _spec(model: str):
-    from harness import registry
-    from harness.grid import Combination
-    from harness.study import StudySpec
+    from harness.services import registry
+    from harness.plan.grid import Combination
+    from harness.execute.study import StudySpec
 
     reg = registry.load(["toy_plugin"])
     combo = Combination(reg.create("task", "toy_system"), reg.create("representation", "ratios"),
@@ -80,15 +80,15 @@ def _spec(model: str):
     ("random_forest", "cuda", 0, 0, "cpu"),
 ])
 def test_a_neural_study_takes_one_gpu_when_the_cluster_has_gpus(model, device, gpus, asks, trains_on):
-    from harness.executors.ray import placement
+    from harness.execute.executors.ray import placement
 
     options, on = placement(_spec(model), device, {"CPU": 8, "GPU": gpus}, cpus=1)
     assert options == {"num_cpus": 1, "num_gpus": asks} and on == trains_on
 
 
 def test_device_cuda_on_a_cluster_without_gpus_is_a_user_error():
-    from harness.errors import UserError
-    from harness.executors.ray import placement
+    from harness.services.errors import UserError
+    from harness.execute.executors.ray import placement
 
     with pytest.raises(UserError, match="no GPU"):
         placement(_spec("pointnet"), "cuda", {"CPU": 8}, cpus=1)

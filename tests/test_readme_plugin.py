@@ -9,7 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from harness import config
+from harness.services import config
 from harness.cli import main
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()

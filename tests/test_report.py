@@ -8,10 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import leaderboard, metrics, registry
+from harness.report import leaderboard
+
+from harness.sdk import metrics
+
+from harness.services import registry
 from harness.cli import main
 from harness.report.html import Names, entry_of
-from harness.store import Store, UnitResult, location_of
+from harness.services.store import Store, UnitResult, location_of
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -50,7 +54,7 @@ def _add(store, dataset, task, rep, pert, model, seed, y, proba, metric):
 
 
 def _identity(task, rep, pert):
-    """What a study records (harness.identity): entry names and parameters. The test
+    """What a study records (harness.plan.identity): entry names and parameters. The test
     spells the titles out by hand; the report reads only this."""
     name, _, rest = rep.partition("(")
     params = {}

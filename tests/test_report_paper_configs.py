@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import config, registry
-from harness.plan import grids
+from harness.services import config, registry
+from harness.plan.plan import grids
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 CONFIGS = sorted(BENCHMARKS.glob("*.toml"))

@@ -336,13 +336,13 @@ def test_pickles_small_and_featurises_the_same_after():
 
 
 def test_registered_through_the_plugin_hook():
-    from harness.registry import load
+    from harness.services.registry import load
 
     registry = load()
     for name, kind in (("xrd_cloud", "cloud"), ("nd_cloud", "cloud"), ("barcode", "vector")):
         entry = registry.create("representation", name, {"n": 27})
         assert entry.kind == kind and entry.description
-    from harness.errors import UserError
+    from harness.services.errors import UserError
 
     with pytest.raises(UserError, match="343"):
         registry.create("representation", "xrd_cloud", {"n": 64})

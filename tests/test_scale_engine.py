@@ -10,8 +10,8 @@ import textwrap
 from types import SimpleNamespace
 
 from harness import runner
-from harness.store import Store
-from harness.study import Environment, StudySpec
+from harness.services.store import Store
+from harness.execute.study import Environment, StudySpec
 
 DRIVER = textwrap.dedent("""
     import sys

@@ -10,14 +10,17 @@ import textwrap
 import numpy as np
 import pytest
 
-from harness import FitContext, Samples, UserError, persist
-from harness.registry import load as load_registry
+from harness import FitContext, Samples, UserError
+
+from harness.execute import persist
+from harness.services.registry import load as load_registry
 from harness_plugins.models.trees import RandomForest
 
 SAVE_IN_A_FRESH_PROCESS = textwrap.dedent("""
     import sys
     import numpy as np
-    from harness import FitContext, Samples, persist
+    from harness import FitContext, Samples
+    from harness.execute import persist
     from harness_plugins.models.trees import RandomForest
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(200, 5)), rng.integers(0, 2, 200)
@@ -91,8 +94,8 @@ def test_a_forest_stored_through_skops_still_loads(tmp_path):
 # ------------------------------------------------------------------ the checksum column
 import sqlalchemy as sa  # noqa: E402
 
-from harness import store as store_module  # noqa: E402
-from harness.store import Store, UnitResult  # noqa: E402
+from harness.services import store as store_module  # noqa: E402
+from harness.services.store import Store, UnitResult  # noqa: E402
 from servers import postgres  # noqa: E402,F401  (the PostgreSQL server fixture)
 
 

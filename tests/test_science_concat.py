@@ -7,9 +7,9 @@ import pytest
 from harness_plugins.representations.concat import parse_parts
 from pymatgen.core import Lattice, Structure
 
-from harness import registry
-from harness.api import Skip
-from harness.errors import UserError
+from harness.services import registry
+from harness.sdk.api import Skip
+from harness.services.errors import UserError
 
 
 def _structures():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import config, registry
-from harness.grid import expand
+from harness.services import config, registry
+from harness.plan.grid import expand
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from harness import config as config_mod
+from harness.services import config as config_mod
 from harness.cli import main
-from harness.errors import UserError
-from harness.fractions import nested_split, nested_train
-from harness.splits import Split, stratified_split
+from harness.services.errors import UserError
+from harness.prepare.fractions import nested_split, nested_train
+from harness.prepare.splits import Split, stratified_split
 
 CONFIG = """
 plugins = ["toy_plugin"]
@@ -105,9 +105,9 @@ def test_the_fraction_is_part_of_the_study_key(tmp_path):
     import toy_plugin
     from rich.console import Console
 
-    from harness import registry
-    from harness.plan import make_plan
-    from harness.store import Store
+    from harness.services import registry
+    from harness.plan.plan import make_plan
+    from harness.services.store import Store
 
     reg = registry.load([toy_plugin])
     keys = {}
@@ -123,7 +123,7 @@ def test_the_fraction_is_part_of_the_study_key(tmp_path):
 
 
 def test_a_fraction_study_names_its_curve_as_a_field_and_older_rows_still_find_theirs():
-    from harness.records import UnitResult
+    from harness.services.records import UnitResult
 
     def row(**kw):
         base = dict(unit="u", key="k", dataset="mp@train=0.25", task="t", representation="r", perturbation="p",

@@ -13,8 +13,8 @@ from harness_plugins.datasets import sample
 from harness_plugins.datasets.files import FileDataset
 from pymatgen.core import Lattice, Structure
 
-from harness.api import LoadContext
-from harness.errors import UserError
+from harness.sdk.api import LoadContext
+from harness.services.errors import UserError
 
 
 def _sorted_file(tmp_path, n=400, metals=0.3):

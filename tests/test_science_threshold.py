@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from harness import registry
-from harness.api import Material, Skip
-from harness.errors import UserError
+from harness.services import registry
+from harness.sdk.api import Material, Skip
+from harness.services.errors import UserError
 
 C = Structure(Lattice.cubic(3.57), ["C"], [[0, 0, 0]])
 

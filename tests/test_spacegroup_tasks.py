@@ -9,8 +9,10 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.groups import SpaceGroup
 
-from harness import Material, registry
-from harness.metrics import get as metric, top5_accuracy
+from harness import Material
+
+from harness.services import registry
+from harness.sdk.metrics import get as metric, top5_accuracy
 from harness_plugins.tasks.spacegroups import (
     ExtinctionGroupTask,
     PointGroupTask,
@@ -20,7 +22,7 @@ from harness_plugins.tasks.spacegroups import (
     extinction_index,
     point_group_symbols,
 )
-from harness.grouping import crystal_system
+from harness.prepare.grouping import crystal_system
 
 # general positions of three elements: no symmetry beyond the space group's own
 GENERIC = [[0.1234, 0.2712, 0.3891], [0.4123, 0.0571, 0.1677], [0.3011, 0.4459, 0.0623]]

@@ -13,11 +13,13 @@ import pytest
 from sklearn import metrics as sk
 from sklearn.calibration import calibration_curve
 
-from harness import leaderboard, metrics
+from harness.report import leaderboard
+
+from harness.sdk import metrics
 from harness.cli import main
 from harness.report import perclass, stats
 from harness.report.stats import Predictions
-from harness.store import Store, UnitResult, location_of
+from harness.services.store import Store, UnitResult, location_of
 
 
 def _case(n_classes, n=60, seed=0):
@@ -106,7 +108,7 @@ def test_any_metric_from_stored_predictions_and_losses_rank_lowest_first():
     assert rows[0]["ci_low"] <= rows[0]["mean"] <= rows[0]["ci_high"]
     for r in leaderboard.build(results, metric="ece"):  # never outside the metric's range
         assert 0.0 <= r["ci_low"] <= r["mean"] <= r["ci_high"] <= 1.0
-    from harness.errors import UserError
+    from harness.services.errors import UserError
     with pytest.raises(UserError, match="no result can be scored by metric 'nope'"):
         leaderboard.build(results, metric="nope")
 
@@ -170,7 +172,7 @@ def test_a_read_only_statistics_cache_costs_time_not_results(tmp_path, monkeypat
 METRIC_PLUGIN = '''
 import numpy as np
 import pluggy
-from harness.api import Metric
+from harness.sdk.api import Metric
 hookimpl = pluggy.HookimplMarker("harness")
 
 def miss_rate(y, proba):

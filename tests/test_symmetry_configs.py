@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import config, grid, registry
+from harness.services import config, registry
+
+from harness.plan import grid
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from harness import Material, Skip, registry
+from harness import Material, Skip
+
+from harness.services import registry
 from harness_plugins.tasks import (
     BulkModulusTask,
     CrystalSystemTask,
@@ -209,7 +211,7 @@ def test_spglib_crystal_systems_agree_with_materials_project():
     """Our spglib labels (symprec 0.1) against MP's own space groups, on real crystals."""
     import csv
 
-    from harness.grouping import crystal_system
+    from harness.prepare.grouping import crystal_system
 
     task = CrystalSystemTask()
     agree = total = 0

@@ -7,8 +7,10 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from harness import Material, registry
-from harness.content import structure_hash
+from harness import Material
+
+from harness.services import registry
+from harness.services.content import structure_hash
 from harness_plugins.tasks import symmetry_labels
 from harness_plugins.tasks.symmetry import CrystalSystemTask, TrigonalVsHexagonalTask
 
@@ -66,7 +68,7 @@ def test_numbers_are_remembered_by_content_and_tolerance(tmp_path, monkeypatch):
 def test_materials_project_crystals_get_the_crystal_systems_pymatgen_finds():
     dataset = registry.load().create("dataset", "file", {"path": str(SHARED_DATA / "mp_metallicity_36k.csv.gz"),
                                                          "limit": 150})
-    from harness.api import LoadContext
+    from harness.sdk.api import LoadContext
 
     materials = dataset.load(LoadContext(symmetry_labels.spacegroup_cache().path.parent))
     systems, trig_hex = CrystalSystemTask(), TrigonalVsHexagonalTask()

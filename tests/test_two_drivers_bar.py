@@ -9,8 +9,8 @@ from types import SimpleNamespace
 from rich.console import Console
 
 from harness import runner
-from harness.store import UnitResult
-from harness.study import StudyOutcome
+from harness.services.store import UnitResult
+from harness.execute.study import StudyOutcome
 
 
 class OneHeldElsewhere:

@@ -22,8 +22,8 @@ SCRIPT = textwrap.dedent("""
     from pymatgen.core import Lattice, Structure
 
     import harness
-    from harness.api import Material
-    from harness.features import FeatureCache, featurize
+    from harness.sdk.api import Material
+    from harness.prepare.features import FeatureCache, featurize
 
     @dataclass
     class Slow(harness.Representation):

@@ -15,9 +15,9 @@ import io
 import json
 from typing import Any, Iterable
 
-from harness import leaderboard
-from harness.errors import UserError
-from harness.records import UnitResult
+from harness.report import leaderboard
+from harness.services.errors import UserError
+from harness.services.records import UnitResult
 
 
 def row_id(key: tuple) -> str:

@@ -2,7 +2,7 @@
 with a 95 % t-interval over seeds (a point with one seed shows no bar).
 
 Drawn from stored results only: a study's fraction is in its identity
-(`train_fraction`, absent for the whole training split; `harness.fractions`)."""
+(`train_fraction`, absent for the whole training split; `harness.prepare.fractions`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.records import AXES, UnitResult
+from harness.services.records import AXES, UnitResult
 
 
 def points(results: Iterable[UnitResult]) -> dict[tuple[str, str], dict[str, list[dict[str, Any]]]]:

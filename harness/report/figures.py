@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.records import row_label
+from harness.services.records import row_label
 from harness.report.stats import Predictions
 
 
@@ -42,8 +42,8 @@ def save_cached(data: Any, draw: Any, path: Path, dpi: int = 110) -> Path:
     import shutil
     from importlib.metadata import version
 
-    from harness.identity import digest
-    from harness.paths import cache_dir
+    from harness.plan.identity import digest
+    from harness.services.paths import cache_dir
 
     code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
     key = digest({"figure": data, "dpi": dpi, "matplotlib": version("matplotlib"), "code": code})

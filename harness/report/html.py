@@ -16,12 +16,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness import leaderboard
-from harness.errors import UserError
+from harness.report import leaderboard
+from harness.services.errors import UserError
 from harness.report import figures
 from harness.report.stats import Predictions
-from harness.records import AXES, UnitResult, row_label
-from harness.store import Store, location_of
+from harness.services.records import AXES, UnitResult, row_label
+from harness.services.store import Store, location_of
 
 LIBRARIES = ("harness", "numpy", "scikit-learn", "xgboost", "optuna", "torch", "pymatgen", "spglib", "matplotlib")
 
@@ -292,7 +292,7 @@ def reliability_section(rows: list[dict[str, Any]], grouped: dict[tuple, list[Un
     """Binary tasks: reliability diagrams of each table's best rows (seeds pooled)."""
     import numpy as np
 
-    from harness import metrics
+    from harness.sdk import metrics
 
     sec = Section("Calibration (binary tasks)",
                   "<p>Observed frequency of class 1 against the predicted probability, 10 equal-width bins, "

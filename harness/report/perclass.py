@@ -18,8 +18,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from harness import leaderboard
-from harness.records import UnitResult
+from harness.report import leaderboard
+from harness.services.records import UnitResult
 
 MIN_CLASSES = 11  # "more than 10 classes"
 GROUPS = ("head", "torso", "tail")

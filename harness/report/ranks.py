@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from harness import leaderboard
-from harness.records import row_label
+from harness.report import leaderboard
+from harness.services.records import row_label
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from harness import metrics
+from harness.sdk import metrics
 
 N_BOOT = 1000
 LEVEL = 0.95
@@ -118,7 +118,7 @@ def stratified_counts(y: np.ndarray, n_boot: int, rng: np.random.Generator) -> n
 # ----------------------------------------------------------------- weighted metrics
 # A bootstrap replicate is the test set with integer weights (how often each material was
 # drawn); these compute a metric for all replicates at once and equal the metric of
-# `harness.metrics` on the repeated materials (tests check it).
+# `harness.sdk.metrics` on the repeated materials (tests check it).
 
 
 def _weighted_binary_auc(score: np.ndarray, positive: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ class PointNetNet(torch.nn.Module):
         return self.head(max_pool(self.point_features(clouds), clouds))
 
     def stacked_forward(self, params: dict[str, Tensor], buffers: dict[str, Tensor], points: Tensor) -> Tensor:
-        """K networks of this architecture at once, without vmap (`harness.neural.batched`
+        """K networks of this architecture at once, without vmap (`harness.sdk.neural.batched`
         uses it where a network has it): `params` and `buffers` are this network's, each
         stacked along a leading member axis; `points` (K, B, n, d) -> logits (K, B, k).
 

@@ -1,0 +1,1 @@
+"""Stage 1, pure: which studies a config asks for, and what decides each number."""

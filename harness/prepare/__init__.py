@@ -1,0 +1,1 @@
+"""Stage 2: load, label, split and featurise only what is pending."""

@@ -1,0 +1,1 @@
+"""What plugins build on: entry contracts, hooks, metrics, the neural training engines behind harness.torch."""
