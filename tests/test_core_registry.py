@@ -189,10 +189,10 @@ def test_plugins_and_examples_import_only_the_public_api():
 
 def test_the_import_check_catches_a_private_import(tmp_path):
     bad = tmp_path / "probe.py"
-    bad.write_text("from harness.services.errors import UserError\nfrom harness import features, Skip\nimport harness.plan.grid\n"
+    bad.write_text("from harness.services.errors import UserError\nfrom harness import prepare, Skip\nimport harness.plan.grid\n"
                    "import harness\nfrom harness import torch\n")
     hits = _private_imports(bad)
-    assert [h.split(" imports ")[1] for h in hits] == ["harness.services.errors", "harness.prepare.features", "harness.plan.grid"]
+    assert [h.split(" imports ")[1] for h in hits] == ["harness.services.errors", "harness.prepare", "harness.plan.grid"]
 
 
 def test_everything_public_is_importable_from_harness():
