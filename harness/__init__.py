@@ -35,7 +35,14 @@ from harness.services.errors import UserError
 from harness.services.content import content_hash, site_label, structure_hash
 from harness.prepare.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, spacegroup_number, symmetry_dataset
 from harness.services.paths import cache_dir
-from harness.prepare.symmetry import ANGLE_TOLERANCE, Symmetry, analyse_symmetry, check_structure, structure_problem, symmetry_of
+from harness.prepare.symmetry import (
+    ANGLE_TOLERANCE,
+    Symmetry,
+    analyse_symmetry,
+    check_structure,
+    structure_problem,
+    symmetry_of,
+)
 from harness.user import FittedModel, Results, open_results, run
 from harness.services.registry import create_entry
 

@@ -22,8 +22,11 @@ from harness.session import (
 )
 
 KIND_ALIASES = {
-    "datasets": "dataset", "tasks": "task", "representations": "representation",
-    "perturbations": "perturbation", "models": "model",
+    "datasets": "dataset",
+    "tasks": "task",
+    "representations": "representation",
+    "perturbations": "perturbation",
+    "models": "model",
 }
 
 
@@ -31,21 +34,35 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description="Benchmark structure-only crystal property classifiers.")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE", help="load a plugin module (repeatable)")
     p.add_argument("--version", action="version", version=f"harness {version()}")
-    p.add_argument("-q", "--quiet", action="store_true", help="run, fetch, featurize: print only errors (the run log keeps everything)")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="run, fetch, featurize: print only errors (the run log keeps everything)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="also print debug messages of harness and its plugins")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a benchmark config")
     r.add_argument("config", nargs="?", help="the benchmark's TOML file (or --demo)")
-    r.add_argument("--demo", action="store_true", help="run the demo benchmark shipped with harness (no config file needed)")
+    r.add_argument(
+        "--demo", action="store_true", help="run the demo benchmark shipped with harness (no config file needed)"
+    )
     r.add_argument("--trials", type=int, help="Optuna trials per (combination, seed)")
-    r.add_argument("--only", action="append", metavar="GLOB", help="run combinations whose id task/representation/perturbation/model matches")
+    r.add_argument(
+        "--only",
+        action="append",
+        metavar="GLOB",
+        help="run combinations whose id task/representation/perturbation/model matches",
+    )
     r.add_argument("--results", help="results folder")
     r.add_argument("--device", choices=["auto", "cpu", "cuda"])
     r.add_argument("--workers", type=int, help="studies in parallel")
     r.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], help="comma-separated seeds")
     r.add_argument("--storage", help="results database URL shared by many runs (default: SQLite in the results folder)")
-    r.add_argument("--executor", help="where studies run: local (default, a process pool), ray, or one a plugin registers")
+    r.add_argument(
+        "--executor", help="where studies run: local (default, a process pool), ray, or one a plugin registers"
+    )
     r.add_argument("--address", help="Ray cluster address for --executor ray: auto, host:6379 or ray://host:10001")
     r.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
@@ -58,18 +75,26 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--storage", help="results database URL (instead of a results folder)")
     lb.add_argument("--superseded", action="store_true", help="also list results of older settings or code")
     lb.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
-    lb.add_argument("--metric", help="rank by this metric, computed from the stored predictions (e.g. balanced_accuracy, mcc)")
-    lb.add_argument("--per-class", action="store_true", help="per-class recall and head/torso/tail (tasks with >10 classes)")
+    lb.add_argument(
+        "--metric", help="rank by this metric, computed from the stored predictions (e.g. balanced_accuracy, mcc)"
+    )
+    lb.add_argument(
+        "--per-class", action="store_true", help="per-class recall and head/torso/tail (tasks with >10 classes)"
+    )
 
     cp = sub.add_parser("compare", help="compare two leaderboard rows, paired per seed")
     cp.add_argument("results", help="results folder of a run")
-    cp.add_argument("row_a", metavar="ROW_A", help="[dataset:]task/representation/perturbation/model (wildcards allowed)")
+    cp.add_argument(
+        "row_a", metavar="ROW_A", help="[dataset:]task/representation/perturbation/model (wildcards allowed)"
+    )
     cp.add_argument("row_b", metavar="ROW_B")
     cp.add_argument("--storage", help="results database URL (instead of a results folder)")
     cp.add_argument("--metric", help="compare by this metric, computed from the stored predictions")
     cp.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
 
-    rp = sub.add_parser("report", help="write an HTML report (figures, leaderboards with intervals) of a results folder")
+    rp = sub.add_parser(
+        "report", help="write an HTML report (figures, leaderboards with intervals) of a results folder"
+    )
     rp.add_argument("results")
     rp.add_argument("--out", help="HTML file to write (default RESULTS/report/index.html; PNGs beside it)")
     rp.add_argument("--storage", help="results database URL (the results folder then only receives the report)")
@@ -78,17 +103,26 @@ def _parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="apply stored models to new structures or a dataset file (Table II layout)")
     pr.add_argument("results", help="results folder of a run")
     pr.add_argument("structures", nargs="*", help="CIF/POSCAR files, or one dataset file read by the file dataset")
-    pr.add_argument("--only", action="append", metavar="GLOB", help="studies whose task/representation/perturbation/model matches")
+    pr.add_argument(
+        "--only", action="append", metavar="GLOB", help="studies whose task/representation/perturbation/model matches"
+    )
     pr.add_argument("--seed", type=int, help="the seed's study only (default: every seed)")
     pr.add_argument("--dataset", help="predict every material of a registered dataset instead (e.g. demo)")
-    pr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="parameter of the dataset (e.g. columns mapping of a dataset file)")
+    pr.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="parameter of the dataset (e.g. columns mapping of a dataset file)",
+    )
     pr.add_argument("--format", choices=["table", "csv", "json"], default="table")
     pr.add_argument("--storage", help="results database URL (instead of a results folder)")
-    pr.add_argument("--config", help="the run's config: refits studies stored without a model (store_models = \"none\")")
+    pr.add_argument("--config", help='the run\'s config: refits studies stored without a model (store_models = "none")')
     pr.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
 
-    f = sub.add_parser("featurize", help="show what a model sees for one structure, or fill the feature cache for a config")
+    f = sub.add_parser(
+        "featurize", help="show what a model sees for one structure, or fill the feature cache for a config"
+    )
     f.add_argument("structure", nargs="?", help="a structure file (CIF, POSCAR, ...)")
     f.add_argument("--representation", "-r")
     f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="representation parameter")
@@ -115,9 +149,13 @@ def _parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="write a results store as tidy tables (Parquet, CSV) or as MLflow runs")
     ex.add_argument("results", nargs="?", help="results folder of a run")
-    ex.add_argument("--to", required=True, metavar="DIR|mlflow:PATH",
-                    help="a folder for studies/trials/predictions .csv and .parquet, or mlflow:PATH "
-                         "(a folder: MLflow file store; .db: SQLite; or a tracking URI)")
+    ex.add_argument(
+        "--to",
+        required=True,
+        metavar="DIR|mlflow:PATH",
+        help="a folder for studies/trials/predictions .csv and .parquet, or mlflow:PATH "
+        "(a folder: MLflow file store; .db: SQLite; or a tracking URI)",
+    )
     ex.add_argument("--storage", help="results database URL (instead of a results folder)")
     ex.add_argument("--experiment", default="harness", help="MLflow experiment name (default harness)")
     ex.add_argument("--plugin", action="append", default=[], metavar="MODULE", dest="plugins_sub")
@@ -126,7 +164,9 @@ def _parser() -> argparse.ArgumentParser:
     ini.add_argument("path", nargs="?", default="benchmark.toml", help="file to write (default benchmark.toml)")
     ini.add_argument("--force", action="store_true", help="overwrite an existing file")
 
-    pl = sub.add_parser("plan", help="list the studies a run would do (done/pending) and what they need, computing nothing")
+    pl = sub.add_parser(
+        "plan", help="list the studies a run would do (done/pending) and what they need, computing nothing"
+    )
     pl.add_argument("config")
     pl.add_argument("--only", action="append", metavar="GLOB")
     pl.add_argument("--results", help="results folder")
@@ -173,9 +213,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rich.text import Text
 
         where = f"{exc.filename}: " if exc.filename else ""
-        Console(stderr=True).print(Text.assemble(("error: ", "bold red"), f"{where}{exc.strerror or exc}; check the "
-                                   "path (each name at most 255 bytes), its permissions and free space"),
-                                   highlight=False, soft_wrap=True)
+        Console(stderr=True).print(
+            Text.assemble(
+                ("error: ", "bold red"),
+                f"{where}{exc.strerror or exc}; check the "
+                "path (each name at most 255 bytes), its permissions and free space",
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
         return 2
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted: finished studies are saved; run the same command again to resume")
@@ -191,8 +237,15 @@ def _registry(args, config_plugins: Sequence[str] = ()):
 
 def _dispatch(args, console: Console) -> int:
     commands = {
-        "run": _run, "list": _list, "leaderboard": _leaderboard, "featurize": _featurize,
-        "cache": _cache, "explain": _explain, "fetch": _fetch, "report": _report, "predict": _predict,
+        "run": _run,
+        "list": _list,
+        "leaderboard": _leaderboard,
+        "featurize": _featurize,
+        "cache": _cache,
+        "explain": _explain,
+        "fetch": _fetch,
+        "report": _report,
+        "predict": _predict,
         "compare": _compare,
     }
     commands.update(export=_export, init=_init, plan=_plan)
@@ -205,10 +258,14 @@ def _load_config(path: str, args):
     conf = cfg.load(path)
     results = getattr(args, "results", None)
     cfg.override_run(
-        conf, trials=getattr(args, "trials", None), device=getattr(args, "device", None),
-        workers=getattr(args, "workers", None), seeds=getattr(args, "seeds", None),
+        conf,
+        trials=getattr(args, "trials", None),
+        device=getattr(args, "device", None),
+        workers=getattr(args, "workers", None),
+        seeds=getattr(args, "seeds", None),
         results=str(Path(results).resolve()) if results else None,
-        storage=getattr(args, "storage", None), executor=getattr(args, "executor", None),
+        storage=getattr(args, "storage", None),
+        executor=getattr(args, "executor", None),
         address=getattr(args, "address", None),
     )
     if conf.plugins:
@@ -219,8 +276,11 @@ def _load_config(path: str, args):
 def _run(args, console: Console) -> int:
     if args.demo == bool(args.config):
         raise UserError("harness run needs a CONFIG file or --demo (the demo benchmark shipped with harness), not both")
-    console.print(f"harness {version()}: reading {escape_text(args.config or 'the demo config')}; "
-                  "loading plugins (torch, pymatgen: some seconds on a first run)", highlight=False)
+    console.print(
+        f"harness {version()}: reading {escape_text(args.config or 'the demo config')}; "
+        "loading plugins (torch, pymatgen: some seconds on a first run)",
+        highlight=False,
+    )
     conf = _load_config(demo_config() if args.demo else args.config, args)
     if args.demo and not args.results:  # never inside the installed package
         conf.run.results = str(Path.cwd() / "results" / Path(demo_config()).stem)
@@ -335,12 +395,13 @@ def _export(args, console: Console) -> int:
     from harness.user import Results
 
     url = _store_url(args, "export")
-    results = Results(url, Path(args.results) if args.results else None,
-                      plugins=[*args.plugin, *args.plugins_sub])
+    results = Results(url, Path(args.results) if args.results else None, plugins=[*args.plugin, *args.plugins_sub])
     if args.to.startswith("mlflow:"):
         logged, there = export.to_mlflow(results, args.to.removeprefix("mlflow:"), args.experiment)
-        console.print(f"{logged} studies logged as MLflow runs to {args.to.removeprefix('mlflow:')} "
-                      f"(experiment {args.experiment}; {there} were there already)")
+        console.print(
+            f"{logged} studies logged as MLflow runs to {args.to.removeprefix('mlflow:')} "
+            f"(experiment {args.experiment}; {there} were there already)"
+        )
         return 0
     written = export.write_tables(results, Path(args.to))
     console.print(f"wrote {', '.join(p.name for p in written)} to {args.to}")
@@ -379,19 +440,22 @@ def _compare(args, console: Console) -> int:
     from harness.report import compare
     from harness.services.store import Store
 
-    found = compare.compare_rows(Store(_store_url(args, "compare"), readonly=True).results(), args.row_a, args.row_b, args.metric)
+    found = compare.compare_rows(
+        Store(_store_url(args, "compare"), readonly=True).results(), args.row_a, args.row_b, args.metric
+    )
     if args.format == "table":
         compare.render(found, console)
     else:
-        print({"markdown": compare.markdown, "csv": compare.to_csv, "json": compare.to_json}[args.format](found), end="")
+        print(
+            {"markdown": compare.markdown, "csv": compare.to_csv, "json": compare.to_json}[args.format](found), end=""
+        )
     return 0
 
 
 def _report(args, console: Console) -> int:
     from harness.report.html import write_report
 
-    path = write_report(Path(args.results), Path(args.out) if args.out else None, _registry(args),
-                        storage=args.storage)
+    path = write_report(Path(args.results), Path(args.out) if args.out else None, _registry(args), storage=args.storage)
     console.print(f"report written to {path} (figures in {path.parent / 'figures'})")
     return 0
 

@@ -68,6 +68,7 @@ def write_tables(results: Results, folder: Path) -> list[Path]:
         raise UserError(f"cannot create {folder}: {exc.strerror or exc}; choose another --to folder") from None
     try:
         import pyarrow  # noqa: F401
+
         parquet = True
     except ImportError:
         parquet = False
@@ -82,8 +83,9 @@ def write_tables(results: Results, folder: Path) -> list[Path]:
                 _parquet_safe(frame).to_parquet(path, index=False)
                 written.append(path)
         except OSError as exc:
-            raise UserError(f"cannot write {folder / name}: {exc.strerror or exc}; free space or choose "
-                            "another --to folder") from None
+            raise UserError(
+                f"cannot write {folder / name}: {exc.strerror or exc}; free space or choose another --to folder"
+            ) from None
     return written
 
 
@@ -126,20 +128,33 @@ def to_mlflow(results: Results, target: str, experiment: str = "harness") -> tup
         if r.key in done:
             skipped += 1
             continue
-        tags = {"harness.key": r.key, "harness.unit": r.unit, "harness.services.version": __version__,
-                **{axis: getattr(r, axis) for axis in AXES}, "seed": str(r.seed), "device": r.device,
-                "commit": str(r.versions.get("commit", ""))}
-        run = client.create_run(exp_id, run_name=names.get(r.key, r.unit), tags=tags,
-                                start_time=int(r.finished * 1000))
-        metrics = {f"test_{r.metric}": r.value, f"valid_{r.metric}": r.valid_value,
-                   **{f"test_{k}": v for k, v in r.extra.items()}, "fit_seconds": r.fit_seconds,
-                   "n_train": r.n_train, "n_valid": r.n_valid, "n_test": r.n_test, "n_trials": r.n_trials}
+        tags = {
+            "harness.key": r.key,
+            "harness.unit": r.unit,
+            "harness.services.version": __version__,
+            **{axis: getattr(r, axis) for axis in AXES},
+            "seed": str(r.seed),
+            "device": r.device,
+            "commit": str(r.versions.get("commit", "")),
+        }
+        run = client.create_run(exp_id, run_name=names.get(r.key, r.unit), tags=tags, start_time=int(r.finished * 1000))
+        metrics = {
+            f"test_{r.metric}": r.value,
+            f"valid_{r.metric}": r.valid_value,
+            **{f"test_{k}": v for k, v in r.extra.items()},
+            "fit_seconds": r.fit_seconds,
+            "n_train": r.n_train,
+            "n_valid": r.n_valid,
+            "n_test": r.n_test,
+            "n_trials": r.n_trials,
+        }
         ts = int(r.finished * 1000)
         client.log_batch(
             run.info.run_id,
             metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items() if not _missing(v)],
             params=[Param(k, str(v)[:6000]) for k, v in {"seed": r.seed, **r.params}.items()],
-            tags=[RunTag("mlflow.note.content", f"harness study {r.unit}")])
+            tags=[RunTag("mlflow.note.content", f"harness study {r.unit}")],
+        )
         client.set_terminated(run.info.run_id, end_time=ts)
         logged += 1
     return logged, skipped

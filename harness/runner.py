@@ -74,14 +74,18 @@ def _run(config: Config, registry: Registry, console: Console, store: Store, onl
     store.supersede(plan.supersede)  # the plan's store decision, applied here
     _report_skipped(plan, results_dir, console)
     pending = plan.pending
-    console.print(f"{len(plan.studies)} studies ((combination, seed) pairs): "
-                  f"{len(plan.studies) - len(pending)} already done, {len(pending)} to run")
+    console.print(
+        f"{len(plan.studies)} studies ((combination, seed) pairs): "
+        f"{len(plan.studies) - len(pending)} already done, {len(pending)} to run"
+    )
     failures = 0
     if pending:
         # Before preparing: a cluster that cannot be reached says so before any featurising.
         placed = executors.build(registry, _placement(config, pending))
-        console.print(f"device [bold]{placed.device}[/] · {escape(placed.where)} · seeds {config.run.seeds} · "
-                      f"{config.run.trials} trials per study · results in {escape(str(results_dir))}")
+        console.print(
+            f"device [bold]{placed.device}[/] · {escape(placed.where)} · seeds {config.run.seeds} · "
+            f"{config.run.trials} trials per study · results in {escape(str(results_dir))}"
+        )
         ready = list(prepare_plan(config, plan, console).studies)
         store.optuna_storage()  # its tables, created once here, not by racing workers
         env = replace(placed.environment(store.url), store_models=config.run.store_models != "none")
@@ -111,8 +115,9 @@ def _placement(config: Config, pending: list[StudySpec]) -> Config:
     return config
 
 
-def execute(pending: list[StudySpec], store: Store, executor, env: Environment, console: Console,
-            share_cores: bool = False) -> int:
+def execute(
+    pending: list[StudySpec], store: Store, executor, env: Environment, console: Console, share_cores: bool = False
+) -> int:
     """Claim, run and store every pending study; wait for (or take over) those that other
     runs hold. Returns the number of studies that failed here.
 
@@ -156,15 +161,19 @@ def execute(pending: list[StudySpec], store: Store, executor, env: Environment, 
                         r = outcome.result
                         bar.console.print(f"  [green]done[/] {escape(r.unit)}: {r.metric} {r.value:.3f}")
                     elif store.taken_over(spec.key, owner):  # stalled past its claim: not a failure
-                        bar.console.print(f"  [yellow]taken over[/] {escape(spec.unit)}: another run took this "
-                                          "study over while this one was stalled (its claim expired)")
+                        bar.console.print(
+                            f"  [yellow]taken over[/] {escape(spec.unit)}: another run took this "
+                            "study over while this one was stalled (its claim expired)"
+                        )
                     else:
                         store.release(spec.key, owner)
                         if isinstance(outcome, UserError):
                             raise outcome
                         failures += 1
-                        bar.console.print(f"  [red]failed[/] {escape(spec.unit)}: "
-                                          f"{escape(type(outcome).__name__)}: {escape(str(outcome))}")
+                        bar.console.print(
+                            f"  [red]failed[/] {escape(spec.unit)}: "
+                            f"{escape(type(outcome).__name__)}: {escape(str(outcome))}"
+                        )
                     bar.advance(handle)
                 done = store.done_keys([s.key for s in elsewhere])
                 bar.advance(handle, sum(1 for s in elsewhere if s.key in done))
@@ -210,8 +219,10 @@ def _report_skipped(plan: Plan, results_dir: Path, console: Console) -> None:
     if not plan.skipped:
         return
     reasons = Counter(why for _, why in plan.skipped)
-    console.print(f"[yellow]{len(plan.skipped)} combinations skipped, kinds do not fit (listed in skipped.txt): "
-                  + escape("; ".join(f"{why} ({n})" for why, n in reasons.items())))
+    console.print(
+        f"[yellow]{len(plan.skipped)} combinations skipped, kinds do not fit (listed in skipped.txt): "
+        + escape("; ".join(f"{why} ({n})" for why, n in reasons.items()))
+    )
     _write(results_dir / "skipped.txt", "".join(f"{cid}\t{why}\n" for cid, why in plan.skipped))
 
 
@@ -226,8 +237,10 @@ def _report(plan: Plan, store: Store, results_dir: Path, console: Console, keep_
         leaderboard.write(board, results_dir)
         curves.write(results, results_dir)  # learning curves, when the run has train_fractions
     except OSError as exc:
-        raise UserError(f"cannot write the leaderboard into {results_dir}: {exc.strerror or exc}; "
-                        "free space or choose another --results folder") from None
+        raise UserError(
+            f"cannot write the leaderboard into {results_dir}: {exc.strerror or exc}; "
+            "free space or choose another --results folder"
+        ) from None
     superseded = store.count_superseded()
     note = f" ({superseded} results of older settings or code kept as superseded)" if superseded else ""
     console.print(f"leaderboard written to {escape(str(results_dir))}/leaderboard.{{md,csv,json,png}}{note}")
@@ -239,4 +252,3 @@ def _write(path: Path, text: str) -> None:
         path.write_text(text)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}; choose another --results folder") from None
-

@@ -115,8 +115,13 @@ def run_log(conf, console: Console, label: str | None = None):
         from harness.services.progress import FolderLog
 
         with FolderLog(conf.results_dir() / "run.log") as log:
-            tee = TeeConsole(file=console.file, width=console.width, quiet=console.quiet,
-                             force_terminal=console.is_terminal, log_file=log)
+            tee = TeeConsole(
+                file=console.file,
+                width=console.width,
+                quiet=console.quiet,
+                force_terminal=console.is_terminal,
+                log_file=log,
+            )
             stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             tee.log_console.rule(f"{stamp} harness {version()} {label or ' '.join(sys.argv[1:]) or 'run'}")
             route_logging(tee, replace=True)

@@ -44,19 +44,48 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from harness.sdk.neural.clouds import (
-        Clouds, DenseClouds, max_pool, mean_pool, min_pool, padded, random_rotations, rotate,
+        Clouds,
+        DenseClouds,
+        max_pool,
+        mean_pool,
+        min_pool,
+        padded,
+        random_rotations,
+        rotate,
     )
     from harness.sdk.neural.loop import History
     from harness.sdk.neural.sets import CloudSet, DenseSet, GraphSet, make_set
 
 __all__ = [
-    "CloudSet", "Clouds", "DenseClouds", "DenseSet", "GraphSet", "History", "TorchModel", "make_set",
-    "max_pool", "mean_pool", "min_pool", "padded", "random_rotations", "rotate", "seeded", "threads",
+    "CloudSet",
+    "Clouds",
+    "DenseClouds",
+    "DenseSet",
+    "GraphSet",
+    "History",
+    "TorchModel",
+    "make_set",
+    "max_pool",
+    "mean_pool",
+    "min_pool",
+    "padded",
+    "random_rotations",
+    "rotate",
+    "seeded",
+    "threads",
 ]
 
 _ENGINE = {
-    "harness.sdk.neural.clouds": ("Clouds", "DenseClouds", "max_pool", "mean_pool", "min_pool", "padded",
-                              "random_rotations", "rotate"),
+    "harness.sdk.neural.clouds": (
+        "Clouds",
+        "DenseClouds",
+        "max_pool",
+        "mean_pool",
+        "min_pool",
+        "padded",
+        "random_rotations",
+        "rotate",
+    ),
     "harness.sdk.neural.loop": ("History",),
     "harness.sdk.neural.sets": ("CloudSet", "DenseSet", "GraphSet", "make_set"),
 }
@@ -110,7 +139,7 @@ def _stacks(indices: list[int], exact: bool) -> list[list[int]]:
     """The members of one batchable group, as the stacks they train in."""
     if not exact:
         return [indices]
-    return [indices[i:i + EXACT_STACK] for i in range(0, len(indices), EXACT_STACK)]
+    return [indices[i : i + EXACT_STACK] for i in range(0, len(indices), EXACT_STACK)]
 
 
 @dataclass
@@ -226,9 +255,16 @@ class TorchModel(Model):
             optimizer = loop.make_optimizer(net, params["optimizer"], float(params["lr"]))
             generator = torch.Generator().manual_seed(ctx.seed)
             self.history_ = loop.train(
-                net, train_set, valid_set, np.asarray(valid.y), optimizer, ctx,
-                max_epochs=self.max_epochs, patience=self.patience,
-                batch_size=self.batch_size, generator=generator,
+                net,
+                train_set,
+                valid_set,
+                np.asarray(valid.y),
+                optimizer,
+                ctx,
+                max_epochs=self.max_epochs,
+                patience=self.patience,
+                batch_size=self.batch_size,
+                generator=generator,
                 augment_rotation=self.augment_rotation,
                 plateau_patience=self.plateau_patience,
                 forward=accel.compiled(net, self.compile and isinstance(train_set, DenseSet), device),
@@ -249,7 +285,6 @@ class TorchModel(Model):
         (bit-equal data order, draws, initial weights and optimizer arithmetic)."""
         import copy
 
-
         from harness.sdk.neural import accel, batched
         from harness.sdk.neural.sets import DenseSet
 
@@ -269,8 +304,11 @@ class TorchModel(Model):
                     net = self.build(params, in_dim, ctx.n_classes).to(device)
                 members.append(batched.Member(net, train_set, valid_set, np.asarray(valid.y), ctx, float(params["lr"])))
                 dense = isinstance(train_set, DenseSet) and isinstance(valid_set, DenseSet)
-                key = ((ctx.device, ctx.n_classes, len(train_set), tuple(train_set.points.shape[1:]))
-                       if dense and batched.batchable(net, train_set.points) else ("alone", i))
+                key = (
+                    (ctx.device, ctx.n_classes, len(train_set), tuple(train_set.points.shape[1:]))
+                    if dense and batched.batchable(net, train_set.points)
+                    else ("alone", i)
+                )
                 groups.setdefault(key, []).append(i)
             out: list[TorchModel | BaseException | None] = [None] * len(fits)
             for key, indices in groups.items():
@@ -279,9 +317,15 @@ class TorchModel(Model):
                 elif self.batch_studies:  # pairs: exact, whatever the pack (no split by size)
                     stacks = _stacks(indices, True)
                 else:  # on CPU as many as its step's activations allow (batched.members_per_stack)
-                    stacks = batched.split(indices, batched.members_per_stack(
-                        members[indices[0]].net, self.batch_size, int(members[indices[0]].train.points.shape[1]),
-                        device))
+                    stacks = batched.split(
+                        indices,
+                        batched.members_per_stack(
+                            members[indices[0]].net,
+                            self.batch_size,
+                            int(members[indices[0]].train.points.shape[1]),
+                            device,
+                        ),
+                    )
                 for part in stacks:
                     if len(part) > 1 or (self.batch_studies and key[0] != "alone"):
                         self._train_stack(part, members, fits, out, params, in_dim, device)
@@ -295,8 +339,16 @@ class TorchModel(Model):
                         out[i] = exc
         return out  # type: ignore[return-value]
 
-    def _train_stack(self, indices: list[int], members: list, fits: Sequence, out: list, params: dict[str, Any],
-                     in_dim: int, device: str) -> None:
+    def _train_stack(
+        self,
+        indices: list[int],
+        members: list,
+        fits: Sequence,
+        out: list,
+        params: dict[str, Any],
+        in_dim: int,
+        device: str,
+    ) -> None:
         """Train the members at `indices` as one stack; their fitted copies go to `out`."""
         import copy
 
@@ -306,12 +358,18 @@ class TorchModel(Model):
 
         group = [members[i] for i in indices]
         results = batched.train_batched(
-            group, params["optimizer"],
+            group,
+            params["optimizer"],
             [torch.Generator().manual_seed(m.ctx.seed) for m in group],
-            max_epochs=self.max_epochs, patience=self.patience, batch_size=self.batch_size,
-            augment_rotation=self.augment_rotation, plateau_patience=self.plateau_patience,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            batch_size=self.batch_size,
+            augment_rotation=self.augment_rotation,
+            plateau_patience=self.plateau_patience,
             autocast=lambda: accel.autocast(device, self.precision),
-            compile=self.compile, eval_points=accel.eval_points(device, self.gpu_share), exact=self.batch_studies,
+            compile=self.compile,
+            eval_points=accel.eval_points(device, self.gpu_share),
+            exact=self.batch_studies,
         )
         for i, member, result in zip(indices, group, results):
             if isinstance(result, BaseException):
@@ -328,19 +386,27 @@ class TorchModel(Model):
         net = self.network
         device = str(next(net.parameters()).device)
         with accel.fast_matmul(device):
-            return loop.predict(net, self.as_set(X, None, device), lambda: accel.autocast(device, self.precision),
-                                accel.eval_points(device, self.gpu_share))
+            return loop.predict(
+                net,
+                self.as_set(X, None, device),
+                lambda: accel.autocast(device, self.precision),
+                accel.eval_points(device, self.gpu_share),
+            )
 
     def as_set(
-        self, X: Sequence[np.ndarray] | np.ndarray, y: np.ndarray | None = None, device: str = "cpu",
+        self,
+        X: Sequence[np.ndarray] | np.ndarray,
+        y: np.ndarray | None = None,
+        device: str = "cpu",
     ) -> "CloudSet":
         """The clouds as the network sees them, on `device` (the same in training and
         prediction); made once per list of clouds while it is in use."""
         dense = {"auto": None, "dense": True, "graph": False}[self.layout]
         if dense and len({np.shape(x) for x in X}) > 1:
             sizes = sorted({len(x) for x in X})
-            raise UserError(f"{self.name}: layout = 'dense' needs clouds of one size, got sizes {sizes[:5]}; "
-                            f"use layout = 'auto'")
+            raise UserError(
+                f"{self.name}: layout = 'dense' needs clouds of one size, got sizes {sizes[:5]}; use layout = 'auto'"
+            )
         from harness.sdk.neural.sets import upload
 
         return upload(X, y, device, self.normalize_scale, dense)
@@ -363,7 +429,8 @@ class TorchModel(Model):
 
         params, in_dim, n_classes = self._arch
         (Path(path) / "architecture.json").write_text(
-            json.dumps({"params": params, "in_dim": in_dim, "n_classes": n_classes}, sort_keys=True))
+            json.dumps({"params": params, "in_dim": in_dim, "n_classes": n_classes}, sort_keys=True)
+        )
         torch.save({k: v.detach().cpu() for k, v in self.network.state_dict().items()}, Path(path) / "weights.pt")
 
     def load(self, path: "Path") -> "TorchModel":

@@ -30,8 +30,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from harness.services.store import Store
 
 
-def run(config: str | os.PathLike[str] | Mapping[str, Any], *, only: Sequence[str] | None = None,
-        plugins: Sequence[str] = (), quiet: bool = False, **overrides: Any) -> Results:
+def run(
+    config: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    only: Sequence[str] | None = None,
+    plugins: Sequence[str] = (),
+    quiet: bool = False,
+    **overrides: Any,
+) -> Results:
     """Run a benchmark as `harness run` does and return its results.
 
     `config`: a path to a TOML file, a TOML string, or the same settings as a dict.
@@ -78,8 +84,9 @@ def open_results(path_or_url: str | os.PathLike[str], *, plugins: Sequence[str] 
     if folder.is_file() and folder.suffix in (".sqlite", ".db"):
         return Results(f"sqlite:///{folder.resolve()}", folder.resolve().parent, plugins=plugins)
     if not (folder / "results.sqlite").is_file():
-        raise UserError(f"no results in {folder} (no results.sqlite); give the results folder of a run "
-                        "or a database URL")
+        raise UserError(
+            f"no results in {folder} (no results.sqlite); give the results folder of a run or a database URL"
+        )
     return Results(location_of(None, folder.resolve()), folder.resolve(), plugins=plugins)
 
 
@@ -120,8 +127,7 @@ class Results:
         """Every finished study as the store holds it (`harness.services.store.UnitResult`)."""
         return list(self._store.results(include_superseded=superseded))
 
-    def leaderboard(self, task: str | None = None, metric: str | None = None,
-                    superseded: bool = False) -> pd.DataFrame:
+    def leaderboard(self, task: str | None = None, metric: str | None = None, superseded: bool = False) -> pd.DataFrame:
         """The leaderboard `harness leaderboard --format json` prints, as a DataFrame: one row
         per (dataset, task, representation, perturbation, model), best first within a task.
 
@@ -161,17 +167,35 @@ class Results:
 
         rows = []
         for r in self.results(superseded):
-            row = {k: getattr(r, k) for k in ("key", "unit", *AXES, "seed", "metric", "value", "valid_value", "n_train",
-                                             "n_valid", "n_test", "n_trials", "fit_seconds", "device",
-                                             "finished", "superseded")}
+            row = {
+                k: getattr(r, k)
+                for k in (
+                    "key",
+                    "unit",
+                    *AXES,
+                    "seed",
+                    "metric",
+                    "value",
+                    "valid_value",
+                    "n_train",
+                    "n_valid",
+                    "n_test",
+                    "n_trials",
+                    "fit_seconds",
+                    "device",
+                    "finished",
+                    "superseded",
+                )
+            }
             row["combination"] = combination_id(r)
             row.update({f"{k}": v for k, v in r.extra.items()})
             row.update({f"param_{k}": v for k, v in r.params.items()})
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def predictions(self, task: str | None = None, combination: str | None = None, seed: int | None = None,
-                    evaluations: bool = True) -> pd.DataFrame:
+    def predictions(
+        self, task: str | None = None, combination: str | None = None, seed: int | None = None, evaluations: bool = True
+    ) -> pd.DataFrame:
         """Stored test predictions, one row per (study, material): the true and predicted
         class, the confidence and one probability column `p_<class>` per class. `set` is
         "test", or the name of an extra test set (held-out family, evaluate dataset)."""
@@ -190,10 +214,19 @@ class Results:
                 proba = np.asarray(pred["proba"], dtype=float).reshape(len(pred["ids"]), -1)
                 for mid, y, p in zip(pred["ids"], pred["y"], proba):
                     k = int(np.argmax(p)) if len(p) else -1
-                    row = {"study": r.unit, "key": r.key, "dataset": r.dataset, "task": r.task,
-                           "combination": combination_id(r), "seed": r.seed, "set": name, "material": mid,
-                           "true": _name(classes, int(y)), "predicted": _name(classes, k),
-                           "confidence": float(p[k]) if k >= 0 else float("nan")}
+                    row = {
+                        "study": r.unit,
+                        "key": r.key,
+                        "dataset": r.dataset,
+                        "task": r.task,
+                        "combination": combination_id(r),
+                        "seed": r.seed,
+                        "set": name,
+                        "material": mid,
+                        "true": _name(classes, int(y)),
+                        "predicted": _name(classes, k),
+                        "confidence": float(p[k]) if k >= 0 else float("nan"),
+                    }
                     row.update({f"p_{_name(classes, j)}": float(v) for j, v in enumerate(p)})
                     rows.append(row)
         return pd.DataFrame(rows)
@@ -215,8 +248,9 @@ class Results:
         (result,) = self._select(combination, seed, None, required=True, one=True)
         return FittedModel(self, result)
 
-    def _select(self, combination: str | None, seed: int | None, task: str | None, required: bool,
-                one: bool = False) -> list[UnitResult]:
+    def _select(
+        self, combination: str | None, seed: int | None, task: str | None, required: bool, one: bool = False
+    ) -> list[UnitResult]:
         from harness.report import predict
 
         if not required and combination is None and seed is None:
@@ -228,8 +262,10 @@ class Results:
         if one and len(chosen) != 1:
             names = ", ".join(f"{r.unit}" for r in chosen[:6])
             hint = "give seed=" if len({r.seed for r in chosen}) > 1 else "narrow the combination"
-            raise UserError(f"{combination!r}{'' if seed is None else f' seed {seed}'} matches {len(chosen)} studies "
-                            f"({names}{' ...' if len(chosen) > 6 else ''}); {hint}")
+            raise UserError(
+                f"{combination!r}{'' if seed is None else f' seed {seed}'} matches {len(chosen)} studies "
+                f"({names}{' ...' if len(chosen) > 6 else ''}); {hint}"
+            )
         return chosen
 
     def registry(self) -> Registry:
@@ -262,12 +298,17 @@ class Results:
         from html import escape
 
         board = self.leaderboard()
-        head = f"<p><b>harness results</b> in <code>{escape(str(self.folder or self.url))}</code>: " \
-               f"{len(self.results())} finished studies</p>"
+        head = (
+            f"<p><b>harness results</b> in <code>{escape(str(self.folder or self.url))}</code>: "
+            f"{len(self.results())} finished studies</p>"
+        )
         if board.empty:
             return head + "<p>no results yet</p>"
-        cols = [c for c in (*AXES, "metric", "mean", "std",
-                            "ci_low", "ci_high", "vs_best", "n_seeds", "n_test") if c in board.columns]
+        cols = [
+            c
+            for c in (*AXES, "metric", "mean", "std", "ci_low", "ci_high", "vs_best", "n_seeds", "n_test")
+            if c in board.columns
+        ]
         return head + board[cols].to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="")
 
 
@@ -302,8 +343,9 @@ class FittedModel:
             out = {k: row[k] for k in ("material", "true", "predicted", "confidence")}
             out.update({f"p_{c}": v for c, v in zip(found.classes, row["proba"])})
             rows.append(out)
-        frame = pd.DataFrame(rows, columns=["material", "true", "predicted", "confidence",
-                                            *(f"p_{c}" for c in found.classes)])
+        frame = pd.DataFrame(
+            rows, columns=["material", "true", "predicted", "confidence", *(f"p_{c}" for c in found.classes)]
+        )
         frame.attrs["skipped"] = dict(found.skipped)  # materials that could not be featurised
         return frame
 
@@ -328,8 +370,10 @@ class FittedModel:
             elif hasattr(s, "lattice") and hasattr(s, "species"):
                 materials.append(Material(str(key), s, {}))
             else:
-                raise UserError(f"predict: item {key!r} is a {type(s).__name__}; give pymatgen Structures, "
-                                "harness.Material objects or structure file paths")
+                raise UserError(
+                    f"predict: item {key!r} is a {type(s).__name__}; give pymatgen Structures, "
+                    "harness.Material objects or structure file paths"
+                )
         if not materials:
             raise UserError("predict: no structures given")
         return predict.Inputs(materials, Counter())
@@ -347,7 +391,8 @@ def require_plugins(registry: Registry, results: Iterable[UnitResult]) -> None:
                 raise UserError(
                     f"stored study {r.unit} was made with {kind} {spec['name']!r}, whose plugin is not loaded; "
                     "load it with --plugin MODULE (harness.open_results(..., plugins=[...]) in Python) "
-                    "or install its package")
+                    "or install its package"
+                )
 
 
 def combination_id(r: UnitResult) -> str:

@@ -52,8 +52,9 @@ results = "out"
 """
 
 
-def timed_run(folder: Path, tmp: Path, config: str, drivers: int = 1, extra: tuple[str, ...] = (),
-              env: dict | None = None) -> float:
+def timed_run(
+    folder: Path, tmp: Path, config: str, drivers: int = 1, extra: tuple[str, ...] = (), env: dict | None = None
+) -> float:
     t0 = time.perf_counter()
     procs = [start_run(folder / f"d{i}", tmp, *extra, config=config, env=env) for i in range(drivers)]
     for p in procs:
@@ -130,21 +131,46 @@ def main() -> None:
         t_study = finish_spacing(sqlite(tmp / "serial"))
         reference = outcome(sqlite(tmp / "serial"))
         rows.append(("local, 1 worker, SQLite (reference)", 1, wall, sqlite(tmp / "serial")))
-        rows.append(("local pool, 2 workers, SQLite", 2, timed_run(tmp / "pool", tmp, pool, env=env), sqlite(tmp / "pool")))
+        rows.append(
+            ("local pool, 2 workers, SQLite", 2, timed_run(tmp / "pool", tmp, pool, env=env), sqlite(tmp / "pool"))
+        )
         url = postgres.new_database()
-        rows.append(("local pool, 2 workers, PostgreSQL", 2,
-                     timed_run(tmp / "pool-pg", tmp, pool, extra=("--storage", url), env=env), url))
+        rows.append(
+            (
+                "local pool, 2 workers, PostgreSQL",
+                2,
+                timed_run(tmp / "pool-pg", tmp, pool, extra=("--storage", url), env=env),
+                url,
+            )
+        )
         t0 = time.perf_counter()
         cluster = RayCluster({**os.environ, "HARNESS_CACHE_DIR": str(tmp / "worker-cache")})
         cluster_start = time.perf_counter() - t0
         url = postgres.new_database()
         ray_env = {**env, **{k: cluster.env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}}
-        rows.append(("Ray, 2 nodes x 1 CPU, PostgreSQL", 2,
-                     timed_run(tmp / "ray", tmp, pool, env=ray_env,
-                               extra=("--executor", "ray", "--address", cluster.address, "--storage", url)), url))
+        rows.append(
+            (
+                "Ray, 2 nodes x 1 CPU, PostgreSQL",
+                2,
+                timed_run(
+                    tmp / "ray",
+                    tmp,
+                    pool,
+                    env=ray_env,
+                    extra=("--executor", "ray", "--address", cluster.address, "--storage", url),
+                ),
+                url,
+            )
+        )
         url = postgres.new_database()
-        rows.append(("2 plain drivers x 1 worker, PostgreSQL", 2,
-                     timed_run(tmp / "drivers", tmp, serial, drivers=2, extra=("--storage", url), env=env), url))
+        rows.append(
+            (
+                "2 plain drivers x 1 worker, PostgreSQL",
+                2,
+                timed_run(tmp / "drivers", tmp, serial, drivers=2, extra=("--storage", url), env=env),
+                url,
+            )
+        )
         shipped, by_path = object_store_cost(cluster, args.megabytes)
         same = {name: outcome(url) == reference for name, _, _, url in rows}
     finally:
@@ -153,18 +179,29 @@ def main() -> None:
         postgres.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    table = Table(title=f"{n} studies ({args.trials} trials each, toy random forest); one study's work "
-                        f"t = {t_study:.2f} s (serial run)", title_justify="left")
+    table = Table(
+        title=f"{n} studies ({args.trials} trials each, toy random forest); one study's work "
+        f"t = {t_study:.2f} s (serial run)",
+        title_justify="left",
+    )
     for col in ("mode", "slots", "wall s", "studies/min", "overhead/study s", "same numbers"):
         table.add_column(col, justify="left" if col == "mode" else "right")
     for name, slots, wall, url in rows:
-        table.add_row(name, str(slots), f"{wall:.1f}", f"{60 * n / wall:.1f}",
-                      f"{(slots * wall - n * t_study) / n:.2f}", "yes" if same[name] else "NO")
+        table.add_row(
+            name,
+            str(slots),
+            f"{wall:.1f}",
+            f"{60 * n / wall:.1f}",
+            f"{(slots * wall - n * t_study) / n:.2f}",
+            "yes" if same[name] else "NO",
+        )
     console.print(table)
     console.print(f"Ray cluster start (head + 1 node, not in the rows): {cluster_start:.1f} s")
-    console.print(f"inputs of {args.megabytes} MB to a worker: object store (put, fetch, write) {shipped:.2f} s "
-                  f"= {args.megabytes / shipped:.0f} MB/s; read from a shared path {by_path:.2f} s "
-                  f"= {args.megabytes / by_path:.0f} MB/s (once per inputs file per node)")
+    console.print(
+        f"inputs of {args.megabytes} MB to a worker: object store (put, fetch, write) {shipped:.2f} s "
+        f"= {args.megabytes / shipped:.0f} MB/s; read from a shared path {by_path:.2f} s "
+        f"= {args.megabytes / by_path:.0f} MB/s (once per inputs file per node)"
+    )
 
 
 if __name__ == "__main__":

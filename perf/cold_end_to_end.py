@@ -62,9 +62,15 @@ def main() -> None:
         total = time.perf_counter() - t0
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         db = Path(tmp) / "results" / "results.sqlite"
-        stored = sqlite3.connect(db).execute(
-            "SELECT r.unit, r.n_train, length(m.blob) FROM harness_models m JOIN harness_results r USING (key)"
-        ).fetchall() if db.exists() else []
+        stored = (
+            sqlite3.connect(db)
+            .execute(
+                "SELECT r.unit, r.n_train, length(m.blob) FROM harness_models m JOIN harness_results r USING (key)"
+            )
+            .fetchall()
+            if db.exists()
+            else []
+        )
     cpu = usage.ru_utime + usage.ru_stime
     if rc != 0:
         raise SystemExit("\n".join(line for _, line, _ in stamped[-40:]) + f"\nexit {rc}")
@@ -72,10 +78,16 @@ def main() -> None:
     def first(pattern: str, cpu_time: bool = False) -> float:
         return next(((c if cpu_time else t) for t, line, c in stamped if re.search(pattern, line)), float("nan"))
 
-    patterns = {"parsing": r"^parsing ", "loaded": r"materials in [\d.]+ s",
-             "symmetry": r"^symmetry analysis", "labelled": r"^task \w+: \d+ labelled",
-             "featurising": r"^featurising ", "features ready": r"^features ready",
-             "studies": r"^studies: ", "leaderboard": r"^leaderboard written"}
+    patterns = {
+        "parsing": r"^parsing ",
+        "loaded": r"materials in [\d.]+ s",
+        "symmetry": r"^symmetry analysis",
+        "labelled": r"^task \w+: \d+ labelled",
+        "featurising": r"^featurising ",
+        "features ready": r"^features ready",
+        "studies": r"^studies: ",
+        "leaderboard": r"^leaderboard written",
+    }
     marks = {name: first(p) for name, p in patterns.items()}
     cpus = {name: first(p, cpu_time=True) for name, p in patterns.items()}
     for _, line, _ in stamped:
@@ -91,9 +103,11 @@ def main() -> None:
         return f"{marks[b] - marks[a]:.1f} s wall, {cpus[b] - cpus[a]:.1f} CPU s"
 
     feat, feat_cpu = marks["features ready"] - marks["featurising"], cpus["features ready"] - cpus["featurising"]
-    print(f"total {total:.1f} s wall, {cpu:.1f} CPU s (all processes); featurisation {span('featurising', 'features ready')}; "
-          f"symmetry analysis {span('symmetry', 'labelled')}; parse {span('parsing', 'loaded')}; "
-          f"studies {span('studies', 'leaderboard')}")
+    print(
+        f"total {total:.1f} s wall, {cpu:.1f} CPU s (all processes); featurisation {span('featurising', 'features ready')}; "
+        f"symmetry analysis {span('symmetry', 'labelled')}; parse {span('parsing', 'loaded')}; "
+        f"studies {span('studies', 'leaderboard')}"
+    )
     print(f"end to end vs the representation stage alone: {cpu / feat_cpu:.2f}x (CPU), {total / feat:.2f}x (wall)")
     to_features, to_features_cpu = marks["features ready"], cpus["features ready"]
     print(f"end to end vs featurisation: {cpu / to_features_cpu:.2f}x (CPU), {total / to_features:.2f}x (wall)")

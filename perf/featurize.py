@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     _, t_std_spg = timed(lambda: [cells.fast_standard_cell(s, args.cell, 0.1) for s in ref_set])
     table.add_row("standardise", "reference (SpacegroupAnalyzer)", f"{t_std_ref / n_ref * 1e3:.2f} ms/crystal", "")
     table.add_row(
-        "standardise", "fast (one spglib search + arrays)", f"{t_std_spg / n_ref * 1e3:.2f} ms/crystal",
+        "standardise",
+        "fast (one spglib search + arrays)",
+        f"{t_std_spg / n_ref * 1e3:.2f} ms/crystal",
         f"{t_std_ref / t_std_spg:.1f}x faster than reference",
     )
 
@@ -140,15 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     hkl = scattering.miller_indices(args.n)
     std_structures = [cells.reference_standard_structure(s, args.cell, 0.1) for s in ref_set]
     std_cells = [cells.cell_from_structure(s) for s in std_structures]
-    _, t_loop = timed(
-        lambda: [scattering.reference_pattern(s, hkl, "xray", 1.5418, True) for s in std_structures]
-    )
+    _, t_loop = timed(lambda: [scattering.reference_pattern(s, hkl, "xray", 1.5418, True) for s in std_structures])
     _, t_kernel = timed(
         lambda: [scattering.batch_patterns(c, hkl, "xray", 1.5418, True) for c in chunks(std_cells, args.chunk)]
     )
     table.add_row("structure factors", "reference per-hkl loop", f"{t_loop / n_ref * 1e3:.3f} ms/crystal", "")
     table.add_row(
-        "structure factors", "fast batched kernel", f"{t_kernel / n_ref * 1e3:.3f} ms/crystal",
+        "structure factors",
+        "fast batched kernel",
+        f"{t_kernel / n_ref * 1e3:.3f} ms/crystal",
         f"[bold]{t_loop / t_kernel:.0f}x[/bold] faster than the loop (same crystals, same run)",
     )
 
@@ -161,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(worst, err)
         off += err > 1e-6
     table.add_row(
-        "agreement", "fast path vs reference", f"{n_ref - off}/{n_ref} within 1e-6",
+        "agreement",
+        "fast path vs reference",
+        f"{n_ref - off}/{n_ref} within 1e-6",
         f"worst deviation {worst:.1e} of the crystal's strongest intensity",
     )
 
@@ -171,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     skipped = sum(isinstance(x, Skip) for x in results)
     rate = n_all / t_one
     table.add_row(
-        "featurize_many", "1 process", f"{rate:.0f} crystals/s",
+        "featurize_many",
+        "1 process",
+        f"{rate:.0f} crystals/s",
         f"{skipped} skipped; {FULL_SIZE:,} on 2 cores ~ {FULL_SIZE / rate / 2:.0f} s (ideal scaling)",
     )
     del results
@@ -181,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     results, t_second = timed(lambda: [x for c in chunks(structures, args.chunk) for x in second.featurize_many(c)])
     rate = n_all / t_second
     table.add_row(
-        "featurize_many", "second representation, 1 process", f"{rate:.0f} crystals/s",
+        "featurize_many",
+        "second representation, 1 process",
+        f"{rate:.0f} crystals/s",
         f"nd_cloud with the standard cells cached; {FULL_SIZE:,} on 2 cores ~ {FULL_SIZE / rate / 2:.0f} s",
     )
     del results
@@ -190,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         out, t_pool = pool_featurize(rep, structures, args.chunk, args.workers)
         rate = len(out) / t_pool
         table.add_row(
-            "featurize_many", f"pool of {args.workers}", f"{rate:.0f} crystals/s",
+            "featurize_many",
+            f"pool of {args.workers}",
+            f"{rate:.0f} crystals/s",
             f"{n_all} in {t_pool:.1f} s; {FULL_SIZE:,} ~ {FULL_SIZE / rate:.0f} s (structures pickled to workers)",
         )
         del out

@@ -42,8 +42,10 @@ def main() -> None:
                 index = np.repeat(np.arange(len(row)), row)
                 metrics.get(metric)(p.y[index], p.proba[index])
         reference = (time.perf_counter() - t0) * stats.N_BOOT / args.reference_replicates
-        print(f"  {metric:9s} interval: {fast:6.2f} s vectorised, {reference:6.2f} s per-replicate reference "
-              f"({reference / fast:5.1f}x)")
+        print(
+            f"  {metric:9s} interval: {fast:6.2f} s vectorised, {reference:6.2f} s per-replicate reference "
+            f"({reference / fast:5.1f}x)"
+        )
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

@@ -81,6 +81,7 @@ def clouds(n_samples: int, n_points: int, rng: np.random.Generator) -> list[np.n
 
 def pointnet_flops(net: torch.nn.Module, n_points: int) -> float:
     """Matrix FLOPs of one training step per cloud: 3 x forward (backward is 2 x)."""
+
     def matmul_flops(module: torch.nn.Module) -> int:  # 2 * in * out per linear layer
         return sum(2 * p.numel() for name, p in module.named_parameters() if name.endswith("weight") and p.dim() == 2)
 
@@ -158,8 +159,19 @@ class Row:
     per-batch collation and rotation, an unfused optimizer, a host sync per batch to
     check the loss and per evaluation batch to copy its probabilities)."""
 
-    def __init__(self, model, params, X, y, Xv, layout: str, device: str, precision: str, compile_net: bool,
-                 init: dict[str, torch.Tensor] | None):
+    def __init__(
+        self,
+        model,
+        params,
+        X,
+        y,
+        Xv,
+        layout: str,
+        device: str,
+        precision: str,
+        compile_net: bool,
+        init: dict[str, torch.Tensor] | None,
+    ):
         self.model, self.device = model, device
         self.train = make_set(X, y, device, dense=layout == "dense")
         self.valid = make_set(Xv, None, device, dense=layout == "dense")
@@ -171,8 +183,11 @@ class Row:
         self.layout = layout
         if layout == "main":
             lr = float(params["lr"])
-            self.optimizer = (torch.optim.Adam(self.net.parameters(), lr=lr) if params["optimizer"] == "adam"
-                              else torch.optim.SGD(self.net.parameters(), lr=lr, momentum=0.9))
+            self.optimizer = (
+                torch.optim.Adam(self.net.parameters(), lr=lr)
+                if params["optimizer"] == "adam"
+                else torch.optim.SGD(self.net.parameters(), lr=lr, momentum=0.9)
+            )
         else:
             self.optimizer = loop.make_optimizer(self.net, params["optimizer"], float(params["lr"]))
         self.generator = torch.Generator().manual_seed(0)
@@ -190,8 +205,9 @@ class Row:
             self.main_engine_epoch(spent)
         else:
             batches = loop.epoch_batches(self.train, self.model.batch_size, self.generator, ROTATION)
-            finite = loop.train_epoch(self.forward, timed_batches(batches, spent), self.optimizer,
-                                      torch.device(self.device), self.autocast)
+            finite = loop.train_epoch(
+                self.forward, timed_batches(batches, spent), self.optimizer, torch.device(self.device), self.autocast
+            )
             bool(finite)
         sync(self.device)
         self.epoch_s.append(clock() - start)
@@ -219,8 +235,17 @@ class Row:
         self.eval_s.append(clock() - start)
 
 
-def measure(name: str, size: str, n_points: int, samples: int, layouts: list[str], device: str,
-            precision: str, compile_net: bool, epochs: int) -> dict[str, dict[str, Any]]:
+def measure(
+    name: str,
+    size: str,
+    n_points: int,
+    samples: int,
+    layouts: list[str],
+    device: str,
+    precision: str,
+    compile_net: bool,
+    epochs: int,
+) -> dict[str, dict[str, Any]]:
     """Speed of each layout on the same clouds and initial weights. Epochs and evaluations
     of the layouts alternate, and each keeps its fastest, so that load from other
     processes on a shared machine falls on both alike."""
@@ -248,9 +273,15 @@ def measure(name: str, size: str, n_points: int, samples: int, layouts: list[str
         timed = range(1, len(row.epoch_s))
         best = min(timed, key=lambda i: row.epoch_s[i])
         epoch, host = row.epoch_s[best], row.host_s[best]
-        out[layout] = {"train_per_s": samples / epoch, "eval_per_s": len(Xv) / min(row.eval_s),
-                       "host_share": host / epoch, "epoch_s": epoch, "eval_s": min(row.eval_s),
-                       "samples": samples, "n_valid": len(Xv)}
+        out[layout] = {
+            "train_per_s": samples / epoch,
+            "eval_per_s": len(Xv) / min(row.eval_s),
+            "host_share": host / epoch,
+            "epoch_s": epoch,
+            "eval_s": min(row.eval_s),
+            "samples": samples,
+            "n_valid": len(Xv),
+        }
         if name == "pointnet":
             out[layout]["tflops"] = pointnet_flops(row.net, n_points) * samples / epoch / 1e12
     return out
@@ -268,8 +299,7 @@ def engine_allocator(layouts: list[str]) -> None:
         accel.keep_freed_memory()
 
 
-def peak_memory(name: str, size: str, n_points: int, samples: int, layout: str, device: str,
-                precision: str) -> float:
+def peak_memory(name: str, size: str, n_points: int, samples: int, layout: str, device: str, precision: str) -> float:
     """MB: CUDA peak allocation, or on CPU the growth of this process's peak RSS, over one
     training epoch and one evaluation of `layout` alone."""
     cls = {m.name: m for m in MODELS}[name]
@@ -326,23 +356,43 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=cloud_models, choices=cloud_models)
     ap.add_argument("--n", nargs="*", type=int, default=[3, 27, 125, 343], choices=[3, 27, 125, 343])
     ap.add_argument("--samples", type=int, default=2000, help="training clouds per row (capped by --max-points)")
-    ap.add_argument("--max-points", type=int, default=200_000,
-                    help="at most this many training points per row (0: no cap)")
+    ap.add_argument(
+        "--max-points", type=int, default=200_000, help="at most this many training points per row (0: no cap)"
+    )
     ap.add_argument("--epochs", type=int, default=2, help="timed epochs after one warm-up epoch")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--size", default="small", choices=["small", "paper"], help="pointnet's size setting")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    ap.add_argument("--compile", action="store_true",
-                    help="torch.compile the dense path's networks (as `compile = true` does; graph stays eager)")
-    ap.add_argument("--clock", choices=list(CLOCKS), default=None,
-                    help="timer: cpu (process CPU time; the default on CPU, robust to other load) or wall")
-    ap.add_argument("--layouts", nargs="*", default=["dense", "graph", "main"], choices=["dense", "graph", "main"],
-                    help="main: the graph engine before the dense path, as a reference")
-    ap.add_argument("--studies", type=int, default=0,
-                    help="K > 0: K networks batched against K trained one after another (see above)")
-    ap.add_argument("--default-allocator", action="store_true",
-                    help="glibc's default allocator for every layout (what `keep_freed_memory` gains)")
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the dense path's networks (as `compile = true` does; graph stays eager)",
+    )
+    ap.add_argument(
+        "--clock",
+        choices=list(CLOCKS),
+        default=None,
+        help="timer: cpu (process CPU time; the default on CPU, robust to other load) or wall",
+    )
+    ap.add_argument(
+        "--layouts",
+        nargs="*",
+        default=["dense", "graph", "main"],
+        choices=["dense", "graph", "main"],
+        help="main: the graph engine before the dense path, as a reference",
+    )
+    ap.add_argument(
+        "--studies",
+        type=int,
+        default=0,
+        help="K > 0: K networks batched against K trained one after another (see above)",
+    )
+    ap.add_argument(
+        "--default-allocator",
+        action="store_true",
+        help="glibc's default allocator for every layout (what `keep_freed_memory` gains)",
+    )
     args = ap.parse_args()
     _default_allocator[0] = args.default_allocator
     device = args.device
@@ -352,16 +402,20 @@ def main() -> None:
     with threads(args.threads):
         peak = gemm_rate(device, dtype)
     name = torch.cuda.get_device_name() if torch.device(device).type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    print(f"torch {torch.__version__} · {name} · {args.threads} thread(s) · precision {args.precision} "
-          f"({dtype}) · compile {args.compile} · pointnet size {args.size} · allocator "
-          f"{'default' if args.default_allocator else 'engine'} · load average "
-          f"{os.getloadavg()[0]:.1f} · clock {clock_name}")
+    print(
+        f"torch {torch.__version__} · {name} · {args.threads} thread(s) · precision {args.precision} "
+        f"({dtype}) · compile {args.compile} · pointnet size {args.size} · allocator "
+        f"{'default' if args.default_allocator else 'engine'} · load average "
+        f"{os.getloadavg()[0]:.1f} · clock {clock_name}"
+    )
     print(f"measured {dtype} GEMM (2048^3) on this device: {peak / 1e12:.3f} TFLOP/s")
     if args.studies > 0:
         studies_table(args, device, peak)
         return
-    header = (f"{'model':15} {'n':>4} {'clouds':>6} {'layout':6} {'train/s':>9} {'eval/s':>9} {'host %':>7} "
-              f"{'peak MB':>8} {'TFLOP/s':>8} {'of gemm':>7} {args.layouts[0] + '/x':>11}")
+    header = (
+        f"{'model':15} {'n':>4} {'clouds':>6} {'layout':6} {'train/s':>9} {'eval/s':>9} {'host %':>7} "
+        f"{'peak MB':>8} {'TFLOP/s':>8} {'of gemm':>7} {args.layouts[0] + '/x':>11}"
+    )
     print(header)
     for model in args.models:
         for n in args.n:
@@ -369,11 +423,37 @@ def main() -> None:
             try:
                 speed = {}
                 for group in layout_groups(args.layouts):
-                    speed.update(isolated(measure, model, args.size, n, samples, group, device, args.precision,
-                                          args.compile, args.epochs, n_threads=args.threads, device=device))
-                memory = {layout: isolated(peak_memory, model, args.size, n, samples, layout, device,
-                                           args.precision, n_threads=args.threads, device=device)
-                          for layout in args.layouts}
+                    speed.update(
+                        isolated(
+                            measure,
+                            model,
+                            args.size,
+                            n,
+                            samples,
+                            group,
+                            device,
+                            args.precision,
+                            args.compile,
+                            args.epochs,
+                            n_threads=args.threads,
+                            device=device,
+                        )
+                    )
+                memory = {
+                    layout: isolated(
+                        peak_memory,
+                        model,
+                        args.size,
+                        n,
+                        samples,
+                        layout,
+                        device,
+                        args.precision,
+                        n_threads=args.threads,
+                        device=device,
+                    )
+                    for layout in args.layouts
+                }
             except RuntimeError as exc:
                 print(f"{model:15} {n:4d} {samples:6d} {exc}", flush=True)
                 continue
@@ -384,19 +464,33 @@ def main() -> None:
                 if layout != args.layouts[0]:
                     d = speed[args.layouts[0]]
                     ratio = f"{d['train_per_s'] / r['train_per_s']:5.2f}x {d['eval_per_s'] / r['eval_per_s']:4.1f}x"
-                print(f"{model:15} {n:4d} {samples:6d} {layout:6} {r['train_per_s']:9.1f} {r['eval_per_s']:9.1f} "
-                      f"{r['host_share']:7.1%} {memory[layout]:8.0f} {tf} {ratio:>11}", flush=True)
+                print(
+                    f"{model:15} {n:4d} {samples:6d} {layout:6} {r['train_per_s']:9.1f} {r['eval_per_s']:9.1f} "
+                    f"{r['host_share']:7.1%} {memory[layout]:8.0f} {tf} {ratio:>11}",
+                    flush=True,
+                )
     first = args.layouts[0]
-    print(f"{first}/x: train and eval clouds/s of the {first} path over this row's (same clouds, same run); "
-          "main: the graph engine before the dense path")
+    print(
+        f"{first}/x: train and eval clouds/s of the {first} path over this row's (same clouds, same run); "
+        "main: the graph engine before the dense path"
+    )
 
 
 class Studies:
     """K members of one (model, n), each with its own clouds and seed, held twice: as K
     networks for the loop (sequential) and as one stack (batched), from the same weights."""
 
-    def __init__(self, name: str, size: str, n_points: int, samples: int, k: int, device: str, precision: str,
-                 compile_net: bool = False):
+    def __init__(
+        self,
+        name: str,
+        size: str,
+        n_points: int,
+        samples: int,
+        k: int,
+        device: str,
+        precision: str,
+        compile_net: bool = False,
+    ):
         cls = {m.name: m for m in MODELS}[name]
         rng = np.random.default_rng(0)
         self.model = cls(size=size) if name == "pointnet" else cls()
@@ -421,22 +515,41 @@ class Studies:
             gens = [torch.Generator().manual_seed(i) for i in part]
             if len(part) == 1:
                 net = copy.deepcopy(nets[part[0]])
-                self.chunks.append(("alone", net, accel.compiled(net, compile_net, device),
-                                    loop.make_optimizer(net, params["optimizer"], float(params["lr"])),
-                                    self.train_sets[part[0]], gens[0], [self.valid_sets[part[0]]]))
+                self.chunks.append(
+                    (
+                        "alone",
+                        net,
+                        accel.compiled(net, compile_net, device),
+                        loop.make_optimizer(net, params["optimizer"], float(params["lr"])),
+                        self.train_sets[part[0]],
+                        gens[0],
+                        [self.valid_sets[part[0]]],
+                    )
+                )
             else:
-                self.chunks.append(("stack", batched.Stack([copy.deepcopy(nets[i]) for i in part], params["optimizer"],
-                                                           [float(params["lr"])] * len(part), compile_net),
-                                    batched.StackedSets([self.train_sets[i] for i in part]), gens,
-                                    [self.valid_sets[i] for i in part]))
+                self.chunks.append(
+                    (
+                        "stack",
+                        batched.Stack(
+                            [copy.deepcopy(nets[i]) for i in part],
+                            params["optimizer"],
+                            [float(params["lr"])] * len(part),
+                            compile_net,
+                        ),
+                        batched.StackedSets([self.train_sets[i] for i in part]),
+                        gens,
+                        [self.valid_sets[i] for i in part],
+                    )
+                )
         self.seq_generators = [torch.Generator().manual_seed(i) for i in range(k)]
         self.flops = pointnet_flops(nets[0], n_points) if name == "pointnet" else None
         self.autocast = lambda: accel.autocast(device, precision)
         self.batch_size = self.model.batch_size
 
     def sequential_epoch(self) -> None:
-        for net, forward, opt, data, gen in zip(self.nets, self.forwards, self.optimizers, self.train_sets,
-                                                self.seq_generators):
+        for net, forward, opt, data, gen in zip(
+            self.nets, self.forwards, self.optimizers, self.train_sets, self.seq_generators
+        ):
             net.train()
             batches = loop.epoch_batches(data, self.batch_size, gen, ROTATION)
             bool(loop.train_epoch(forward, batches, opt, torch.device(self.device), self.autocast))
@@ -495,14 +608,25 @@ def timed(fn, device: str) -> float:
     return clock() - start
 
 
-def measure_studies(name: str, size: str, n_points: int, samples: int, k: int, device: str, precision: str,
-                    epochs: int, compile_net: bool = False) -> dict[str, dict[str, float]]:
+def measure_studies(
+    name: str,
+    size: str,
+    n_points: int,
+    samples: int,
+    k: int,
+    device: str,
+    precision: str,
+    epochs: int,
+    compile_net: bool = False,
+) -> dict[str, dict[str, float]]:
     """Sequential and batched epochs alternate (each keeps its fastest after a warm-up
     round), then evaluations, then the host passes."""
     accel.keep_freed_memory()
     with accel.fast_matmul(device):
         s = Studies(name, size, n_points, samples, k, device, precision, compile_net)
-        times: dict[str, list[float]] = {key: [] for key in ("seq", "bat", "seq_eval", "bat_eval", "seq_host", "bat_host")}
+        times: dict[str, list[float]] = {
+            key: [] for key in ("seq", "bat", "seq_eval", "bat_eval", "seq_host", "bat_host")
+        }
         for round_ in range(epochs + 1):
             seq, bat = timed(s.sequential_epoch, device), timed(s.batched_epoch, device)
             if round_:
@@ -518,11 +642,17 @@ def measure_studies(name: str, size: str, n_points: int, samples: int, k: int, d
     out = {}
     for mode in ("seq", "bat"):
         epoch = min(times[mode])
-        out[mode] = {"train_per_s": k * samples / epoch, "eval_per_s": n_valid / min(times[f"{mode}_eval"]),
-                     "host_share": min(times[f"{mode}_host"]) / epoch, "epoch_s": epoch,
-                     "steps": k * len(loop.spans(samples, s.batch_size)) if mode == "seq" else
-                     sum(len(loop.spans(samples, s.batch_size)) for _ in s.chunks),
-                     "flop_per_s": (s.flops or 0.0) * k * samples / epoch, "stack": s.most}
+        out[mode] = {
+            "train_per_s": k * samples / epoch,
+            "eval_per_s": n_valid / min(times[f"{mode}_eval"]),
+            "host_share": min(times[f"{mode}_host"]) / epoch,
+            "epoch_s": epoch,
+            "steps": k * len(loop.spans(samples, s.batch_size))
+            if mode == "seq"
+            else sum(len(loop.spans(samples, s.batch_size)) for _ in s.chunks),
+            "flop_per_s": (s.flops or 0.0) * k * samples / epoch,
+            "stack": s.most,
+        }
     return out
 
 
@@ -543,8 +673,9 @@ def fixed_share(name: str, size: str, n_points: int, device: str, precision: str
     return {"fixed_ms": 1e3 * small, "step_ms": 1e3 * full, "bound": full / max(1e-12, full - small)}
 
 
-def studies_peak(name: str, size: str, n_points: int, samples: int, k: int, device: str, precision: str,
-                 mode: str) -> float:
+def studies_peak(
+    name: str, size: str, n_points: int, samples: int, k: int, device: str, precision: str, mode: str
+) -> float:
     """MB for one epoch and one evaluation of all K members in `mode` (as `peak_memory`)."""
     accel.keep_freed_memory()
     cuda = torch.device(device).type == "cuda"
@@ -568,17 +699,45 @@ def studies_peak(name: str, size: str, n_points: int, samples: int, k: int, devi
 def studies_table(args, device: str, peak: float) -> None:
     k = args.studies
     print(f"{k} studies per row: batched (one stacked model) against sequential (one after another)")
-    print(f"{'model':15} {'n':>4} {'clouds':>6} {'mode':10} {'train/s':>9} {'eval/s':>9} {'host %':>7} "
-          f"{'peak MB':>8} {'ms/step':>8} {'GFLOP/s':>8} {'of gemm':>7} {'bat/seq':>12}")
+    print(
+        f"{'model':15} {'n':>4} {'clouds':>6} {'mode':10} {'train/s':>9} {'eval/s':>9} {'host %':>7} "
+        f"{'peak MB':>8} {'ms/step':>8} {'GFLOP/s':>8} {'of gemm':>7} {'bat/seq':>12}"
+    )
     first = None
     for model in args.models:
         for n in args.n:
             samples = max(8, min(args.samples, args.max_points // n)) if args.max_points else args.samples
             try:
-                speed = isolated(measure_studies, model, args.size, n, samples, k, device, args.precision,
-                                 args.epochs, args.compile, n_threads=args.threads, device=device)
-                memory = {mode: isolated(studies_peak, model, args.size, n, samples, k, device, args.precision,
-                                         mode, n_threads=args.threads, device=device) for mode in ("seq", "bat")}
+                speed = isolated(
+                    measure_studies,
+                    model,
+                    args.size,
+                    n,
+                    samples,
+                    k,
+                    device,
+                    args.precision,
+                    args.epochs,
+                    args.compile,
+                    n_threads=args.threads,
+                    device=device,
+                )
+                memory = {
+                    mode: isolated(
+                        studies_peak,
+                        model,
+                        args.size,
+                        n,
+                        samples,
+                        k,
+                        device,
+                        args.precision,
+                        mode,
+                        n_threads=args.threads,
+                        device=device,
+                    )
+                    for mode in ("seq", "bat")
+                }
             except RuntimeError as exc:
                 print(f"{model:15} {n:4d} {samples:6d} {exc}", flush=True)
                 continue
@@ -588,20 +747,32 @@ def studies_table(args, device: str, peak: float) -> None:
             for mode, label in (("seq", "sequential"), ("bat", "batched")):
                 r = speed[mode]
                 tail = f"{ratio:5.2f}x {eval_ratio:4.1f}x" if mode == "bat" else ""
-                flops = (f"{r['flop_per_s'] / 1e9:8.1f} {r['flop_per_s'] / peak:7.1%}" if r["flop_per_s"]
-                         else f"{'':8} {'':7}")
-                print(f"{model:15} {n:4d} {samples:6d} {label:10} {r['train_per_s']:9.1f} {r['eval_per_s']:9.1f} "
-                      f"{r['host_share']:7.1%} {memory[mode]:8.0f} {1e3 * r['epoch_s'] / r['steps']:8.2f} {flops} "
-                      f"{tail:>12}", flush=True)
-            fixed = isolated(fixed_share, model, args.size, n, device, args.precision, n_threads=args.threads,
-                             device=device)
-            print(f"{'':15} members per stack on {device}: {min(k, speed['bat']['stack'])} of {k} "
-                  f"(batched.members_per_stack); a sequential step: {fixed['step_ms']:.2f} ms, of which "
-                  f"{fixed['fixed_ms']:.2f} ms ({fixed['fixed_ms'] / fixed['step_ms']:.0%}) do not shrink with "
-                  f"the batch (a step at 2 clouds): batching can reach at most {fixed['bound']:.2f}x", flush=True)
-    print("bat/seq: train and eval clouds/s of the K batched over the K sequential (same clouds, same run); "
-          "ms/step: a training step of one network (sequential) or of one stack (batched); GFLOP/s: the "
-          "epoch's matrix FLOPs (pointnet_flops) over its time, of gemm: against the GEMM rate above")
+                flops = (
+                    f"{r['flop_per_s'] / 1e9:8.1f} {r['flop_per_s'] / peak:7.1%}"
+                    if r["flop_per_s"]
+                    else f"{'':8} {'':7}"
+                )
+                print(
+                    f"{model:15} {n:4d} {samples:6d} {label:10} {r['train_per_s']:9.1f} {r['eval_per_s']:9.1f} "
+                    f"{r['host_share']:7.1%} {memory[mode]:8.0f} {1e3 * r['epoch_s'] / r['steps']:8.2f} {flops} "
+                    f"{tail:>12}",
+                    flush=True,
+                )
+            fixed = isolated(
+                fixed_share, model, args.size, n, device, args.precision, n_threads=args.threads, device=device
+            )
+            print(
+                f"{'':15} members per stack on {device}: {min(k, speed['bat']['stack'])} of {k} "
+                f"(batched.members_per_stack); a sequential step: {fixed['step_ms']:.2f} ms, of which "
+                f"{fixed['fixed_ms']:.2f} ms ({fixed['fixed_ms'] / fixed['step_ms']:.0%}) do not shrink with "
+                f"the batch (a step at 2 clouds): batching can reach at most {fixed['bound']:.2f}x",
+                flush=True,
+            )
+    print(
+        "bat/seq: train and eval clouds/s of the K batched over the K sequential (same clouds, same run); "
+        "ms/step: a training step of one network (sequential) or of one stack (batched); GFLOP/s: the "
+        "epoch's matrix FLOPs (pointnet_flops) over its time, of gemm: against the GEMM rate above"
+    )
     if first is not None:
         print(f"batched vs sequential: {first:.2f}x")
 

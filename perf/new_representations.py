@@ -41,7 +41,9 @@ def main() -> int:
     t0 = time.perf_counter()
     for chunk in iter_chunks(structures, args.chunk):
         cells.cached_standard_cells(chunk, "conventional", 0.1)
-    print(f"{len(structures)} crystals; conventional standard cells in {time.perf_counter() - t0:.1f} s (shared by all rows)")
+    print(
+        f"{len(structures)} crystals; conventional standard cells in {time.perf_counter() - t0:.1f} s (shared by all rows)"
+    )
 
     rows = [
         ("xrd_cloud(n=125) [reference]", XrdCloud(n=125, cell="conventional")),
@@ -54,7 +56,9 @@ def main() -> int:
         ("composition", Composition()),
     ]
     reference = None
-    print(f"{'representation':32s} {'crystals/s':>11s} {'x reference':>12s} {'skipped':>8s} {'max RSS so far, MB':>19s}")
+    print(
+        f"{'representation':32s} {'crystals/s':>11s} {'x reference':>12s} {'skipped':>8s} {'max RSS so far, MB':>19s}"
+    )
     for label, rep in rows:
         t0 = time.perf_counter()
         skipped = 0

@@ -31,9 +31,14 @@ import time
 from pathlib import Path
 
 # The shared data folder beside the checkout (or beside the folder of worktrees).
-DEFAULT_DATA = next((p / "shared" / "data" / "mp_metallicity_36k.csv.gz" for p in Path(__file__).resolve().parents
-                     if (p / "shared" / "data" / "mp_metallicity_36k.csv.gz").exists()),
-                    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mp_metallicity_36k.csv.gz")
+DEFAULT_DATA = next(
+    (
+        p / "shared" / "data" / "mp_metallicity_36k.csv.gz"
+        for p in Path(__file__).resolve().parents
+        if (p / "shared" / "data" / "mp_metallicity_36k.csv.gz").exists()
+    ),
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mp_metallicity_36k.csv.gz",
+)
 
 CONFIG = """
 tasks = ["metallicity"]
@@ -103,7 +108,9 @@ def timed(cmd: list[str], env: dict) -> tuple[float, float, str]:
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise SystemExit(
+            f"{' '.join(cmd[:4])} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return cpu, wall, done.stdout
 
@@ -153,9 +160,11 @@ def main() -> None:
         results = [measure(args.python, args.data, n, args.repeat, Path(tmp)) for n in args.sizes]
     for r in results:
         (hc, hw), (bc, bw), (cc, cw) = r["harness"], r["bare"], r["cold"]
-        print(f"n = {r['n']}: ROC-AUC {r['roc_auc']:.6f} on both sides; harness warm {hc:.1f} ({hw:.1f}), "
-              f"bare {bc:.1f} ({bw:.1f}): {hc / bc:.2f}x CPU, {hw / bw:.2f}x wall; harness cold {cc:.1f} ({cw:.1f}); "
-              f"stored model {r['model_bytes'] / 1e6:.2f} MB")
+        print(
+            f"n = {r['n']}: ROC-AUC {r['roc_auc']:.6f} on both sides; harness warm {hc:.1f} ({hw:.1f}), "
+            f"bare {bc:.1f} ({bw:.1f}): {hc / bc:.2f}x CPU, {hw / bw:.2f}x wall; harness cold {cc:.1f} ({cw:.1f}); "
+            f"stored model {r['model_bytes'] / 1e6:.2f} MB"
+        )
     last = results[-1]
     print(f"harness vs bare: {last['harness'][0] / last['bare'][0]:.2f}x")
 

@@ -29,11 +29,25 @@ def main() -> None:
         store = Store(f"sqlite:///{tmp}/results.sqlite")
         for i in range(args.studies):
             p = rng.dirichlet(np.ones(args.classes), size=args.test)
-            store.add(UnitResult(unit=f"d:t/r/p/m#{i}", key=f"{i:064d}", dataset="d", task="t", representation="r",
-                                 perturbation="p", model="m", seed=i, metric="roc_auc", value=0.5,
-                                 predictions={"ids": [f"mp-{j}" for j in range(args.test)],
-                                              "y": rng.integers(0, args.classes, args.test).tolist(),
-                                              "proba": p.tolist()}))
+            store.add(
+                UnitResult(
+                    unit=f"d:t/r/p/m#{i}",
+                    key=f"{i:064d}",
+                    dataset="d",
+                    task="t",
+                    representation="r",
+                    perturbation="p",
+                    model="m",
+                    seed=i,
+                    metric="roc_auc",
+                    value=0.5,
+                    predictions={
+                        "ids": [f"mp-{j}" for j in range(args.test)],
+                        "y": rng.integers(0, args.classes, args.test).tolist(),
+                        "proba": p.tolist(),
+                    },
+                )
+            )
         timings = []
         for _ in range(2):
             reopened = Store(f"sqlite:///{tmp}/results.sqlite")
@@ -41,8 +55,10 @@ def main() -> None:
             done = reopened.done_keys()
             timings.append(time.process_time() - t0)
             assert len(done) == args.studies
-    print(f"done_keys over {args.studies} studies ({args.test} x {args.classes} test probabilities each): "
-          f"{timings[0]:.2f} CPU s, again {timings[1]:.2f} CPU s")
+    print(
+        f"done_keys over {args.studies} studies ({args.test} x {args.classes} test probabilities each): "
+        f"{timings[0]:.2f} CPU s, again {timings[1]:.2f} CPU s"
+    )
 
 
 if __name__ == "__main__":

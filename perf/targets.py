@@ -195,10 +195,14 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="harness-targets-"))
     config = work / "featurize.toml"
-    config.write_text(CONFIG.format(
-        n=args.n, path=args.data.resolve().as_posix(), workers=args.workers,
-        limit=f"limit = {args.limit}" if args.limit else "",
-    ))
+    config.write_text(
+        CONFIG.format(
+            n=args.n,
+            path=args.data.resolve().as_posix(),
+            workers=args.workers,
+            limit=f"limit = {args.limit}" if args.limit else "",
+        )
+    )
     cache = work / "cache"
     xrd, nd = "metallicity/xrd_cloud*/none/*", "metallicity/nd_cloud*/none/*"
     console.print(f"cache {cache}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -215,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     ref_total, ref_loop, kernel = reference_rows(cifs, args.n)
     ref_file = ref_total * n_crystals / max(1, args.workers)
 
-    table = Table(title=f"{args.data.name}: {n_crystals:,} crystals, xrd_cloud n = {args.n}, primitive cell, "
-                        f"{args.workers} workers")
+    table = Table(
+        title=f"{args.data.name}: {n_crystals:,} crystals, xrd_cloud n = {args.n}, primitive cell, "
+        f"{args.workers} workers"
+    )
     for col in ("measure", "target", "measured", "reference (same run)", "met"):
         table.add_column(col)
 
@@ -225,25 +231,48 @@ def main(argv: list[str] | None = None) -> int:
 
     scale = 36_738 / max(1, n_crystals)
     note = "" if n_crystals >= 36_738 else f" (x{scale:.1f} = {t_cold * scale:.0f} s for 36,738)"
-    row("cold: CSV to cached features", "<= 90 s", f"{t_cold:.1f} s{note}",
+    row(
+        "cold: CSV to cached features",
+        "<= 90 s",
+        f"{t_cold:.1f} s{note}",
         f"study pipeline {ref_total * 1e3:.1f} ms/crystal: ~{ref_file:.0f} s on {args.workers} cores "
-        f"({ref_file / t_cold:.1f}x slower)", t_cold * scale <= 90)
-    row("cold, CPU seconds (all processes)", ">= 10x the reference", f"{cpu_cold:.0f} CPU s",
+        f"({ref_file / t_cold:.1f}x slower)",
+        t_cold * scale <= 90,
+    )
+    row(
+        "cold, CPU seconds (all processes)",
+        ">= 10x the reference",
+        f"{cpu_cold:.0f} CPU s",
         f"study pipeline {CPU['reference'] * 1e3:.1f} CPU ms/crystal: {CPU['reference'] * n_crystals:.0f} CPU s "
-        f"({CPU['reference'] * n_crystals / cpu_cold:.1f}x slower)", CPU["reference"] * n_crystals / cpu_cold >= 10)
+        f"({CPU['reference'] * n_crystals / cpu_cold:.1f}x slower)",
+        CPU["reference"] * n_crystals / cpu_cold >= 10,
+    )
     row("second representation (nd_cloud)", "<= 30 s", f"{t_second:.1f} s", "", t_second * scale <= 30)
     row("warm: everything cached", "<= 5 s", f"{t_warm:.1f} s", "", t_warm <= 5)
-    row("structure-factor kernel vs per-hkl loop", ">= 20x", f"{ref_loop / kernel:.0f}x",
+    row(
+        "structure-factor kernel vs per-hkl loop",
+        ">= 20x",
+        f"{ref_loop / kernel:.0f}x",
         f"loop {ref_loop * 1e3:.2f} ms, kernel {kernel * 1e3:.3f} ms per crystal ({len(cifs)} crystals)",
-        ref_loop / kernel >= 20)
+        ref_loop / kernel >= 20,
+    )
     peak = max(m_cold, m_second, m_warm)
-    row("peak memory (main + workers, PSS)", "<= 2 GB", f"{peak / 1024:.2f} GB",
-        f"cold {m_cold:.0f} MB, second {m_second:.0f} MB, warm {m_warm:.0f} MB", peak <= 2048)
+    row(
+        "peak memory (main + workers, PSS)",
+        "<= 2 GB",
+        f"{peak / 1024:.2f} GB",
+        f"cold {m_cold:.0f} MB, second {m_second:.0f} MB, warm {m_warm:.0f} MB",
+        peak <= 2048,
+    )
     if args.epoch_samples:
         epoch, share = epoch_breakdown(args.n, args.epoch_samples, 2, 1)
-        row("neural epoch outside the model", "< 10 %", f"{share * 100:.1f} %",
+        row(
+            "neural epoch outside the model",
+            "< 10 %",
+            f"{share * 100:.1f} %",
             f"pointnet (paper size), {args.epoch_samples} clouds of {args.n} points, {epoch:.1f} s/epoch on 1 thread",
-            share < 0.10)
+            share < 0.10,
+        )
     console.print(table)
     return 0
 

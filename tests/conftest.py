@@ -40,11 +40,15 @@ def prepared_mp20_stability(tmp_path: Path, **dataset):
     from harness.prepare.prepare import prepare
     from harness.services.store import Store
 
-    conf = config.parse({
-        "dataset": {"name": "file", "path": str(MP20), **dataset},
-        "tasks": ["stability"], "representations": [{"name": "barcode", "n": 3}], "models": ["random_forest"],
-        "run": {"split": {"group_by": "formula_spacegroup"}, "workers": 1},
-    })
+    conf = config.parse(
+        {
+            "dataset": {"name": "file", "path": str(MP20), **dataset},
+            "tasks": ["stability"],
+            "representations": [{"name": "barcode", "n": 3}],
+            "models": ["random_forest"],
+            "run": {"split": {"group_by": "formula_spacegroup"}, "workers": 1},
+        }
+    )
     console = Console(quiet=True)
     plan = make_plan(conf, registry.load(), Store(f"sqlite:///{tmp_path}/r.sqlite"), console)
     (part,) = plan.parts

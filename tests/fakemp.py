@@ -114,8 +114,17 @@ def _matches(doc: dict[str, Any], params: dict[str, str]) -> bool:
     return True
 
 
-def summary_doc(material_id: str, structure, band_gap: float, k_vrh: float | None, g_vrh: float | None,
-                e_above_hull: float, crystal_system: str, number: int, icsd: list[str] = ()) -> dict[str, Any]:
+def summary_doc(
+    material_id: str,
+    structure,
+    band_gap: float,
+    k_vrh: float | None,
+    g_vrh: float | None,
+    e_above_hull: float,
+    crystal_system: str,
+    number: int,
+    icsd: list[str] = (),
+) -> dict[str, Any]:
     """A document shaped like emmet-core's SummaryDoc (the fields the harness reads and a few more)."""
     return {
         "material_id": material_id,

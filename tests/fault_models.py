@@ -68,8 +68,11 @@ class Warns(Centroids):
 
     def fit(self, train, valid, ctx):
         for _ in range(5):
-            warnings.warn("The least populated class in y has only 1 members, which is less than n_splits=3.",
-                          UserWarning, stacklevel=1)
+            warnings.warn(
+                "The least populated class in y has only 1 members, which is less than n_splits=3.",
+                UserWarning,
+                stacklevel=1,
+            )
         return super().fit(train, valid, ctx)
 
 

@@ -51,7 +51,9 @@ class Postgres:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        self._pg("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "-t", "60", "start")
+        self._pg(
+            "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "-t", "60", "start"
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._pg("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
@@ -87,8 +89,9 @@ def postgres():
 
 def ray_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """`ray ...` with this interpreter, so that the workers run it (and see the harness)."""
-    return subprocess.run([sys.executable, "-m", "ray.scripts.scripts", *args], capture_output=True, text=True,
-                          env=env, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "ray.scripts.scripts", *args], capture_output=True, text=True, env=env, timeout=180
+    )
 
 
 class RayCluster:
@@ -103,16 +106,37 @@ class RayCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # Ray's socket paths must be short
         self.worker_port = 0
-        self._start("--head", f"--port={self.port}", f"--ray-client-server-port={free_port()}",
-                    "--include-dashboard=false", f"--dashboard-port={free_port()}")
+        self._start(
+            "--head",
+            f"--port={self.port}",
+            f"--ray-client-server-port={free_port()}",
+            "--include-dashboard=false",
+            f"--dashboard-port={free_port()}",
+        )
         self.add_node()
 
     def _start(self, *args: str) -> None:
-        ports = [f"--{name}={free_port()}" for name in (
-            "object-manager-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-            "runtime-env-agent-port", "metrics-export-port")]
-        out = ray_cli("start", *args, "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0",
-                      f"--temp-dir={self.temp}", "--disable-usage-stats", *ports, env=self.env)
+        ports = [
+            f"--{name}={free_port()}"
+            for name in (
+                "object-manager-port",
+                "dashboard-agent-listen-port",
+                "dashboard-agent-grpc-port",
+                "runtime-env-agent-port",
+                "metrics-export-port",
+            )
+        ]
+        out = ray_cli(
+            "start",
+            *args,
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=1",
+            "--num-gpus=0",
+            f"--temp-dir={self.temp}",
+            "--disable-usage-stats",
+            *ports,
+            env=self.env,
+        )
         if out.returncode != 0:
             self.close()
             raise RuntimeError(f"ray start {' '.join(args)} failed: {out.stdout}{out.stderr}")
@@ -132,8 +156,10 @@ class RayCluster:
         raise RuntimeError(f"the Ray cluster did not reach {n} nodes")
 
     def alive_nodes(self) -> int:
-        code = ("import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
-                "print(sum(1 for n in ray.nodes() if n['Alive']))" % self.address)
+        code = (
+            "import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
+            "print(sum(1 for n in ray.nodes() if n['Alive']))" % self.address
+        )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=self.env, timeout=120)
         try:
             return int(out.stdout.strip().splitlines()[-1])
@@ -215,14 +241,19 @@ def run_env(tmp_path: Path, claim_ttl: float = 3) -> dict:
     return env
 
 
-def start_run(folder: Path, tmp_path: Path, *extra: str, config: str = CONFIG,
-              env: dict | None = None) -> subprocess.Popen:
+def start_run(
+    folder: Path, tmp_path: Path, *extra: str, config: str = CONFIG, env: dict | None = None
+) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
     cfg = folder / "bench.toml"
     cfg.write_text(config)
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(cfg), *extra],
-                            env=env or run_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", str(cfg), *extra],
+        env=env or run_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
@@ -238,9 +269,12 @@ def outcome(url: str) -> dict:
 
 def finished_trials(url: str) -> dict:
     with sa.create_engine(Store(url).url).connect() as db:
-        rows = db.execute(sa.text(
-            "SELECT s.study_name, COUNT(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
-            "WHERE t.state IN ('COMPLETE', 'PRUNED') GROUP BY s.study_name")).fetchall()
+        rows = db.execute(
+            sa.text(
+                "SELECT s.study_name, COUNT(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
+                "WHERE t.state IN ('COMPLETE', 'PRUNED') GROUP BY s.study_name"
+            )
+        ).fetchall()
     return dict(rows)
 
 

@@ -116,11 +116,25 @@ def test_eta_appears_once_one_item_finished():
 def test_leaderboard_at_80_columns_cuts_nothing():
     from harness.report import leaderboard
 
-    row = {"dataset": "demo", "task": "crystal_system", "representation": "barcode(n=27,cell=conventional)",
-           "perturbation": "systematic_absence", "model": "attention_pool", "metric": "accuracy", "mean": 0.5,
-           "std": 0.01, "ci_low": 0.4, "ci_high": 0.6, "ci_method": "bootstrap", "vs_best": "best",
-           "p_vs_best": None, "n_seeds": 3, "n_test": 480, "balanced_accuracy_mean": 0.4,
-           "balanced_accuracy_std": 0.02}
+    row = {
+        "dataset": "demo",
+        "task": "crystal_system",
+        "representation": "barcode(n=27,cell=conventional)",
+        "perturbation": "systematic_absence",
+        "model": "attention_pool",
+        "metric": "accuracy",
+        "mean": 0.5,
+        "std": 0.01,
+        "ci_low": 0.4,
+        "ci_high": 0.6,
+        "ci_method": "bootstrap",
+        "vs_best": "best",
+        "p_vs_best": None,
+        "n_seeds": 3,
+        "n_test": 480,
+        "balanced_accuracy_mean": 0.4,
+        "balanced_accuracy_std": 0.02,
+    }
     console = Console(width=80, record=True, file=io.StringIO())
     leaderboard.render([row], console)
     text = console.export_text()
@@ -159,14 +173,19 @@ def test_list_task_names_the_properties_each_task_reads(capsys):
 
 def test_explain_reads_the_store_given_by_storage(tmp_path, capsys):
     cfg = tmp_path / "toy.toml"
-    cfg.write_text(TOY.format(results=tmp_path / "out").replace("seeds = [0, 1]", "seeds = [0]")
-                   .replace('"ratios", "corners"', '"corners"'))
+    cfg.write_text(
+        TOY.format(results=tmp_path / "out")
+        .replace("seeds = [0, 1]", "seeds = [0]")
+        .replace('"ratios", "corners"', '"corners"')
+    )
     url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
     assert main(["-q", "run", str(cfg), "--storage", url]) == 0
     capsys.readouterr()
     assert main(["explain", str(cfg), "toy_system/corners/*/centroids", "--storage", url, "--limit", "2"]) == 0
     assert "toy-" in capsys.readouterr().out  # test materials explained
-    assert main(["explain", str(cfg), "toy_system/corners/*/centroids", "--limit", "2"]) == 2  # the folder's own store is empty
+    assert (
+        main(["explain", str(cfg), "toy_system/corners/*/centroids", "--limit", "2"]) == 2
+    )  # the folder's own store is empty
 
 
 def test_bars_in_a_pipe_say_when_each_step_starts():

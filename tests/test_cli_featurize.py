@@ -9,14 +9,31 @@ from harness.cli import main
 
 def _nacl(tmp_path):
     path = tmp_path / "NaCl.cif"
-    Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(filename=str(path))
+    Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(path)
+    )
     return path
 
 
 def test_json_output_has_columns_hkl_and_features(tmp_path, capsys):
     path = _nacl(tmp_path)
-    assert main(["featurize", str(path), "--representation", "xrd_cloud", "--set", "n=27",
-                 "--set", "cell=conventional", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "featurize",
+                str(path),
+                "--representation",
+                "xrd_cloud",
+                "--set",
+                "n=27",
+                "--set",
+                "cell=conventional",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["columns"] == ["x", "y", "z", "intensity"]
     assert len(out["hkl"]) == 27 and len(out["features"]) == 27
@@ -42,8 +59,10 @@ def test_table_output_and_bad_parameter(tmp_path, capsys):
 
 def test_featurize_config_fills_the_cache_and_reports_speed(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('tasks = ["crystal_system"]\nrepresentations = [{name = "xrd_cloud", n = 27}]\n'
-                   'models = ["pointnet"]\n[dataset]\nname = "demo"\nsize = 200\n[run]\nworkers = 1\n')
+    cfg.write_text(
+        'tasks = ["crystal_system"]\nrepresentations = [{name = "xrd_cloud", n = 27}]\n'
+        'models = ["pointnet"]\n[dataset]\nname = "demo"\nsize = 200\n[run]\nworkers = 1\n'
+    )
     assert main(["featurize", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "200 featurised" in out and "crystals/s" in out

@@ -10,7 +10,9 @@ from harness.services import registry
 from harness_plugins.representations.composition import PROPERTIES, STATISTICS, Composition
 
 SALT = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-RUTILE = Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.59, 2.96), ["Ti", "O"], [[0, 0, 0], [0.305, 0.305, 0]])
+RUTILE = Structure.from_spacegroup(
+    "P4_2/mnm", Lattice.tetragonal(4.59, 2.96), ["Ti", "O"], [[0, 0, 0], [0.305, 0.305, 0]]
+)
 
 
 def column(rep: Composition, name: str) -> int:
@@ -44,7 +46,9 @@ def test_statistics_are_fraction_weighted_over_pymatgens_element_data():
     ti, o = Element("Ti"), Element("O")
     assert x[column(rep, "mean(X)")] == pytest.approx((ti.X + 2 * o.X) / 3, rel=1e-6)
     mean_z = (22 + 2 * 8) / 3
-    assert x[column(rep, "std(Z)")] == pytest.approx(np.sqrt((22 - mean_z) ** 2 / 3 + 2 * (8 - mean_z) ** 2 / 3), rel=1e-6)
+    assert x[column(rep, "std(Z)")] == pytest.approx(
+        np.sqrt((22 - mean_z) ** 2 / 3 + 2 * (8 - mean_z) ** 2 / 3), rel=1e-6
+    )
     assert x[column(rep, "min(atomic_mass)")] == pytest.approx(float(o.atomic_mass), rel=1e-6)
     assert x[column(rep, "max(row)")] == 4
     assert len(rep.columns()) == 103 + len(PROPERTIES) * len(STATISTICS) == len(x)

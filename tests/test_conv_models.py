@@ -23,7 +23,9 @@ def ctx(seed: int = 0) -> FitContext:
 
 
 def vectors(X: np.ndarray, y: np.ndarray) -> Samples:
-    return Samples(X.astype(np.float32), y, [str(i) for i in range(len(y))], [f"c{i}" for i in range(X.shape[1])], "vector")
+    return Samples(
+        X.astype(np.float32), y, [str(i) for i in range(len(y))], [f"c{i}" for i in range(X.shape[1])], "vector"
+    )
 
 
 def patterns(n: int, seed: int, length: int = 200) -> Samples:

@@ -12,6 +12,7 @@ def toy_registry():
     """Only the toy plugin: the core's behaviour, independent of the built-in plugins."""
     return registry.load([toy_plugin], entry_points=False)
 
+
 BASE = {
     "plugins": ["toy_plugin"],
     "tasks": ["toy_system"],
@@ -26,8 +27,13 @@ def test_list_parameters_expand_and_unfitting_kinds_are_skipped_with_a_reason():
     conf = config.parse(BASE)
     grid = expand(conf, toy_registry())
     ids = [c.id for c in grid.combinations]
-    assert ids == ["toy_system/ratios/identity/vector_centroids", "toy_system/ratios(scale=3)/identity/vector_centroids"]
-    assert grid.skipped == [("toy_system/corners/identity/vector_centroids", "vector_centroids takes vector, not cloud")]
+    assert ids == [
+        "toy_system/ratios/identity/vector_centroids",
+        "toy_system/ratios(scale=3)/identity/vector_centroids",
+    ]
+    assert grid.skipped == [
+        ("toy_system/corners/identity/vector_centroids", "vector_centroids takes vector, not cloud")
+    ]
 
 
 def test_task_defaults_fill_unset_representation_parameters_only():
@@ -76,28 +82,47 @@ def test_unreadable_and_malformed_files(tmp_path):
 
 
 def test_several_datasets_each_with_their_own_tasks():
-    conf = config.parse({
-        **{k: v for k, v in BASE.items() if k not in ("dataset", "tasks")},
-        "datasets": [{"name": "toy", "label": "small", "size": 40, "tasks": ["toy_system"]},
-                     {"name": "toy", "label": "large", "size": 80, "tasks": "toy_system"}],
-    })
+    conf = config.parse(
+        {
+            **{k: v for k, v in BASE.items() if k not in ("dataset", "tasks")},
+            "datasets": [
+                {"name": "toy", "label": "small", "size": 40, "tasks": ["toy_system"]},
+                {"name": "toy", "label": "large", "size": 80, "tasks": "toy_system"},
+            ],
+        }
+    )
     assert [(d.label, d.params, [t.name for t in d.tasks]) for d in conf.datasets] == [
-        ("small", {"size": 40}, ["toy_system"]), ("large", {"size": 80}, ["toy_system"])]
+        ("small", {"size": 40}, ["toy_system"]),
+        ("large", {"size": 80}, ["toy_system"]),
+    ]
 
 
 def test_dataset_and_datasets_together_or_twice_the_same_label_are_errors():
     with pytest.raises(UserError, match="either"):
         config.parse({**BASE, "datasets": [{"name": "toy"}]})
     with pytest.raises(UserError, match="distinct label"):
-        config.parse({**{k: v for k, v in BASE.items() if k != "dataset"}, "datasets": [{"name": "toy"}, {"name": "toy"}]})
+        config.parse(
+            {**{k: v for k, v in BASE.items() if k != "dataset"}, "datasets": [{"name": "toy"}, {"name": "toy"}]}
+        )
 
 
 def test_only_and_exclude_in_the_config_shape_the_grid_and_cli_only_narrows_it():
-    conf = config.parse({**BASE, "perturbations": ["identity", "noise"], "models": ["vector_centroids", "centroids"],
-                         "only": ["*/ratios/*"], "exclude": ["*/noise/centroids"]})
+    conf = config.parse(
+        {
+            **BASE,
+            "perturbations": ["identity", "noise"],
+            "models": ["vector_centroids", "centroids"],
+            "only": ["*/ratios/*"],
+            "exclude": ["*/noise/centroids"],
+        }
+    )
     reg = toy_registry()
     ids = [c.id for c in expand(conf, reg).combinations]
-    assert ids == ["toy_system/ratios/identity/vector_centroids", "toy_system/ratios/identity/centroids",
-                   "toy_system/ratios/noise/vector_centroids"]
+    assert ids == [
+        "toy_system/ratios/identity/vector_centroids",
+        "toy_system/ratios/identity/centroids",
+        "toy_system/ratios/noise/vector_centroids",
+    ]
     assert [c.id for c in expand(conf, reg, only=["*/centroids"]).combinations] == [
-        "toy_system/ratios/identity/centroids"]
+        "toy_system/ratios/identity/centroids"
+    ]

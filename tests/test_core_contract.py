@@ -10,7 +10,18 @@ import pytest
 import toy_plugin
 
 from harness import (
-    CLOUD, VECTOR, Choice, Metric, Model, Perturbation, Range, Representation, Task, UserError, hookimpl, secret,
+    CLOUD,
+    VECTOR,
+    Choice,
+    Metric,
+    Model,
+    Perturbation,
+    Range,
+    Representation,
+    Task,
+    UserError,
+    hookimpl,
+    secret,
 )
 from harness.services import config, registry
 from harness.execute import tuning
@@ -86,7 +97,10 @@ def test_an_untuned_model_keeps_its_fields():
 @pytest.mark.parametrize(
     "space, message",
     [
-        ({"temprature": [1.0]}, r"space names 'temprature', which is not a hyperparameter; valid: temperature, standardize, pool"),
+        (
+            {"temprature": [1.0]},
+            r"space names 'temprature', which is not a hyperparameter; valid: temperature, standardize, pool",
+        ),
         ({"tune": [False]}, "not a hyperparameter"),
         ({"standardize": ["maybe"]}, r"space.standardize: 'maybe' is not a valid value"),
         ({"temperature": {"low": 2, "high": 1}}, "low <= high"),
@@ -194,11 +208,18 @@ class Brighten(Perturbation):
 
 
 def test_a_perturbation_is_skipped_where_the_columns_it_needs_are_missing():
-    grid = grid_of(Hooks(harness_perturbations=lambda: [Brighten]), representations=["ratios", "corners"],
-                   perturbations=["brighten"])
+    grid = grid_of(
+        Hooks(harness_perturbations=lambda: [Brighten]),
+        representations=["ratios", "corners"],
+        perturbations=["brighten"],
+    )
     assert [c.id for c in grid.combinations] == ["toy_system/corners/brighten/centroids"]
-    assert grid.skipped == [("toy_system/ratios(scale=2)/brighten/centroids",
-                             "brighten needs column 'brightness', which ratios(scale=2) lacks")]
+    assert grid.skipped == [
+        (
+            "toy_system/ratios(scale=2)/brighten/centroids",
+            "brighten needs column 'brightness', which ratios(scale=2) lacks",
+        )
+    ]
 
 
 @dataclass

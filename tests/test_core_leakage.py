@@ -25,8 +25,12 @@ def test_polymorph_copies_stay_on_one_side():
     for i in range(120):  # 40 compounds, three strained copies each: same formula and group
         a = 4 + (i // 3) * 0.05
         s = Structure(Lattice.cubic(a * rng.uniform(0.98, 1.02)), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-        s.replace_species({"Cs": ["Cs", "K", "Rb", "Na", "Li", "Tl", "Ag", "Cu"][(i // 3) % 8],
-                           "Cl": ["Cl", "Br", "I", "F", "H"][(i // 24) % 5]})
+        s.replace_species(
+            {
+                "Cs": ["Cs", "K", "Rb", "Na", "Li", "Tl", "Ag", "Cu"][(i // 3) % 8],
+                "Cl": ["Cl", "Br", "I", "F", "H"][(i // 24) % 5],
+            }
+        )
         materials.append(Material(f"m{i}", s.scale_lattice(s.volume * (1 + i // 3 * 0.01))))
     keys = np.asarray(grouping.group_keys(materials, "formula_spacegroup"))
     y = np.arange(len(materials)) // 3 % 2

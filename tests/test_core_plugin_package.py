@@ -17,8 +17,18 @@ def installed_example(tmp_path_factory):
     """pip-installs the example plugin into a private folder put on sys.path."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(EXAMPLE)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
         check=True,
     )
     sys.path.insert(0, str(target))
@@ -32,8 +42,12 @@ def test_installed_package_is_found_through_the_entry_point_group(installed_exam
     from harness.services import registry
 
     reg = registry.load()
-    for kind, name in [("dataset", "random_cells"), ("task", "compact"), ("representation", "lattice"),
-                       ("model", "logistic")]:
+    for kind, name in [
+        ("dataset", "random_cells"),
+        ("task", "compact"),
+        ("representation", "lattice"),
+        ("model", "logistic"),
+    ]:
         assert reg.get(kind, name).plugin == "harness-lattice:lattice"
     assert str(installed_example) in sys.modules["harness_lattice"].__file__
 
@@ -45,8 +59,8 @@ def test_its_entries_run_a_benchmark_together(installed_example, tmp_path, capsy
     cfg.write_text(
         'tasks = ["compact"]\nrepresentations = ["lattice"]\nmodels = ["logistic"]\n'
         '[dataset]\nname = "random_cells"\nsize = 150\n'
-        '[settings.logistic]\nspace = { C = { low = 0.1, high = 10.0, log = true } }\n'
-        '[run]\ntrials = 2\nseeds = [0]\nworkers = 1\n'
+        "[settings.logistic]\nspace = { C = { low = 0.1, high = 10.0, log = true } }\n"
+        "[run]\ntrials = 2\nseeds = [0]\nworkers = 1\n"
     )
     assert main(["run", str(cfg)]) == 0
     (row,) = json.loads((tmp_path / "results" / "b" / "leaderboard.json").read_text())

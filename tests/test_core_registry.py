@@ -172,8 +172,11 @@ def _private_imports(path: Path) -> list[str]:
             names = [node.module]
         else:
             continue
-        found += [f"{path.name}:{node.lineno} imports {n}" for n in names
-                  if n.startswith("harness.") and n not in PUBLIC_MODULES]
+        found += [
+            f"{path.name}:{node.lineno} imports {n}"
+            for n in names
+            if n.startswith("harness.") and n not in PUBLIC_MODULES
+        ]
     return found
 
 
@@ -189,15 +192,33 @@ def test_plugins_and_examples_import_only_the_public_api():
 
 def test_the_import_check_catches_a_private_import(tmp_path):
     bad = tmp_path / "probe.py"
-    bad.write_text("from harness.services.errors import UserError\nfrom harness import prepare, Skip\nimport harness.plan.grid\n"
-                   "import harness\nfrom harness import torch\n")
+    bad.write_text(
+        "from harness.services.errors import UserError\nfrom harness import prepare, Skip\nimport harness.plan.grid\n"
+        "import harness\nfrom harness import torch\n"
+    )
     hits = _private_imports(bad)
-    assert [h.split(" imports ")[1] for h in hits] == ["harness.services.errors", "harness.prepare", "harness.plan.grid"]
+    assert [h.split(" imports ")[1] for h in hits] == [
+        "harness.services.errors",
+        "harness.prepare",
+        "harness.plan.grid",
+    ]
 
 
 def test_everything_public_is_importable_from_harness():
     for name in harness.__all__:
         assert hasattr(harness, name), name
-    for needed in ("UserError", "Skip", "Material", "Metric", "Choice", "Range", "cache_dir", "structure_hash",
-                   "crystal_system", "spacegroup_number", "symmetry_dataset", "hookimpl"):
+    for needed in (
+        "UserError",
+        "Skip",
+        "Material",
+        "Metric",
+        "Choice",
+        "Range",
+        "cache_dir",
+        "structure_hash",
+        "crystal_system",
+        "spacegroup_number",
+        "symmetry_dataset",
+        "hookimpl",
+    ):
         assert needed in harness.__all__

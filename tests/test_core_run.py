@@ -47,11 +47,17 @@ def test_run_writes_a_leaderboard_per_task_and_resumes_without_new_trials(tmp_pa
     assert "combinations skipped" in out and "vector_centroids takes vector, not cloud" in out
     rows = _rows(tmp_path / "out")
     assert sorted((r["representation"], r["perturbation"], r["model"]) for r in rows) == sorted(
-        (rep, pert, model) for rep in ("ratios(scale=2)", "corners") for pert in ("identity", "noise(sigma=0.3)")
-        for model in ("vector_centroids", "centroids") if not (rep == "corners" and model == "vector_centroids"))
+        (rep, pert, model)
+        for rep in ("ratios(scale=2)", "corners")
+        for pert in ("identity", "noise(sigma=0.3)")
+        for model in ("vector_centroids", "centroids")
+        if not (rep == "corners" and model == "vector_centroids")
+    )
     for r in rows:
         assert r["n_seeds"] == 2 and r["metric"] == "roc_auc" and 0 <= r["mean"] <= 1
-        assert {"task", "representation", "perturbation", "model", "metric", "mean", "std", "n_seeds", "n_test"} <= set(r)
+        assert {"task", "representation", "perturbation", "model", "metric", "mean", "std", "n_seeds", "n_test"} <= set(
+            r
+        )
     assert rows[0]["mean"] >= rows[-1]["mean"]  # best first
     for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.png", "skipped.txt"):
         assert (tmp_path / "out" / name).exists()
@@ -88,7 +94,11 @@ def test_an_interrupted_run_keeps_finished_studies(tmp_path, monkeypatch):
     monkeypatch.setattr("harness.execute.executors.local.run_study", flaky)
     cfg = _config(tmp_path)
     assert main(["run", str(cfg)]) == 130
-    done = sqlite3.connect(tmp_path / "out" / "results.sqlite").execute("SELECT COUNT(*) FROM harness_results").fetchone()[0]
+    done = (
+        sqlite3.connect(tmp_path / "out" / "results.sqlite")
+        .execute("SELECT COUNT(*) FROM harness_results")
+        .fetchone()[0]
+    )
     assert done == 2
     monkeypatch.setattr("harness.execute.executors.local.run_study", real)
     assert main(["run", str(cfg)]) == 0
@@ -142,7 +152,7 @@ def test_one_table_per_task_and_dataset_when_a_config_has_several(tmp_path, caps
         'perturbations = ["identity"]\n'
         '[[datasets]]\nname = "toy"\nlabel = "small"\nsize = 60\ntasks = ["toy_system"]\n'
         '[[datasets]]\nname = "toy"\nlabel = "large"\nsize = 100\ntasks = ["toy_system"]\n'
-        '[run]\ntrials = 1\nseeds = [0]\nworkers = 1\n'
+        "[run]\ntrials = 1\nseeds = [0]\nworkers = 1\n"
     )
     assert main(["run", str(cfg)]) == 0
     out = capsys.readouterr().out
@@ -163,13 +173,13 @@ def test_untuned_models_fit_once_and_repeated_params_are_not_refitted(tmp_path, 
     monkeypatch.setattr(VectorCentroids, "fit", counting_fit)
     cfg = _config(tmp_path, **{})
     text = cfg.read_text().replace('models = ["vector_centroids", "centroids"]', 'models = ["vector_centroids"]')
-    text += '[settings.vector_centroids]\ntune = false\n'
+    text += "[settings.vector_centroids]\ntune = false\n"
     cfg.write_text(text.replace("trials = 2", "trials = 5"))
     assert main(["run", str(cfg), "--only", "*/identity/*"]) == 0
     assert fits["n"] == 2  # one fit per seed, not five
 
     fits["n"] = 0
-    narrow = cfg.read_text().replace("tune = false", 'space = { temperature = [1.0], standardize = [true] }')
+    narrow = cfg.read_text().replace("tune = false", "space = { temperature = [1.0], standardize = [true] }")
     cfg.write_text(narrow)
     assert main(["run", str(cfg), "--only", "*/identity/*"]) == 0
     assert fits["n"] == 2  # five trials per seed, all but the first repeat it
@@ -181,7 +191,7 @@ def test_explain_shows_the_critical_points_of_a_trained_pointnet(tmp_path, capsy
         'plugins = ["toy_plugin"]\ntasks = ["toy_system"]\nrepresentations = ["corners"]\n'
         'perturbations = ["identity"]\nmodels = ["pointnet", "random_forest"]\n'
         '[dataset]\nname = "toy"\n[settings.pointnet]\ntune = false\nmax_epochs = 2\n'
-        '[run]\ntrials = 1\nseeds = [0]\nworkers = 1\n'
+        "[run]\ntrials = 1\nseeds = [0]\nworkers = 1\n"
     )
     assert main(["run", str(cfg)]) == 0
     capsys.readouterr()

@@ -29,7 +29,9 @@ def test_toy_entries_run_resume_and_explain(tmp_path, capsys):
     assert main(["run", str(cfg)]) == 0
     rows = json.loads((tmp_path / "out" / "leaderboard.json").read_text())
     assert {(r["dataset"], r["representation"], r["perturbation"], r["model"]) for r in rows} == {
-        ("toy", "ratios(scale=2)", "identity", "centroids"), ("toy", "corners", "identity", "centroids")}
+        ("toy", "ratios(scale=2)", "identity", "centroids"),
+        ("toy", "corners", "identity", "centroids"),
+    }
     assert all(r["n_seeds"] == 2 for r in rows)
     assert rows[0]["representation"] == "ratios(scale=2)" and rows[0]["mean"] > 0.9  # c/a tells them apart
     capsys.readouterr()

@@ -17,10 +17,14 @@ from harness_plugins.representations.density import (
 )
 
 SALT = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-RUTILE = Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.59, 2.96), ["Ti", "O"], [[0, 0, 0], [0.305, 0.305, 0]])
+RUTILE = Structure.from_spacegroup(
+    "P4_2/mnm", Lattice.tetragonal(4.59, 2.96), ["Ti", "O"], [[0, 0, 0], [0.305, 0.305, 0]]
+)
 # a low-symmetry crystal whose atoms sit off any grid
 MONO = Structure.from_spacegroup(
-    "P2_1/c", Lattice.from_parameters(5.3, 6.1, 7.4, 90, 101, 90), ["Zn", "S", "O"],
+    "P2_1/c",
+    Lattice.from_parameters(5.3, 6.1, 7.4, 90, 101, 90),
+    ["Zn", "S", "O"],
     [[0.137, 0.211, 0.083], [0.383, 0.071, 0.331], [0.251, 0.412, 0.177]],
 )
 

@@ -39,9 +39,11 @@ def _db(folder: Path) -> sqlite3.Connection:
 
 
 def _results(folder: Path, superseded: bool = False) -> list[tuple]:
-    rows = _db(folder).execute(
-        "SELECT unit, key, value, body FROM harness_results WHERE superseded = ? ORDER BY unit", (superseded,)
-    ).fetchall()
+    rows = (
+        _db(folder)
+        .execute("SELECT unit, key, value, body FROM harness_results WHERE superseded = ? ORDER BY unit", (superseded,))
+        .fetchall()
+    )
     return [(u, k, v, json.loads(b)["params"]) for u, k, v, b in rows]
 
 
@@ -141,7 +143,18 @@ def test_every_result_records_its_identity_and_versions(tmp_path):
     ident, versions = body["identity"], body["versions"]
     assert ident["representation"]["version"] == "1" and ident["dataset"]["content"]
     assert {"task", "model", "perturbation", "split", "seed", "trials", "harness"} <= set(ident)
-    assert {"harness", "numpy", "sklearn", "xgboost", "torch", "pymatgen", "spglib", "optuna", "device", "commit"} <= set(versions)
+    assert {
+        "harness",
+        "numpy",
+        "sklearn",
+        "xgboost",
+        "torch",
+        "pymatgen",
+        "spglib",
+        "optuna",
+        "device",
+        "commit",
+    } <= set(versions)
     preds = body["predictions"]
     assert len(preds["ids"]) == len(preds["y"]) == len(preds["proba"]) and len(preds["proba"][0]) == 2
 
@@ -195,10 +208,13 @@ def test_a_damaged_results_store_is_named_in_one_line(tmp_path, capsys):
     assert "results.sqlite is damaged" in err and "move it aside" in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("results, message", [
-    ("{tmp}/a-file", "is a file, not a folder"),
-    ("/sys/harness-results", "cannot write results folder"),
-])
+@pytest.mark.parametrize(
+    "results, message",
+    [
+        ("{tmp}/a-file", "is a file, not a folder"),
+        ("/sys/harness-results", "cannot write results folder"),
+    ],
+)
 def test_unusable_results_folders_are_one_line(tmp_path, capsys, results, message):
     """Defect 7."""
     (tmp_path / "a-file").write_text("x")
@@ -245,11 +261,14 @@ def test_a_module_beside_the_config_cannot_shadow_an_installed_package(tmp_path)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--trials", "0"], "--trials 0"),
-    (["--trials", "-3"], "--trials -3"),
-    (["--workers", "0"], "--workers 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--trials", "0"], "--trials 0"),
+        (["--trials", "-3"], "--trials -3"),
+        (["--workers", "0"], "--workers 0"),
+    ],
+)
 def test_command_line_overrides_are_validated_like_the_toml(tmp_path, capsys, args, message):
     """Defect 9."""
     assert main(["run", str(_config(tmp_path, trials=1)), *args]) == 2
@@ -307,7 +326,10 @@ def test_editing_a_row_of_a_file_dataset_is_a_new_identity(tmp_path):
     assert FileDataset(path=str(table)).content_id() == before  # stable
     table.write_text("material_id,band_gap,cif\nmp-1,0.5,x\n")
     assert FileDataset(path=str(table)).content_id() != before
-    assert FileDataset(path=str(table), columns={"band_gap": "gap"}).content_id() != FileDataset(path=str(table)).content_id()
+    assert (
+        FileDataset(path=str(table), columns={"band_gap": "gap"}).content_id()
+        != FileDataset(path=str(table)).content_id()
+    )
 
 
 def test_spawned_workers_give_the_numbers_of_forked_ones(tmp_path):

@@ -33,8 +33,13 @@ def _start(folder: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
     cfg = folder / "bench.toml"
     cfg.write_text(CONFIG)
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(cfg), *extra], env=_env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", str(cfg), *extra],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _run(folder: Path, tmp_path: Path) -> str:
@@ -55,7 +60,8 @@ def _finished_trials(folder: Path) -> dict:
     db = sqlite3.connect(folder / "out" / "results.sqlite")
     rows = db.execute(
         "SELECT s.study_name, COUNT(*) FROM trials t JOIN studies s ON s.study_id = t.study_id "
-        "WHERE t.state IN ('COMPLETE', 'PRUNED') GROUP BY s.study_name").fetchall()
+        "WHERE t.state IN ('COMPLETE', 'PRUNED') GROUP BY s.study_name"
+    ).fetchall()
     return dict(rows)
 
 

@@ -45,8 +45,10 @@ class SplitToy(ToyDataset):
     parts: tuple = ("train", "train", "train", "Valid", "TEST")  # odd period: both classes in each
 
     def load(self, ctx):
-        return [Material(m.id, m.structure, {**m.props, "split": self.parts[i % len(self.parts)]})
-                for i, m in enumerate(super().load(ctx))]
+        return [
+            Material(m.id, m.structure, {**m.props, "split": self.parts[i % len(self.parts)]})
+            for i, m in enumerate(super().load(ctx))
+        ]
 
 
 class MoreToys:
@@ -61,7 +63,9 @@ def _registry():
 
 def _config(tmp_path, seeds=(0, 1, 2), **datasets):
     base = {
-        "tasks": ["toy_system"], "representations": ["ratios"], "perturbations": [{"name": "noise", "sigma": 0.3}],
+        "tasks": ["toy_system"],
+        "representations": ["ratios"],
+        "perturbations": [{"name": "noise", "sigma": 0.3}],
         "models": ["centroids"],
         "run": {"trials": 2, "workers": 1, "seeds": list(seeds), "results": str(tmp_path / "out")},
     }
@@ -109,8 +113,11 @@ def test_a_held_out_family_is_in_no_split_of_any_seed_and_is_scored_on_its_own(t
 
 
 def test_an_evaluate_dataset_is_scored_by_the_models_of_the_training_dataset_and_never_trained_on(tmp_path):
-    conf = _config(tmp_path, seeds=(0, 1), datasets=[
-        {"name": "toy"}, {"name": "toy_other", "label": "elsewhere", "role": "evaluate"}])
+    conf = _config(
+        tmp_path,
+        seeds=(0, 1),
+        datasets=[{"name": "toy"}, {"name": "toy_other", "label": "elsewhere", "role": "evaluate"}],
+    )
     _, studies = _prepared(conf, tmp_path)
     for study, data in studies:
         parts = _split_ids(data, study.seed)
@@ -128,7 +135,9 @@ def test_an_evaluate_dataset_is_scored_by_the_models_of_the_training_dataset_and
 
 def test_materials_an_evaluate_dataset_shares_with_the_training_data_are_kept_out_of_training(tmp_path):
     # The evaluate dataset is the first 30 toy crystals themselves: same ids, same structures.
-    conf = _config(tmp_path, datasets=[{"name": "toy"}, {"name": "toy", "label": "same", "size": 30, "role": "evaluate"}])
+    conf = _config(
+        tmp_path, datasets=[{"name": "toy"}, {"name": "toy", "label": "same", "size": 30, "role": "evaluate"}]
+    )
     _, studies = _prepared(conf, tmp_path)
     shared = {f"toy-{i}" for i in range(30)}
     for study, data in studies:
@@ -157,28 +166,37 @@ def test_the_identity_covers_the_evaluation_data_and_the_family(tmp_path):
 
 
 def test_evaluate_on_picks_the_evaluate_datasets_and_names_unknown_ones(tmp_path):
-    datasets = [{"name": "toy", "evaluate_on": ["b"]}, {"name": "toy_other", "label": "a", "role": "evaluate"},
-                {"name": "toy_other", "label": "b", "role": "evaluate", "size": 20}]
+    datasets = [
+        {"name": "toy", "evaluate_on": ["b"]},
+        {"name": "toy_other", "label": "a", "role": "evaluate"},
+        {"name": "toy_other", "label": "b", "role": "evaluate", "size": 20},
+    ]
     conf = _config(tmp_path, seeds=(0,), datasets=datasets)
     _, [(_, data)] = _prepared(conf, tmp_path)
     assert list(data.evaluations) == ["b"]
     with pytest.raises(UserError, match="evaluate_on names 'c'"):
         _config(tmp_path, datasets=[{"name": "toy", "evaluate_on": ["c"]}])
     with pytest.raises(UserError, match="tasks does not apply"):
-        _config(tmp_path, datasets=[{"name": "toy"}, {"name": "toy_other", "role": "evaluate", "tasks": ["toy_system"]}])
+        _config(
+            tmp_path, datasets=[{"name": "toy"}, {"name": "toy_other", "role": "evaluate", "tasks": ["toy_system"]}]
+        )
 
 
 def test_a_shipped_split_column_is_honoured_for_every_seed(tmp_path):
     conf = _config(tmp_path, datasets=[{"name": "toy_split", "split_column": "split"}])
     _, studies = _prepared(conf, tmp_path)
-    want = {p: {f"toy-{i}" for i in range(120) if SplitToy.parts[i % 5].lower() == p} for p in ("train", "valid", "test")}
+    want = {
+        p: {f"toy-{i}" for i in range(120) if SplitToy.parts[i % 5].lower() == p} for p in ("train", "valid", "test")
+    }
     for study, data in studies:
         assert _split_ids(data, study.seed) == want
 
 
 def test_without_a_valid_part_validation_is_drawn_from_the_train_part(tmp_path):
-    conf = _config(tmp_path, datasets=[{"name": "toy_split", "split_column": "split",
-                                        "split_values": {"train": ["train", "valid"]}}])
+    conf = _config(
+        tmp_path,
+        datasets=[{"name": "toy_split", "split_column": "split", "split_values": {"train": ["train", "valid"]}}],
+    )
     _, studies = _prepared(conf, tmp_path)
     declared_train = {f"toy-{i}" for i in range(120) if i % 5 < 4}
     drawn = []
@@ -192,7 +210,9 @@ def test_without_a_valid_part_validation_is_drawn_from_the_train_part(tmp_path):
 
 
 def test_a_split_value_that_names_no_part_is_a_user_error_naming_it(tmp_path):
-    conf = _config(tmp_path, datasets=[{"name": "toy_split", "split_column": "split", "split_values": {"test": "holdout"}}])
+    conf = _config(
+        tmp_path, datasets=[{"name": "toy_split", "split_column": "split", "split_values": {"test": "holdout"}}]
+    )
     with pytest.raises(UserError, match="'TEST' in the split column"):
         _prepared(conf, tmp_path)
     conf = _config(tmp_path, datasets=[{"name": "toy_split", "split_column": "fold"}])
@@ -204,9 +224,11 @@ def test_featurize_config_fills_the_cache_of_evaluate_datasets_too(tmp_path, cap
     from harness.cli import main
 
     cfg = tmp_path / "bench.toml"
-    cfg.write_text('plugins = ["toy_plugin"]\ntasks = ["toy_system"]\nrepresentations = ["ratios"]\n'
-                   'perturbations = ["identity"]\nmodels = ["centroids"]\n[[datasets]]\nname = "toy"\n'
-                   '[[datasets]]\nname = "toy"\nlabel = "more"\nrole = "evaluate"\nsize = 37\nseed = 3\n')
+    cfg.write_text(
+        'plugins = ["toy_plugin"]\ntasks = ["toy_system"]\nrepresentations = ["ratios"]\n'
+        'perturbations = ["identity"]\nmodels = ["centroids"]\n[[datasets]]\nname = "toy"\n'
+        '[[datasets]]\nname = "toy"\nlabel = "more"\nrole = "evaluate"\nsize = 37\nseed = 3\n'
+    )
     assert main(["featurize", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "120 featurised" in out and "37 featurised" in out

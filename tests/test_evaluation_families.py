@@ -22,11 +22,22 @@ def _material(formula: str, mid: str = "m") -> Material:
     return Material(mid, Structure(Lattice.cubic(3.0 * len(species)), species, coords))
 
 
-@pytest.mark.parametrize("formula, inside", [
-    ("SrTiO3", True), ("BaTiO3", True), ("Ba2Ti2O6", True), ("LaAlO3", True), ("KNbO3", True),
-    ("SrO", False), ("Sr2TiO4", False), ("SrTiO2N", False), ("TiO2", False), ("SrTiS3", False),
-    ("BaSrTiO3", False),  # three cations: the placeholders take exactly one element each
-])
+@pytest.mark.parametrize(
+    "formula, inside",
+    [
+        ("SrTiO3", True),
+        ("BaTiO3", True),
+        ("Ba2Ti2O6", True),
+        ("LaAlO3", True),
+        ("KNbO3", True),
+        ("SrO", False),
+        ("Sr2TiO4", False),
+        ("SrTiO2N", False),
+        ("TiO2", False),
+        ("SrTiS3", False),
+        ("BaSrTiO3", False),  # three cations: the placeholders take exactly one element each
+    ],
+)
 def test_abo3_with_declared_placeholders_is_the_perovskite_formula(formula, inside):
     family = _family(formula="ABO3", placeholders=["A", "B"])
     assert (_material(formula) in family) is inside
@@ -54,8 +65,9 @@ def test_anonymized_formula_is_pymatgens():
 
 
 def test_space_group_found_by_spglib():
-    rocksalt = Material("nacl", Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
-                                                          [[0, 0, 0], [0.5, 0.5, 0.5]]))
+    rocksalt = Material(
+        "nacl", Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    )
     cscl = Material("cscl", Structure(Lattice.cubic(4.1), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]))
     assert [m.id for m in (rocksalt, cscl) if m in _family(spacegroup=[225])] == ["nacl"]
     assert [m.id for m in (rocksalt, cscl) if m in _family(spacegroup=[221])] == ["cscl"]

@@ -16,7 +16,8 @@ def _is_abo3(formula: str) -> bool:
 @pytest.mark.skipif(not MP20.exists(), reason="needs ../shared/data")
 def test_abo3_compounds_of_mp20_are_held_out_of_every_split(tmp_path):
     part, materials = prepared_mp20_stability(
-        tmp_path, hold_out={"label": "perovskites", "formula": "ABO3", "placeholders": ["A", "B"]})
+        tmp_path, hold_out={"label": "perovskites", "formula": "ABO3", "placeholders": ["A", "B"]}
+    )
     family = {m.id for m in materials if _is_abo3(m.structure.composition.reduced_formula)}
     assert len(family) > 10  # the data do hold ABO3 compounds, so the test can fail
     for study in part.studies:

@@ -40,8 +40,11 @@ results = "{results}"
 def _config(tmp_path: Path, models=("centroids",), trials: int = 2, extra: str = "", seeds=(0,)) -> Path:
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = tmp_path / "bench.toml"
-    cfg.write_text(TOY.format(models=json.dumps(list(models)), trials=trials, results=tmp_path / "out",
-                              extra=extra, seeds=list(seeds)))
+    cfg.write_text(
+        TOY.format(
+            models=json.dumps(list(models)), trials=trials, results=tmp_path / "out", extra=extra, seeds=list(seeds)
+        )
+    )
     return cfg
 
 
@@ -76,8 +79,10 @@ def test_a_damaged_result_row_is_skipped_with_a_warning_and_recomputed(tmp_path,
     with caplog.at_level(logging.WARNING, logger="harness"):
         assert main(["leaderboard", str(tmp_path / "out"), "--format", "json"]) == 0
         assert main(["report", str(tmp_path / "out"), "--out", str(tmp_path / "report" / "index.html")]) == 0
-        assert main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy",
-                     "--format", "json"]) == 0
+        assert (
+            main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy", "--format", "json"])
+            == 0
+        )
     warned = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
     assert len(warned) == 1 and key[:12] in warned[0] and "toy" in warned[0]  # names the row, once
     assert key not in Store(_url(tmp_path)).done_keys()  # not done: recomputed by the next run
@@ -87,8 +92,9 @@ def test_a_damaged_result_row_is_skipped_with_a_warning_and_recomputed(tmp_path,
     assert "1 already done, 1 to run" in out
     (result,) = Store(_url(tmp_path)).results({key})
     assert result.params  # the row is whole again
-    assert main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy",
-                 "--format", "json"]) == 0
+    assert (
+        main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy", "--format", "json"]) == 0
+    )
 
 
 # ------------------------------------------------------------------ 6: bad probabilities
@@ -179,16 +185,31 @@ def test_a_read_only_results_folder_can_be_read(tmp_path, toy_run):
     _read_only(out)
     env = run_env(tmp_path)
     try:
-        for args in (["leaderboard", str(out), "--format", "json"],
-                     ["--plugin", "toy_plugin", "predict", str(out), "--dataset", "toy", "--format", "json"],
-                     ["report", str(out), "--out", str(tmp_path / "elsewhere" / "index.html")]):
-            done = subprocess.run(_as_reader([sys.executable, "-m", "harness.cli", *args]), env=env,
-                                  capture_output=True, text=True, timeout=300, check=False)
+        for args in (
+            ["leaderboard", str(out), "--format", "json"],
+            ["--plugin", "toy_plugin", "predict", str(out), "--dataset", "toy", "--format", "json"],
+            ["report", str(out), "--out", str(tmp_path / "elsewhere" / "index.html")],
+        ):
+            done = subprocess.run(
+                _as_reader([sys.executable, "-m", "harness.cli", *args]),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
             assert done.returncode == 0, done.stderr
             assert "Traceback" not in done.stderr
-        assert json.loads(subprocess.run(_as_reader([sys.executable, "-m", "harness.cli", "leaderboard", str(out),
-                                                     "--format", "json"]), env=env, capture_output=True,
-                                         text=True, timeout=300, check=False).stdout)
+        assert json.loads(
+            subprocess.run(
+                _as_reader([sys.executable, "-m", "harness.cli", "leaderboard", str(out), "--format", "json"]),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            ).stdout
+        )
         assert (tmp_path / "elsewhere" / "index.html").is_file()
     finally:
         for p in [out, *out.rglob("*")]:
@@ -217,13 +238,17 @@ def _set_blob(tmp_path: Path, blob: bytes) -> None:
     db.close()
 
 
-@pytest.mark.parametrize("blob", [
-    b"not a tar at all",
-    _tar({"model.json": b"{broken"}),
-    _tar({"model.json": b'{"name": "centroids", "params": {}}'}),  # no state
-    _tar({"model.json": b'{"name": "centroids", "params": {}}'}, links={"state": "/etc"}),
-    _tar({"../escape.json": b"{}"}),
-], ids=["garbage", "bad-json", "no-state", "symlink", "traversal"])
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"not a tar at all",
+        _tar({"model.json": b"{broken"}),
+        _tar({"model.json": b'{"name": "centroids", "params": {}}'}),  # no state
+        _tar({"model.json": b'{"name": "centroids", "params": {}}'}, links={"state": "/etc"}),
+        _tar({"../escape.json": b"{}"}),
+    ],
+    ids=["garbage", "bad-json", "no-state", "symlink", "traversal"],
+)
 def test_a_damaged_or_hostile_model_blob_is_one_line_exit_2(tmp_path, toy_run, capsys, blob):
     _set_blob(tmp_path, blob)
     capsys.readouterr()
@@ -293,8 +318,9 @@ def test_a_driver_stalled_past_its_claim_says_the_study_was_taken_over(tmp_path)
     from harness.execute.study import Environment, StudySpec
 
     store = Store(f"sqlite:///{tmp_path / 'results.sqlite'}")
-    spec = StudySpec(key="k" * 16, unit="toy:a/b/c/d#0", dataset="toy", combination=None, seed=0, trials=1,
-                     timeout=None)
+    spec = StudySpec(
+        key="k" * 16, unit="toy:a/b/c/d#0", dataset="toy", combination=None, seed=0, trials=1, timeout=None
+    )
 
     class Stalled:
         """The study's process was stopped past the claim TTL; another run took the claim
@@ -347,8 +373,12 @@ def test_filesystem_problems_outside_run_are_one_line_exit_2(tmp_path, toy_run, 
     from servers import run_env
 
     long = tmp_path / ("x" * 300)
-    for argv in (["leaderboard", str(long)], ["report", str(long)], ["predict", str(long), "--dataset", "toy"],
-                 ["report", str(tmp_path / "out"), "--out", str(long / "index.html")]):
+    for argv in (
+        ["leaderboard", str(long)],
+        ["report", str(long)],
+        ["predict", str(long), "--dataset", "toy"],
+        ["report", str(tmp_path / "out"), "--out", str(long / "index.html")],
+    ):
         capsys.readouterr()
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
@@ -356,9 +386,24 @@ def test_filesystem_problems_outside_run_are_one_line_exit_2(tmp_path, toy_run, 
     locked = tmp_path / "locked"
     locked.mkdir()
     _read_only(locked)
-    done = subprocess.run(_as_reader([sys.executable, "-m", "harness.cli", "report", str(tmp_path / "out"),
-                                      "--out", str(locked / "report" / "index.html")]),
-                          env=run_env(tmp_path), capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        _as_reader(
+            [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "report",
+                str(tmp_path / "out"),
+                "--out",
+                str(locked / "report" / "index.html"),
+            ]
+        ),
+        env=run_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Permission denied" in done.stderr
 
@@ -399,8 +444,11 @@ def test_tied_trials_on_postgresql_choose_the_lowest_trial_number(tmp_path, post
     for x in (0.5, 0.9, 0.9, 0.9, 0.1):
         study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=x))
     with store.engine.begin() as db:  # rewrite trial 1's value row: it moves behind the others
-        db.execute(sa.text("UPDATE trial_values SET value = value WHERE trial_id = "
-                           "(SELECT trial_id FROM trials WHERE number = 1)"))
+        db.execute(
+            sa.text(
+                "UPDATE trial_values SET value = value WHERE trial_id = (SELECT trial_id FROM trials WHERE number = 1)"
+            )
+        )
     storage_pick = study.best_trial.number
     assert best_trial(study).number == 1, f"the storage itself picked trial {storage_pick}"
 

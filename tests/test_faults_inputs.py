@@ -155,6 +155,7 @@ def test_editing_plugin_code_reruns_exactly_what_it_affects(tmp_path, capsys, co
 
 # --- loading: file names and messages -------------------------------------------------
 
+
 def _salt():
     from pymatgen.core import Lattice, Structure
 
@@ -320,9 +321,13 @@ def test_the_same_crystals_in_another_order_are_not_featurised_again(tmp_path, m
 
 # --- item 14: smaller input faults -------------------------------------------------------
 
+
 def test_demo_size_zero_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    line = _error_of_run(tmp_path, capsys, """
+    line = _error_of_run(
+        tmp_path,
+        capsys,
+        """
 tasks = ["crystal_system"]
 representations = [{ name = "barcode", n = 3 }]
 models = ["random_forest"]
@@ -331,7 +336,8 @@ name = "demo"
 size = 0
 [run]
 results = "out"
-""")
+""",
+    )
     assert "size = 0" in line and "size >= 1" in line
 
 
@@ -405,7 +411,10 @@ def read_only_folder(tmp_path):
 
     folder = tmp_path / "ro-cache"
     folder.mkdir()
-    immutable = shutil.which("chattr") and subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False).returncode == 0
+    immutable = (
+        shutil.which("chattr")
+        and subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False).returncode == 0
+    )
     if not immutable:
         folder.chmod(0o555)
     try:
@@ -443,7 +452,8 @@ def test_code_identity_follows_helper_modules_of_the_plugin_package(tmp_path, mo
     (package / "__init__.py").write_text("")
     (package / "maths.py").write_text("def scale(x):\n    return 2 * x\n")
     (package / "other.py").write_text("VALUE = 1\n")
-    (package / "rep.py").write_text(textwrap.dedent('''
+    (package / "rep.py").write_text(
+        textwrap.dedent("""
         from dataclasses import dataclass
         from typing import ClassVar
 
@@ -457,7 +467,8 @@ def test_code_identity_follows_helper_modules_of_the_plugin_package(tmp_path, mo
 
             def featurize(self, structure):
                 return scale(structure.volume)
-        '''))
+        """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
 

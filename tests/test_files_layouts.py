@@ -34,12 +34,14 @@ def frame(structure_as: str = "dict") -> pd.DataFrame:
     for material_id, structure in crystals().items():
         value = {"dict": structure.as_dict(), "cif": structure.to(fmt="cif"), "poscar": Poscar(structure).get_str()}
         k = MODULI[material_id]
-        rows.append({
-            "material_id": material_id,
-            "structure": value[structure_as],
-            "bulk_modulus": str({"voigt": k + 1, "reuss": k - 1, "vrh": k}),
-            "band_gap": 0.5,
-        })
+        rows.append(
+            {
+                "material_id": material_id,
+                "structure": value[structure_as],
+                "bulk_modulus": str({"voigt": k + 1, "reuss": k - 1, "vrh": k}),
+                "band_gap": 0.5,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -249,8 +251,9 @@ def test_several_paths_from_a_toml_config(tmp_path, ctx):
     df = frame("cif")
     df.iloc[:1].to_csv(tmp_path / "train.csv", index=False)
     df.iloc[1:].to_json(tmp_path / "test.json")
-    params = tomllib.loads(f'path = ["{tmp_path / "train.csv"}", "{tmp_path / "test.json"}"]\n'
-                           f'columns = {{ k_vrh = "bulk_modulus.vrh" }}')
+    params = tomllib.loads(
+        f'path = ["{tmp_path / "train.csv"}", "{tmp_path / "test.json"}"]\ncolumns = {{ k_vrh = "bulk_modulus.vrh" }}'
+    )
     dataset = registry().create("dataset", "file", params)
     materials = dataset.load(ctx)
     assert_three_crystals(materials)

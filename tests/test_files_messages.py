@@ -160,8 +160,10 @@ def test_the_command_line_prints_the_config_section_it_names(tmp_path, capsys):
     from harness.cli import main
 
     config = tmp_path / "c.toml"
-    config.write_text('tasks = ["metallicity"]\nrepresentations = ["barcode"]\nperturbations = ["none"]\n'
-                      'models = ["random_forest"]\n[dataset]\nname = "file"\npath = "missing.csv"\n')
+    config.write_text(
+        'tasks = ["metallicity"]\nrepresentations = ["barcode"]\nperturbations = ["none"]\n'
+        'models = ["random_forest"]\n[dataset]\nname = "file"\npath = "missing.csv"\n'
+    )
     assert main(["run", str(config), "--results", str(tmp_path / "results")]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "no such file or folder" in err and "fix [dataset] path" in err

@@ -80,9 +80,22 @@ def test_unknown_grouping_names_the_choices():
 
 @pytest.mark.parametrize(
     "number, system",
-    [(1, "triclinic"), (2, "triclinic"), (3, "monoclinic"), (15, "monoclinic"), (16, "orthorhombic"),
-     (74, "orthorhombic"), (75, "tetragonal"), (142, "tetragonal"), (143, "trigonal"), (167, "trigonal"),
-     (168, "hexagonal"), (194, "hexagonal"), (195, "cubic"), (230, "cubic")],
+    [
+        (1, "triclinic"),
+        (2, "triclinic"),
+        (3, "monoclinic"),
+        (15, "monoclinic"),
+        (16, "orthorhombic"),
+        (74, "orthorhombic"),
+        (75, "tetragonal"),
+        (142, "tetragonal"),
+        (143, "trigonal"),
+        (167, "trigonal"),
+        (168, "hexagonal"),
+        (194, "hexagonal"),
+        (195, "cubic"),
+        (230, "cubic"),
+    ],
 )
 def test_crystal_system_boundaries(number, system):
     assert crystal_system(number) == system

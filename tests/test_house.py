@@ -47,7 +47,9 @@ results = "out"
 """
 
 BASE = {
-    "tasks": ["toy_system"], "representations": ["ratios", "corners"], "models": ["centroids"],
+    "tasks": ["toy_system"],
+    "representations": ["ratios", "corners"],
+    "models": ["centroids"],
     "run": {"trials": 1, "seeds": [0, 1], "workers": 1},
 }
 
@@ -175,11 +177,19 @@ class InlinePlugin:
 
 def test_a_plugin_executor_runs_a_study_without_touching_the_runner(tmp_path):
     plugin = InlinePlugin()
-    conf = config.parse({**BASE, "representations": ["ratios"], "run": {**BASE["run"], "executor": "inline",
-                         "results": str(tmp_path / "out")}, "executors": {"inline": {"threads": 3}}})
+    conf = config.parse(
+        {
+            **BASE,
+            "representations": ["ratios"],
+            "run": {**BASE["run"], "executor": "inline", "results": str(tmp_path / "out")},
+            "executors": {"inline": {"threads": 3}},
+        }
+    )
     assert run(conf, toy_registry(plugin), Console(quiet=True)) == 0
-    assert sorted(plugin.log) == [("toy:toy_system/ratios(scale=2)/identity/centroids#0", "cpu", 3),
-                                  ("toy:toy_system/ratios(scale=2)/identity/centroids#1", "cpu", 3)]
+    assert sorted(plugin.log) == [
+        ("toy:toy_system/ratios(scale=2)/identity/centroids#0", "cpu", 3),
+        ("toy:toy_system/ratios(scale=2)/identity/centroids#1", "cpu", 3),
+    ]
     rows = json.loads((tmp_path / "out" / "leaderboard.json").read_text())
     assert [r["n_seeds"] for r in rows] == [2] and np.isfinite(rows[0]["mean"])
 
@@ -190,7 +200,9 @@ def test_executor_tables_are_checked(tmp_path):
     assert local.executor.start == "spawn" and local.device in ("cpu", "cuda")
     with pytest.raises(UserError, match=r"\[executors.local\] has no key 'workrs'; valid keys: pack, start"):
         build(reg, config.parse({**BASE, "executors": {"local": {"workrs": 2}}}))
-    with pytest.raises(UserError, match=r"\[executors.slurm\] names no executor; choose one of: 'inline', 'local', 'ray'"):
+    with pytest.raises(
+        UserError, match=r"\[executors.slurm\] names no executor; choose one of: 'inline', 'local', 'ray'"
+    ):
         build(reg, config.parse({**BASE, "executors": {"slurm": {}}}))
     with pytest.raises(UserError, match="unknown executor 'slurm'; choose one of: 'inline', 'local', 'ray'"):
         build(reg, config.parse({**BASE, "run": {"executor": "slurm"}}))
@@ -211,8 +223,10 @@ def _imports(root: Path) -> dict[str, set[str]]:
     """Module -> the modules of the package it imports, at any depth (in functions too)."""
     import ast
 
-    files = {".".join(p.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): p
-             for p in root.rglob("*.py")}
+    files = {
+        ".".join(p.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in root.rglob("*.py")
+    }
     graph: dict[str, set[str]] = {m: set() for m in files}
     for mod, path in files.items():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

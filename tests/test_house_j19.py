@@ -20,9 +20,21 @@ from harness.services.store import RESULTS, Store
 
 def _record(**over) -> UnitResult:
     ident = {a: {"name": f"{a}_entry", "params": {"n": 27}, "version": "3", "code": "abc"} for a in AXES}
-    base = dict(unit="d:t/r/p/m#0", key="k" * 32, dataset="d", task="t", representation="r(n=27)",
-                perturbation="p", model="m", seed=0, metric="miss_rate", value=0.25, identity=ident,
-                directions={"miss_rate": False}, labels={"perturbation": "φ2"})
+    base = dict(
+        unit="d:t/r/p/m#0",
+        key="k" * 32,
+        dataset="d",
+        task="t",
+        representation="r(n=27)",
+        perturbation="p",
+        model="m",
+        seed=0,
+        metric="miss_rate",
+        value=0.25,
+        identity=ident,
+        directions={"miss_rate": False},
+        labels={"perturbation": "φ2"},
+    )
     return UnitResult(**{**base, **over})
 
 
@@ -49,15 +61,33 @@ def test_an_old_shaped_row_without_the_new_fields_still_loads(tmp_path):
     extra metrics and params. It loads, with empty references (titles kept)."""
     db = tmp_path / "r.sqlite"
     Store(f"sqlite:///{db}")  # creates the tables
-    row = {"key": "o" * 32, "unit": "demo:t/barcode(n=27)/p/m#1", "dataset": "demo", "task": "t",
-           "representation": "barcode(n=27)", "perturbation": "p", "model": "m", "seed": 1,
-           "metric": "accuracy", "value": 0.5, "valid_value": 0.4, "n_train": 10, "n_valid": 2, "n_test": 3,
-           "n_trials": 1, "fit_seconds": 0.1, "device": "cpu", "finished": 1.0, "superseded": 0,
-           "body": json.dumps({"extra": {"roc_auc": 0.6}, "params": {"depth": 3}})}
+    row = {
+        "key": "o" * 32,
+        "unit": "demo:t/barcode(n=27)/p/m#1",
+        "dataset": "demo",
+        "task": "t",
+        "representation": "barcode(n=27)",
+        "perturbation": "p",
+        "model": "m",
+        "seed": 1,
+        "metric": "accuracy",
+        "value": 0.5,
+        "valid_value": 0.4,
+        "n_train": 10,
+        "n_valid": 2,
+        "n_test": 3,
+        "n_trials": 1,
+        "fit_seconds": 0.1,
+        "device": "cpu",
+        "finished": 1.0,
+        "superseded": 0,
+        "body": json.dumps({"extra": {"roc_auc": 0.6}, "params": {"depth": 3}}),
+    }
     assert set(row) == {c.name for c in RESULTS.columns} - {"checksum"}  # old rows have none (NULL)
     with sqlite3.connect(db) as con:
-        con.execute(f"INSERT INTO harness_results ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                    list(row.values()))
+        con.execute(
+            f"INSERT INTO harness_results ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+        )
     (r,) = Store(f"sqlite:///{db}").results()
     assert r.labels == {} and r.directions == {} and r.identity == {} and r.extra == {"roc_auc": 0.6}
     assert r.entry("representation") == EntryRef("", {}, "", "barcode(n=27)", "")
@@ -66,8 +96,8 @@ def test_an_old_shaped_row_without_the_new_fields_still_loads(tmp_path):
 
 def test_the_axes_are_the_records_title_fields_in_order():
     names = [f.name for f in UnitResult.__dataclass_fields__.values()]
-    assert AXES == ("dataset", *COMBINATION_AXES) and names[2:2 + len(AXES)] == list(AXES)
-    assert [c.name for c in RESULTS.columns][2:2 + len(AXES)] == list(AXES)
+    assert AXES == ("dataset", *COMBINATION_AXES) and names[2 : 2 + len(AXES)] == list(AXES)
+    assert [c.name for c in RESULTS.columns][2 : 2 + len(AXES)] == list(AXES)
 
 
 # ----------------------------------------------------------------- the core names no plugin
@@ -82,8 +112,12 @@ def _builtin_names() -> set[str]:
     from harness.services import registry
 
     reg = registry.load([], entry_points=True)
-    return {n for entries in reg.entries.values() for n, e in entries.items()
-            if e.cls.__module__.split(".")[0] == "harness_plugins"}
+    return {
+        n
+        for entries in reg.entries.values()
+        for n, e in entries.items()
+        if e.cls.__module__.split(".")[0] == "harness_plugins"
+    }
 
 
 def _core_vocabulary() -> tuple[set[str], set[str]]:
@@ -118,9 +152,14 @@ def _core_vocabulary() -> tuple[set[str], set[str]]:
 
 def _strings(tree: ast.AST) -> list[ast.Constant]:
     """String constants that are not docstrings (comments are not in the tree)."""
-    docs = {id(node.body[0].value) for node in ast.walk(tree)
-            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    docs = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
     return [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
 
 
@@ -156,8 +195,9 @@ def plugin_names_in_core() -> set[tuple[str, str, int]]:
                 continue
             parts = [node.left, *node.comparators]
             consts = {c.value for p in parts for c in ast.walk(p) if isinstance(c, ast.Constant)}
-            others = " ".join(ast.unparse(p) for p in parts if not isinstance(p, (ast.Constant, ast.Tuple,
-                                                                                   ast.List, ast.Set)))
+            others = " ".join(
+                ast.unparse(p) for p in parts if not isinstance(p, (ast.Constant, ast.Tuple, ast.List, ast.Set))
+            )
             for n in (names & literals) & consts:
                 if axes.search(others):
                     found.add((module, n, node.lineno))
@@ -174,15 +214,21 @@ def test_the_plugin_name_check_catches_what_it_says(tmp_path, monkeypatch):
     """The check run on a core that names plugins the ways it looks for."""
     bad = tmp_path / "harness"
     bad.mkdir()
-    (bad / "m.py").write_text('"""Docstrings may say random_scale and none."""\n'
-                              'PHI = {"random_scale": 2}\n'
-                              'def f(r, group_by):\n'
-                              '    """none, nd_cloud"""\n'
-                              '    ok = group_by == "none"  # a config value\n'
-                              '    return r.perturbation == "none" or r.name.startswith("nd_") or "e.g. xrd_cloud(n=27)"\n')
+    (bad / "m.py").write_text(
+        '"""Docstrings may say random_scale and none."""\n'
+        'PHI = {"random_scale": 2}\n'
+        "def f(r, group_by):\n"
+        '    """none, nd_cloud"""\n'
+        '    ok = group_by == "none"  # a config value\n'
+        '    return r.perturbation == "none" or r.name.startswith("nd_") or "e.g. xrd_cloud(n=27)"\n'
+    )
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert {(n, line) for _, n, line in plugin_names_in_core()} == {
-        ("random_scale", 2), ("none", 6), ("nd_cloud", 6), ("xrd_cloud", 6)}
+        ("random_scale", 2),
+        ("none", 6),
+        ("nd_cloud", 6),
+        ("xrd_cloud", 6),
+    }
 
 
 def test_the_report_names_variants_by_the_labels_entries_declared():
@@ -238,8 +284,13 @@ results = "out"
 
 def _cache_entries(root: Path) -> set[str]:
     """What featurisation leaves in a cache: feature chunks and the studies' inputs files."""
-    return {str(p.relative_to(root)) for folder in ("features", "inputs") if (root / folder).is_dir()
-            for p in (root / folder).rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(root))
+        for folder in ("features", "inputs")
+        if (root / folder).is_dir()
+        for p in (root / folder).rglob("*")
+        if p.is_file()
+    }
 
 
 def test_featurize_config_prepares_exactly_what_run_would(tmp_path, monkeypatch, capsys):
@@ -284,8 +335,14 @@ def test_the_plan_never_writes_a_store_that_holds_done_and_superseded_results(tm
     from harness.plan.plan import make_plan
     import toy_plugin
 
-    conf = config.parse({"tasks": ["toy_system"], "representations": ["ratios", "corners"], "models": ["centroids"],
-                         "run": {"trials": 1, "seeds": [0], "workers": 1}})
+    conf = config.parse(
+        {
+            "tasks": ["toy_system"],
+            "representations": ["ratios", "corners"],
+            "models": ["centroids"],
+            "run": {"trials": 1, "seeds": [0], "workers": 1},
+        }
+    )
     reg = registry.load([toy_plugin], entry_points=False)
     store = Store(f"sqlite:///{tmp_path}/r.sqlite")
     first = make_plan(conf, reg, store, Console(quiet=True))
@@ -299,8 +356,11 @@ def test_the_plan_never_writes_a_store_that_holds_done_and_superseded_results(tm
     for name in ("add", "_add", "supersede", "claim", "heartbeat", "release", "optuna_storage"):
         monkeypatch.setattr(store, name, lambda *a, _n=name, **k: pytest.fail(f"the plan called store.{_n}"))
     statements: list[str] = []
-    sa.event.listen(store.engine, "before_cursor_execute",
-                    lambda conn, cursor, sql, *rest: statements.append(sql.strip().split()[0].upper()))
+    sa.event.listen(
+        store.engine,
+        "before_cursor_execute",
+        lambda conn, cursor, sql, *rest: statements.append(sql.strip().split()[0].upper()),
+    )
     plan = make_plan(conf, reg, store, Console(quiet=True))
     assert statements and set(statements) <= {"SELECT", "PRAGMA"}, statements
     assert not set(statements) & set(WRITES)

@@ -45,9 +45,12 @@ def _imports(path: Path, modules: set[str]) -> list[tuple[int, str]]:
 def _upward_imports(core: Path = CORE) -> list[str]:
     files = [p for p in core.rglob("*.py") if "__pycache__" not in p.parts]
     modules = {_module(p, core) for p in files}
-    return [f"{_module(p, core)} (layer {_layer(_module(p, core))}) imports {target} (layer {_layer(target)}), "
-            f"line {line}" for p in files for line, target in _imports(p, modules)
-            if _layer(target) > _layer(_module(p, core))]
+    return [
+        f"{_module(p, core)} (layer {_layer(_module(p, core))}) imports {target} (layer {_layer(target)}), line {line}"
+        for p in files
+        for line, target in _imports(p, modules)
+        if _layer(target) > _layer(_module(p, core))
+    ]
 
 
 def test_every_folder_of_the_core_has_a_layer():

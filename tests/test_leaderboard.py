@@ -18,10 +18,21 @@ from harness.services.store import Store, UnitResult, location_of
 def _result(model, seed, y, proba, task="trigonal_vs_hexagonal", metric="roc_auc", **extra):
     ids = [f"m{i}" for i in range(len(y))]
     return UnitResult(
-        unit=f"demo:{task}/xrd_cloud/none/{model}#{seed}", key=f"{task}/{model}#{seed}", dataset="demo", task=task,
-        representation="xrd_cloud", perturbation="none", model=model, seed=seed, metric=metric,
-        value=metrics.get(metric)(np.asarray(y), np.asarray(proba)), n_test=len(y), fit_seconds=1.0 + seed,
-        predictions={"ids": ids, "y": list(map(int, y)), "proba": np.asarray(proba).tolist()}, **extra)
+        unit=f"demo:{task}/xrd_cloud/none/{model}#{seed}",
+        key=f"{task}/{model}#{seed}",
+        dataset="demo",
+        task=task,
+        representation="xrd_cloud",
+        perturbation="none",
+        model=model,
+        seed=seed,
+        metric=metric,
+        value=metrics.get(metric)(np.asarray(y), np.asarray(proba)),
+        n_test=len(y),
+        fit_seconds=1.0 + seed,
+        predictions={"ids": ids, "y": list(map(int, y)), "proba": np.asarray(proba).tolist()},
+        **extra,
+    )
 
 
 def _scores(y, quality, rng):
@@ -62,8 +73,12 @@ def test_every_format_shows_the_interval_and_the_mark(three_models, tmp_path):
     assert "| 95% CI | vs best |" in md and md.count("≈ p=") == 1 and "| best |" in md
     assert f"[{rows[0]['ci_low']:.3f}, {rows[0]['ci_high']:.3f}]" in md
     header = leaderboard.to_csv(rows).splitlines()[0].split(",")
-    assert header[:10] == ["dataset", "task", "representation", "perturbation", "model", "metric", "mean", "std",
-                           "ci_low", "ci_high"] and "vs_best" in header and "p_vs_best" in header
+    assert (
+        header[:10]
+        == ["dataset", "task", "representation", "perturbation", "model", "metric", "mean", "std", "ci_low", "ci_high"]
+        and "vs_best" in header
+        and "p_vs_best" in header
+    )
     parsed = json.loads(leaderboard.to_json(rows))
     assert [r["vs_best"] for r in parsed] == ["best", "tied", "worse"] and parsed[0]["p_vs_best"] is None
     console = Console(record=True, width=200)
@@ -79,12 +94,23 @@ def test_every_format_shows_the_interval_and_the_mark(three_models, tmp_path):
 
 def test_results_without_predictions_fall_back_to_seeds():
     def plain(model, seed, value):
-        return UnitResult(unit=f"d:t/r/none/{model}#{seed}", key=f"{model}#{seed}", dataset="d", task="t",
-                          representation="r", perturbation="none", model=model, seed=seed, metric="roc_auc",
-                          value=value)
+        return UnitResult(
+            unit=f"d:t/r/none/{model}#{seed}",
+            key=f"{model}#{seed}",
+            dataset="d",
+            task="t",
+            representation="r",
+            perturbation="none",
+            model=model,
+            seed=seed,
+            metric="roc_auc",
+            value=value,
+        )
 
-    rows = leaderboard.build([plain("a", s, v) for s, v in enumerate([0.80, 0.85, 0.90])]
-                             + [plain("b", s, v) for s, v in enumerate([0.60, 0.62, 0.61])])
+    rows = leaderboard.build(
+        [plain("a", s, v) for s, v in enumerate([0.80, 0.85, 0.90])]
+        + [plain("b", s, v) for s, v in enumerate([0.60, 0.62, 0.61])]
+    )
     assert rows[0]["ci_method"] == stats.T_ONLY and rows[0]["ci_low"] == pytest.approx(0.85 - 0.12421, abs=1e-5)
     assert rows[1]["vs_best"] == "worse"  # paired t over the three seeds
     assert "(t)" in leaderboard.markdown(rows)
@@ -123,8 +149,9 @@ def test_two_identical_runs_write_byte_identical_leaderboards(tmp_path):
     assert (a / "timings.csv").exists()
     stored = next(Store(location_of(None, a)).results())
     assert len(stored.predictions["ids"]) == stored.n_test == len(stored.predictions["proba"])
-    assert metrics.get(stored.metric)(np.array(stored.predictions["y"]), np.array(stored.predictions["proba"])) \
-        == pytest.approx(stored.value)
+    assert metrics.get(stored.metric)(
+        np.array(stored.predictions["y"]), np.array(stored.predictions["proba"])
+    ) == pytest.approx(stored.value)
 
 
 def test_bootstraps_are_remembered_and_read_back_unchanged(three_models, monkeypatch):
@@ -140,9 +167,18 @@ def test_bootstraps_are_remembered_and_read_back_unchanged(three_models, monkeyp
 
 def test_a_loss_ranks_lowest_first():
     def plain(model, seed, value):
-        return UnitResult(unit=f"d:t/r/none/{model}#{seed}", key=f"{model}#{seed}", dataset="d", task="t",
-                          representation="r", perturbation="none", model=model, seed=seed, metric="log_loss",
-                          value=value)
+        return UnitResult(
+            unit=f"d:t/r/none/{model}#{seed}",
+            key=f"{model}#{seed}",
+            dataset="d",
+            task="t",
+            representation="r",
+            perturbation="none",
+            model=model,
+            seed=seed,
+            metric="log_loss",
+            value=value,
+        )
 
     rows = leaderboard.build([plain("a", s, 0.9) for s in range(2)] + [plain("b", s, 0.3) for s in range(2)])
     assert [r["model"] for r in rows] == ["b", "a"]

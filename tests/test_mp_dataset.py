@@ -54,8 +54,19 @@ def make_docs(n: int = 10):
         s = structures()[i % 3]
         system, number = ("Hexagonal", 194) if i % 3 == 2 else ("Cubic", 221)
         k = None if i % 4 == 0 else 50.0 + i
-        docs.append(summary_doc(f"mp-{i}", s, band_gap=0.5 * (i % 2), k_vrh=k, g_vrh=20.0 + i,
-                                e_above_hull=0.01 * i, crystal_system=system, number=number, icsd=[f"icsd-{i}"]))
+        docs.append(
+            summary_doc(
+                f"mp-{i}",
+                s,
+                band_gap=0.5 * (i % 2),
+                k_vrh=k,
+                g_vrh=20.0 + i,
+                e_above_hull=0.01 * i,
+                crystal_system=system,
+                number=number,
+                icsd=[f"icsd-{i}"],
+            )
+        )
     return docs
 
 
@@ -75,8 +86,15 @@ def test_load_downloads_in_chunks_and_names_props_as_tasks_read_them(server, tmp
     by_id = {m.id: m for m in materials}
     p = by_id["mp-5"].props
     assert p == {
-        "band_gap": 0.5, "is_metal": False, "k_vrh": 55.0, "g_vrh": 25.0, "e_above_hull": pytest.approx(0.05),
-        "crystal_system": "Hexagonal", "spacegroup": 194, "formula": "Mg", "icsd_ids": ["icsd-5"],
+        "band_gap": 0.5,
+        "is_metal": False,
+        "k_vrh": 55.0,
+        "g_vrh": 25.0,
+        "e_above_hull": pytest.approx(0.05),
+        "crystal_system": "Hexagonal",
+        "spacegroup": 194,
+        "formula": "Mg",
+        "icsd_ids": ["icsd-5"],
     }
     assert by_id["mp-4"].props["k_vrh"] is None  # no elastic data
     assert by_id["mp-3"].structure == structures()[0]
@@ -130,9 +148,12 @@ def test_limit_downloads_a_seeded_stratified_sample_not_the_first_materials(tmp_
     for d in docs[:20]:  # the first 20 listed all metals, as a sorted export would be
         d["band_gap"], d["is_metal"] = 0.0, True
     with FakeMP(docs, KEY) as fake:
+
         def draw(seed, folder):
-            return MPDataset(endpoint=fake.endpoint, chunk_size=50, limit=30, stratify="is_metal",
-                             sample_seed=seed).load(LoadContext(tmp_path / folder))
+            return MPDataset(
+                endpoint=fake.endpoint, chunk_size=50, limit=30, stratify="is_metal", sample_seed=seed
+            ).load(LoadContext(tmp_path / folder))
+
         a, again, other = draw(0, "a"), draw(0, "b"), draw(1, "c")
         fetched = [r for r in fake.summary_requests() if "material_ids" in r]
     whole = sum(d["is_metal"] for d in docs) / len(docs)  # 40 of 60

@@ -185,7 +185,9 @@ def test_pointnet_learns_a_tiny_problem():
 
 def test_attention_pool_learns_a_tiny_problem():
     params = {**SMALL, "attention_layers": 2, "heads": 4}
-    model = AttentionPool(max_epochs=25, patience=25, **params).fit(intensity_task(300, 0), intensity_task(60, 1), ctx())
+    model = AttentionPool(max_epochs=25, patience=25, **params).fit(
+        intensity_task(300, 0), intensity_task(60, 1), ctx()
+    )
     test = intensity_task(100, 2)
     assert accuracy(test.y, model.predict_proba(test.X)) > 0.85
 
@@ -213,8 +215,10 @@ def test_unfitted_model_pickles_and_refuses_to_predict():
         clone.predict_proba([np.zeros((3, 4), np.float32)])
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device"))])
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))],
+)
 @pytest.mark.parametrize("cls", [PointNet, AttentionPool, E3NN])
 def test_model_lives_on_the_requested_device(cls, device, mixed):
     train, valid = mixed

@@ -44,10 +44,12 @@ class PlainNet(TorchModel):
         class Net(torch.nn.Module):
             def __init__(self):
                 super().__init__()
-                self.point = torch.nn.Sequential(torch.nn.Linear(in_dim, 16), torch.nn.ReLU(),
-                                                 torch.nn.Linear(16, 16), torch.nn.ReLU())
-                self.head = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU(),
-                                                torch.nn.Linear(16, n_classes))
+                self.point = torch.nn.Sequential(
+                    torch.nn.Linear(in_dim, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU()
+                )
+                self.head = torch.nn.Sequential(
+                    torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, n_classes)
+                )
 
             def forward(self, clouds):
                 return self.head(max_pool(self.point(clouds.x), clouds))
@@ -87,8 +89,9 @@ def assert_same_fit(a: TorchModel, b: TorchModel, X, weights: float | None, prob
 def test_batched_fits_equal_separate_fits_without_batchnorm(optimizer, lr):
     # plateau halves some members' learning rates and not others'; patience stops members
     # at different epochs (they are taken out of the stack, frozen)
-    model = PlainNet(optimizer=optimizer, lr=lr, max_epochs=12, patience=2, batch_size=8,
-                     augment_rotation=0.5, plateau_patience=1)
+    model = PlainNet(
+        optimizer=optimizer, lr=lr, max_epochs=12, patience=2, batch_size=8, augment_rotation=0.5, plateau_patience=1
+    )
     fits = fits_of(4)
     alone, together = separate(model, fits), model.fit_many(fits)
     X = lattice_clouds(9, 1, seed=99)
@@ -99,8 +102,9 @@ def test_batched_fits_equal_separate_fits_without_batchnorm(optimizer, lr):
 
 
 def test_batched_pointnet_matches_separate_fits_with_per_member_batchnorm():
-    model = PointNet(max_epochs=6, patience=2, batch_size=16, augment_rotation=0.5, plateau_patience=1,
-                     normalize_scale=True, **SMALL)
+    model = PointNet(
+        max_epochs=6, patience=2, batch_size=16, augment_rotation=0.5, plateau_patience=1, normalize_scale=True, **SMALL
+    )
     fits = fits_of(3)
     alone, together = separate(model, fits), model.fit_many(fits)
     X = lattice_clouds(9, 1, seed=99)
@@ -138,6 +142,7 @@ def test_a_pruned_member_stops_alone_and_the_others_are_untouched():
         def report(step, value):
             if seed == 1 and step == 1:
                 raise Pruned()
+
         return report
 
     model = PlainNet(max_epochs=4, patience=10, batch_size=8)
@@ -156,8 +161,9 @@ def test_networks_with_dropout_or_other_lengths_fit_one_by_one_and_equal_separat
 
     calls = []
     real = batched.train_batched
-    monkeypatch.setattr(batched, "train_batched", lambda members, *a, **k: calls.append(len(members)) or
-                        real(members, *a, **k))
+    monkeypatch.setattr(
+        batched, "train_batched", lambda members, *a, **k: calls.append(len(members)) or real(members, *a, **k)
+    )
     dropout = PointNet(max_epochs=2, batch_size=16, **{**SMALL, "dropout": 0.2})
     fits = fits_of(2)
     X = lattice_clouds(5, 1, seed=97)
@@ -202,8 +208,14 @@ def test_the_gpu_check_runs_on_cpu_at_tiny_size(tmp_path):
     if not data.is_file():
         pytest.skip(f"shared data not found at {data}")
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "perf/device/check.py", "--device", "cpu", "--tiny", "--data", str(data)],
-                         check=False, cwd=root, capture_output=True, text=True, env={**os.environ, "HARNESS_CACHE_DIR": str(tmp_path)})
+    out = subprocess.run(
+        [sys.executable, "perf/device/check.py", "--device", "cpu", "--tiny", "--data", str(data)],
+        check=False,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HARNESS_CACHE_DIR": str(tmp_path)},
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "4 of 4 stages ok" in out.stdout
     assert "batched vs sequential: " in out.stdout and "metallicity study: exit 0" in out.stdout
@@ -251,8 +263,16 @@ def test_compiled_batched_fits_equal_eager_ones():
 def test_with_batch_studies_a_fit_alone_is_bit_equal_to_the_same_fit_in_any_batch():
     """What makes packing deterministic and resumable: a study's numbers do not depend on
     its batch-mates (which seeds are left after a cut, how the executor grouped them)."""
-    kw = dict(max_epochs=8, patience=2, batch_size=16, augment_rotation=0.5, plateau_patience=1,
-              normalize_scale=True, batch_studies=True, **SMALL)
+    kw = dict(
+        max_epochs=8,
+        patience=2,
+        batch_size=16,
+        augment_rotation=0.5,
+        plateau_patience=1,
+        normalize_scale=True,
+        batch_studies=True,
+        **SMALL,
+    )
     fits = fits_of(3)
     alone = PointNet(**kw).fit(*fits[0])
     in_three = PointNet(**kw).fit_many(fits)[0]

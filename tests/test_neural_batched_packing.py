@@ -147,19 +147,28 @@ def _specs(model_settings: dict, seeds=(0, 1, 2), perturbations=("identity", "no
     reg = registry.load(["toy_plugin"])
     out = []
     for pert in perturbations:
-        combo = Combination(reg.create("task", "toy_system"), reg.create("representation", "corners"),
-                            reg.create("perturbation", pert), reg.create("model", "pointnet", model_settings))
-        out += [StudySpec(f"{pert}{s}", f"toy:{combo.id}#{s}", "toy", combo, s, 2, timeout, inputs="x.inputs")
-                for s in seeds]
+        combo = Combination(
+            reg.create("task", "toy_system"),
+            reg.create("representation", "corners"),
+            reg.create("perturbation", pert),
+            reg.create("model", "pointnet", model_settings),
+        )
+        out += [
+            StudySpec(f"{pert}{s}", f"toy:{combo.id}#{s}", "toy", combo, s, 2, timeout, inputs="x.inputs")
+            for s in seeds
+        ]
     return out
 
 
-@pytest.mark.parametrize("settings, timeout, sizes", [
-    ({"batch_studies": True}, None, [2, 1, 2, 1]),  # a combination's seeds, at most `most` at a time
-    ({"batch_studies": True}, 60.0, [1] * 6),  # a study with a deadline trains alone
-    ({}, None, [1] * 6),  # without batch_studies a study's numbers would depend on its pack
-    ({"batch_studies": True, "memory_mb": 600}, None, [1] * 6),  # 1000 MiB budget: one study's worth
-])
+@pytest.mark.parametrize(
+    "settings, timeout, sizes",
+    [
+        ({"batch_studies": True}, None, [2, 1, 2, 1]),  # a combination's seeds, at most `most` at a time
+        ({"batch_studies": True}, 60.0, [1] * 6),  # a study with a deadline trains alone
+        ({}, None, [1] * 6),  # without batch_studies a study's numbers would depend on its pack
+        ({"batch_studies": True, "memory_mb": 600}, None, [1] * 6),  # 1000 MiB budget: one study's worth
+    ],
+)
 def test_the_packer_takes_every_claimed_study_once_in_packs_of_one_combination(settings, timeout, sizes):
     from harness.execute.executors.base import Packer, pack_key, pack_size
 

@@ -209,8 +209,9 @@ def test_compiled_network_predicts_like_the_eager_one():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_on_cuda_the_same_seed_gives_the_same_metric_within_tolerance():
     train, valid = samples(lattice_clouds(256, 1, seed=15)), samples(lattice_clouds(64, 1, seed=16))
-    scores = [PointNet(max_epochs=3, **SMALL).fit(train, valid, ctx(device="cuda")).history_.best_score
-              for _ in range(2)]
+    scores = [
+        PointNet(max_epochs=3, **SMALL).fit(train, valid, ctx(device="cuda")).history_.best_score for _ in range(2)
+    ]
     assert abs(scores[0] - scores[1]) <= 0.02
 
 

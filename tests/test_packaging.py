@@ -70,11 +70,17 @@ def fresh_env(wheel, tmp_path_factory) -> dict[str, str]:
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    result = run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q",
-                  str(wheel)], venv)
+    result = run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        venv,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     dependencies = [p for p in site.getsitepackages() if Path(p).is_dir()]
     (Path(purelib) / "_dependencies.pth").write_text("\n".join(dependencies) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
@@ -113,9 +119,15 @@ def test_run_takes_a_config_or_demo(argv, capsys):
 @pytest.mark.slow
 def test_installed_harness_runs_without_a_checkout(fresh_env, tmp_path):
     harness = Path(fresh_env["VENV"]) / "bin" / "harness"
-    where = run([str(Path(fresh_env["VENV"]) / "bin" / "python"), "-c",
-                 "import harness, harness_plugins.models.neural.nets as n; print(harness.__file__, n.__file__)"],
-                tmp_path, fresh_env)
+    where = run(
+        [
+            str(Path(fresh_env["VENV"]) / "bin" / "python"),
+            "-c",
+            "import harness, harness_plugins.models.neural.nets as n; print(harness.__file__, n.__file__)",
+        ],
+        tmp_path,
+        fresh_env,
+    )
     assert where.returncode == 0, where.stderr
     assert all(path.startswith(fresh_env["VENV"]) for path in where.stdout.split()), where.stdout
 
@@ -131,8 +143,9 @@ def test_installed_harness_runs_without_a_checkout(fresh_env, tmp_path):
     assert "no such file" not in demo.stderr.lower()
 
     config = write_tiny_neural_benchmark(tmp_path)
-    trained = run([str(harness), "run", str(config), "--trials", "1", "--seeds", "0", "--workers", "1"],
-                  tmp_path, fresh_env)
+    trained = run(
+        [str(harness), "run", str(config), "--trials", "1", "--seeds", "0", "--workers", "1"], tmp_path, fresh_env
+    )
     assert trained.returncode == 0, (trained.stdout + trained.stderr)[-3000:]
     assert "pointnet" in trained.stdout
     assert (tmp_path / "results" / "tiny" / "results.sqlite").is_file()
@@ -159,7 +172,7 @@ def write_tiny_neural_benchmark(folder: Path) -> Path:
         'perturbations = ["none"]\n'
         'models = ["pointnet"]\n'
         '[dataset]\nname = "file"\npath = "tiny.csv"\n'
-        '[settings.pointnet]\ntune = false\nmax_epochs = 2\n'
+        "[settings.pointnet]\ntune = false\nmax_epochs = 2\n"
         '[run]\nresults = "results/tiny"\n'
     )
     return config

@@ -50,7 +50,8 @@ sys.meta_path.insert(0, Block())
 def test_the_demo_runs_without_mp_api(tmp_path):
     """As after `pip install harness` without [mp]: mp_api cannot be imported at all."""
     cfg = tmp_path / "demo.toml"
-    cfg.write_text(textwrap.dedent(f"""
+    cfg.write_text(
+        textwrap.dedent(f"""
         tasks = ["crystal_system"]
         representations = [{{name = "barcode", n = 27}}]
         perturbations = ["none"]
@@ -62,18 +63,21 @@ def test_the_demo_runs_without_mp_api(tmp_path):
         trials = 1
         seeds = [0]
         workers = 1
-        results = "{tmp_path / 'out'}"
-    """))
+        results = "{tmp_path / "out"}"
+    """)
+    )
     script = BLOCK_MP + textwrap.dedent(f"""
         from harness.cli import main
         assert main(["list"]) == 0
         assert main(["run", {str(cfg)!r}]) == 0
-        assert main(["leaderboard", {str(tmp_path / 'out')!r}]) == 0
+        assert main(["leaderboard", {str(tmp_path / "out")!r}]) == 0
         assert not tried, tried
         assert not any(m.startswith("mp_api") for m in sys.modules)
         print("OK without mp_api")
     """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "OK without mp_api" in done.stdout
 

@@ -13,9 +13,19 @@ import time
 import pytest
 
 from harness.cli import main
-from servers import (CONFIG, N_STUDIES, TRIALS, finish, finished_trials, free_port, outcome, postgres,  # noqa: F401
-                     reference, reference_run, start_run)
-
+from servers import (
+    CONFIG,
+    N_STUDIES,
+    TRIALS,
+    finish,
+    finished_trials,
+    free_port,
+    outcome,
+    postgres,  # noqa: F401
+    reference,
+    reference_run,
+    start_run,
+)
 
 
 def test_an_unreachable_database_is_one_line_naming_host_port_database_and_the_fix(tmp_path, capsys):

@@ -14,10 +14,16 @@ CU = 1.5418
 STRUCTURES = {
     "NaCl": Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
     "Si": Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.43), ["Si"], [[0, 0, 0]]),
-    "TiO2": Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.59, 2.96), ["Ti", "O"], [[0, 0, 0], [0.305, 0.305, 0]]),
-    "ZnO": Structure.from_spacegroup("P6_3mc", Lattice.hexagonal(3.25, 5.21), ["Zn", "O"], [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]]),
+    "TiO2": Structure.from_spacegroup(
+        "P4_2/mnm", Lattice.tetragonal(4.59, 2.96), ["Ti", "O"], [[0, 0, 0], [0.305, 0.305, 0]]
+    ),
+    "ZnO": Structure.from_spacegroup(
+        "P6_3mc", Lattice.hexagonal(3.25, 5.21), ["Zn", "O"], [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]]
+    ),
     "ZnSO": Structure.from_spacegroup(
-        "P2_1/c", Lattice.from_parameters(5.3, 6.1, 7.4, 90, 101, 90), ["Zn", "S", "O"],
+        "P2_1/c",
+        Lattice.from_parameters(5.3, 6.1, 7.4, 90, 101, 90),
+        ["Zn", "S", "O"],
         [[0.137, 0.211, 0.083], [0.383, 0.071, 0.331], [0.251, 0.412, 0.177]],
     ),
 }

@@ -59,17 +59,50 @@ def test_predict_reproduces_the_stored_test_predictions_of_a_perturbed_toy_run(t
     assert main(["run", str(cfg)]) == 0
     stored = _stored(tmp_path / "out")
     assert len(stored) == 4
-    predicted = _predicted(capsys, ["--plugin", "toy_plugin", "predict", str(tmp_path / "out"),
-                                    "--dataset", "toy", "--format", "json"])
+    predicted = _predicted(
+        capsys, ["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy", "--format", "json"]
+    )
     _assert_reproduces(stored, predicted)
     # The noise draws are what they seem: a study's seed decides them, so seeds differ.
-    one = _predicted(capsys, ["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy",
-                              "--format", "json", "--seed", "1", "--only", "*/corners/*"])
+    one = _predicted(
+        capsys,
+        [
+            "--plugin",
+            "toy_plugin",
+            "predict",
+            str(tmp_path / "out"),
+            "--dataset",
+            "toy",
+            "--format",
+            "json",
+            "--seed",
+            "1",
+            "--only",
+            "*/corners/*",
+        ],
+    )
     assert [p["seed"] for p in one] == [1] and "corners" in one[0]["study"]
     # Crystals that cannot be featurised are counted, never dropped silently.
     capsys.readouterr()
-    assert main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy", "--set", "bad=3",
-                 "--only", "*/ratios*/*", "--seed", "0"]) == 0
+    assert (
+        main(
+            [
+                "--plugin",
+                "toy_plugin",
+                "predict",
+                str(tmp_path / "out"),
+                "--dataset",
+                "toy",
+                "--set",
+                "bad=3",
+                "--only",
+                "*/ratios*/*",
+                "--seed",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "3 materials not predicted (3 skipped: dummy species: 3)" in capsys.readouterr().out
 
 
@@ -78,8 +111,9 @@ def _crystals(rng, n, start):
     rows = []
     for i in range(start, start + n):
         if i % 2:
-            s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(rng.uniform(5.2, 5.9)), ["Na", "Cl"],
-                                          [[0, 0, 0], [0.5, 0.5, 0.5]])
+            s = Structure.from_spacegroup(
+                "Fm-3m", Lattice.cubic(rng.uniform(5.2, 5.9)), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+            )
             gap = rng.uniform(0.5, 5)
         else:
             s = Structure(Lattice.cubic(rng.uniform(2.7, 3.1)), ["Fe", "Fe"], [[0, 0, 0], [0.5, 0.5, 0.5]])
@@ -124,14 +158,26 @@ def test_predict_on_users_files_reproduces_a_forest_trained_on_a_shipped_split(t
     stored = _stored(tmp_path / "out")
     for r in stored.values():  # the shipped split is honoured: test.csv is the test split
         assert sorted(r.predictions["ids"]) == sorted(f"m-{i}" for i in range(60, 80))
-    predicted = _predicted(capsys, ["predict", str(tmp_path / "out"), "--dataset", "file",
-                                    "--set", f'path=["{train}", "{test}"]', "--format", "json"])
+    predicted = _predicted(
+        capsys,
+        [
+            "predict",
+            str(tmp_path / "out"),
+            "--dataset",
+            "file",
+            "--set",
+            f'path=["{train}", "{test}"]',
+            "--format",
+            "json",
+        ],
+    )
     _assert_reproduces(stored, predicted)
 
     # One new structure file: no band gap in a CIF, so no true label; a prediction all the same.
     cif = tmp_path / "NaCl.cif"
     Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
-        filename=str(cif))
+        filename=str(cif)
+    )
     capsys.readouterr()
     assert main(["predict", str(tmp_path / "out"), str(cif), "--seed", "0", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -143,11 +189,17 @@ def test_predict_names_what_is_missing(tmp_path, capsys):
     assert main(["predict", str(tmp_path)]) == 2
     assert "no results in" in capsys.readouterr().err
     cfg = tmp_path / "toy.toml"
-    cfg.write_text(TOY.format(results=tmp_path / "out").replace("seeds = [0, 1]", "seeds = [0]")
-                   .replace('"ratios", "corners"', '"ratios"'))
+    cfg.write_text(
+        TOY.format(results=tmp_path / "out")
+        .replace("seeds = [0, 1]", "seeds = [0]")
+        .replace('"ratios", "corners"', '"ratios"')
+    )
     assert main(["run", str(cfg)]) == 0
     capsys.readouterr()
-    assert main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--only", "nothing/*", "--dataset", "toy"]) == 2
+    assert (
+        main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--only", "nothing/*", "--dataset", "toy"])
+        == 2
+    )
     assert "no stored study matches --only nothing/*" in capsys.readouterr().err
     assert main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), str(tmp_path / "absent.cif")]) == 2
     assert "cannot read structure" in capsys.readouterr().err

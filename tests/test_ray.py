@@ -14,8 +14,21 @@ from pathlib import Path
 import psutil
 import pytest
 
-from servers import (CONFIG, N_STUDIES, TRIALS, RayCluster, finish, finished_trials, free_port, outcome,  # noqa: F401
-                     postgres, reference, reference_run, run_env, start_run)
+from servers import (
+    CONFIG,
+    N_STUDIES,
+    TRIALS,
+    RayCluster,
+    finish,
+    finished_trials,
+    free_port,
+    outcome,  # noqa: F401
+    postgres,
+    reference,
+    reference_run,
+    run_env,
+    start_run,
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +43,11 @@ def cluster(tmp_path_factory):
 
 
 def _ray_env(tmp_path: Path, cluster: RayCluster) -> dict:
-    return {**run_env(tmp_path), "RAY_AUTH_MODE": cluster.env["RAY_AUTH_MODE"],
-            "RAY_AUTH_TOKEN": cluster.env["RAY_AUTH_TOKEN"]}
+    return {
+        **run_env(tmp_path),
+        "RAY_AUTH_MODE": cluster.env["RAY_AUTH_MODE"],
+        "RAY_AUTH_TOKEN": cluster.env["RAY_AUTH_TOKEN"],
+    }
 
 
 def _board(folder: Path) -> list[dict]:
@@ -47,8 +63,9 @@ def test_a_local_run_never_imports_ray(tmp_path):
         "print('RAY' if 'ray' in sys.modules else 'NO RAY', code)"
     )
     (tmp_path / "bench.toml").write_text(CONFIG)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=run_env(tmp_path),
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=run_env(tmp_path), timeout=300
+    )
     assert out.stdout.strip().splitlines()[-1] == "NO RAY 0", out.stdout + out.stderr
 
 
@@ -67,18 +84,25 @@ def _spec(model: str):
     from harness.execute.study import StudySpec
 
     reg = registry.load(["toy_plugin"])
-    combo = Combination(reg.create("task", "toy_system"), reg.create("representation", "ratios"),
-                        reg.create("perturbation", "identity"), reg.create("model", model))
+    combo = Combination(
+        reg.create("task", "toy_system"),
+        reg.create("representation", "ratios"),
+        reg.create("perturbation", "identity"),
+        reg.create("model", model),
+    )
     return StudySpec("k", "u", "toy", combo, 0, 1, None)
 
 
-@pytest.mark.parametrize("model, device, gpus, asks, trains_on", [
-    ("pointnet", "auto", 2, 1, "cuda"),          # one GPU per neural study when there are GPUs
-    ("pointnet", "auto", 0, 0, "cpu"),           # none in the cluster: a CPU study
-    ("pointnet", "cpu", 2, 0, "cpu"),            # the config says CPU
-    ("random_forest", "auto", 2, 0, "cpu"),      # trees never hold a GPU
-    ("random_forest", "cuda", 0, 0, "cpu"),
-])
+@pytest.mark.parametrize(
+    "model, device, gpus, asks, trains_on",
+    [
+        ("pointnet", "auto", 2, 1, "cuda"),  # one GPU per neural study when there are GPUs
+        ("pointnet", "auto", 0, 0, "cpu"),  # none in the cluster: a CPU study
+        ("pointnet", "cpu", 2, 0, "cpu"),  # the config says CPU
+        ("random_forest", "auto", 2, 0, "cpu"),  # trees never hold a GPU
+        ("random_forest", "cuda", 0, 0, "cpu"),
+    ],
+)
 def test_a_neural_study_takes_one_gpu_when_the_cluster_has_gpus(model, device, gpus, asks, trains_on):
     from harness.execute.executors.ray import placement
 
@@ -97,8 +121,15 @@ def test_device_cuda_on_a_cluster_without_gpus_is_a_user_error():
 @pytest.mark.slow
 def test_an_unreachable_ray_cluster_is_one_clear_line(tmp_path):
     port = free_port()
-    proc = start_run(tmp_path / "run", tmp_path, "--executor", "ray", "--address", f"127.0.0.1:{port}",
-                     env={**run_env(tmp_path), "RAY_AUTH_MODE": "disabled"})
+    proc = start_run(
+        tmp_path / "run",
+        tmp_path,
+        "--executor",
+        "ray",
+        "--address",
+        f"127.0.0.1:{port}",
+        env={**run_env(tmp_path), "RAY_AUTH_MODE": "disabled"},
+    )
     try:
         out, _ = proc.communicate(timeout=120)
     finally:
@@ -111,11 +142,23 @@ def test_an_unreachable_ray_cluster_is_one_clear_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_two_node_ray_cluster_on_postgres_gives_the_local_leaderboard(tmp_path, cluster, postgres, reference,
-                                                                       reference_run):
+def test_a_two_node_ray_cluster_on_postgres_gives_the_local_leaderboard(
+    tmp_path, cluster, postgres, reference, reference_run
+):
     url = postgres.new_database()
-    out = finish(start_run(tmp_path / "ray", tmp_path, "--executor", "ray", "--address", cluster.address,
-                           "--storage", url, env=_ray_env(tmp_path, cluster)))
+    out = finish(
+        start_run(
+            tmp_path / "ray",
+            tmp_path,
+            "--executor",
+            "ray",
+            "--address",
+            cluster.address,
+            "--storage",
+            url,
+            env=_ray_env(tmp_path, cluster),
+        )
+    )
     assert out.count("  done ") == N_STUDIES
     assert outcome(url) == reference
     assert sorted(finished_trials(url).values()) == [TRIALS] * N_STUDIES
@@ -126,7 +169,8 @@ def test_a_two_node_ray_cluster_on_postgres_gives_the_local_leaderboard(tmp_path
 
 @pytest.mark.slow
 def test_a_driver_killed_mid_run_stops_its_tasks_and_a_rerun_finishes_with_the_same_numbers(
-        tmp_path, cluster, postgres, reference):
+    tmp_path, cluster, postgres, reference
+):
     url = postgres.new_database()
     args = ("--executor", "ray", "--address", cluster.address, "--storage", url)
     proc = start_run(tmp_path / "ray", tmp_path, *args, env=_ray_env(tmp_path, cluster))
@@ -154,8 +198,17 @@ def test_a_worker_node_killed_mid_study_costs_only_time(tmp_path, cluster, postg
     """Ray retries the study elsewhere; it resumes from its stored trials and finishes once,
     with the numbers of an uncut run."""
     url = postgres.new_database()
-    proc = start_run(tmp_path / "ray", tmp_path, "--executor", "ray", "--address", cluster.address,
-                     "--storage", url, env=_ray_env(tmp_path, cluster))
+    proc = start_run(
+        tmp_path / "ray",
+        tmp_path,
+        "--executor",
+        "ray",
+        "--address",
+        cluster.address,
+        "--storage",
+        url,
+        env=_ray_env(tmp_path, cluster),
+    )
     t0 = time.time()
     studying = []
     while time.time() - t0 < 300 and proc.poll() is None and not studying:

@@ -18,7 +18,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 def _section(title: str) -> str:
     start = README.index(f"## {title}")
     end = README.find("\n## ", start + 1)
-    return README[start:end if end > 0 else None]
+    return README[start : end if end > 0 else None]
 
 
 def test_the_readme_plugin_runs_and_its_model_predicts(tmp_path, capsys, monkeypatch):
@@ -60,13 +60,28 @@ size = 80
 trials = 2
 seeds = [0]
 workers = 1
-results = "{tmp_path / 'out'}"
+results = "{tmp_path / "out"}"
 """)
     monkeypatch.chdir(tmp_path)
     assert main(["--plugin", "./readme_plugin.py", "-q", "run", str(cfg)]) == 0
     capsys.readouterr()
-    assert main(["--plugin", "./readme_plugin.py", "predict", str(tmp_path / "out"), "--dataset", "random_cells",
-                 "--set", "size=80", "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "--plugin",
+                "./readme_plugin.py",
+                "predict",
+                str(tmp_path / "out"),
+                "--dataset",
+                "random_cells",
+                "--set",
+                "size=80",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     (study,) = json.loads(capsys.readouterr().out)
     assert len(study["materials"]) == 80 and study["classes"] == ["loose", "compact"]
 

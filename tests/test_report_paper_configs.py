@@ -45,6 +45,9 @@ def test_property_configs_sweep_n_and_the_four_perturbations(reg):
         assert {c.task.name for c in combos} == {"metallicity", "bulk_modulus", "shear_modulus", "stability"}
         assert {c.representation.n for c in combos} == {3, 4, 27, 125, 343}
         assert {c.perturbation.name for c in combos} == {"none", "random_scale", "systematic_absence"}
-        neutron = [c for c in combos if getattr(c.representation, "radiation", "xray") == "neutron"
-                   or c.representation.name == "nd_cloud"]
+        neutron = [
+            c
+            for c in combos
+            if getattr(c.representation, "radiation", "xray") == "neutron" or c.representation.name == "nd_cloud"
+        ]
         assert neutron and all(c.perturbation.name == "none" for c in neutron)  # phi4

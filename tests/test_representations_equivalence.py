@@ -98,8 +98,10 @@ def test_standard_cells_are_cached_so_a_second_parameter_skips_the_symmetry_sear
     again = XrdCloud(n=125).featurize_many(structures)  # another n: cells come from the cache
     assert calls == []
     assert [type(x) for x in again] == [type(x) for x in first]
-    np.testing.assert_array_equal(again[0][np.all(XrdCloud(n=125).point_labels() == 0, axis=1)],
-                                  first[0][np.all(XrdCloud(n=27).point_labels() == 0, axis=1)])
+    np.testing.assert_array_equal(
+        again[0][np.all(XrdCloud(n=125).point_labels() == 0, axis=1)],
+        first[0][np.all(XrdCloud(n=27).point_labels() == 0, axis=1)],
+    )
     assert not isinstance(NdCloud(n=27).featurize_many(structures)[0], Exception)
     XrdCloud(n=27, cell="conventional").featurize_many(structures[:1])  # another cell is a miss
     assert len(calls) == 1

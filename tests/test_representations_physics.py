@@ -84,7 +84,9 @@ def monoclinic() -> Structure:
 @cached
 def triclinic() -> Structure:
     lattice = Lattice.from_parameters(4.1, 5.3, 6.2, 81.0, 97.0, 109.0)
-    return Structure(lattice, ["Ti", "O", "O", "Ba"], [[0, 0, 0], [0.21, 0.33, 0.41], [0.71, 0.13, 0.86], [0.45, 0.62, 0.27]])
+    return Structure(
+        lattice, ["Ti", "O", "O", "Ba"], [[0, 0, 0], [0.21, 0.33, 0.41], [0.71, 0.13, 0.86], [0.45, 0.62, 0.27]]
+    )
 
 
 @cached
@@ -142,9 +144,7 @@ def test_peaks_match_pymatgen_powder_calculator(name, radiation):
     big = np.array(np.meshgrid(*[np.arange(-reach, reach + 1)] * 3, indexing="ij")).reshape(3, -1).T
     big_g = np.linalg.norm(big @ conv.lattice.reciprocal_lattice_crystallographic.matrix, axis=1)
     inside = (big_g > 1e-9) & (big_g <= 2 / LAMBDA)
-    complete = {
-        b for b in set(bins(big_g[inside])) if np.abs(big[inside][bins(big_g[inside]) == b]).max() <= 3
-    }
+    complete = {b for b in set(bins(big_g[inside])) if np.abs(big[inside][bins(big_g[inside]) == b]).max() <= 3}
 
     mine_mask = (g_norm > 1e-9) & (g_norm <= 2 / LAMBDA)
     theta = np.arcsin(LAMBDA * g_norm[mine_mask] / 2)

@@ -25,7 +25,8 @@ DRIVER = textwrap.dedent("""
 
 def test_a_tree_only_run_with_device_auto_never_imports_torch(tmp_path):
     config = tmp_path / "trees.toml"
-    config.write_text(textwrap.dedent(f"""
+    config.write_text(
+        textwrap.dedent(f"""
         tasks = ["crystal_system"]
         representations = [{{ name = "barcode", n = 3 }}]
         models = ["random_forest"]
@@ -35,14 +36,21 @@ def test_a_tree_only_run_with_device_auto_never_imports_torch(tmp_path):
         workers = 2
         device = "auto"
         split = {{ group_by = "none" }}
-        results = "{tmp_path / 'results'}"
+        results = "{tmp_path / "results"}"
         [dataset]
         name = "demo"
         size = 150
-    """))
+    """)
+    )
     env = dict(os.environ, HARNESS_CACHE_DIR=str(tmp_path / "cache"))
-    done = subprocess.run([sys.executable, "-c", DRIVER, "run", str(config)], check=False, env=env, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, "run", str(config)],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "device cpu" in done.stdout
     assert "TORCH MODULES: 0 []" in done.stdout, done.stdout[-500:]
@@ -89,8 +97,9 @@ def test_threads_follow_the_pending_studies(tmp_path, monkeypatch):
     assert executor.threads == [4]
     # neural models keep the fixed share (bit-identical resumes), as does a cluster
     executor = _Recorder(slots=2)
-    runner.execute(_specs(1, uses_gpu=True), Store(f"sqlite:///{tmp_path}/c.sqlite"), executor, env, console,
-                   share_cores=True)
+    runner.execute(
+        _specs(1, uses_gpu=True), Store(f"sqlite:///{tmp_path}/c.sqlite"), executor, env, console, share_cores=True
+    )
     assert executor.threads == [0]
 
 
@@ -105,12 +114,15 @@ def test_store_models_none_keeps_scores_and_predictions_but_no_model(tmp_path, m
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     counts = {}
     for how in ("all", "none"):
-        text = toy_config(trials=1, workers=1, size=120).replace('results = "out"', f'results = "out-{how}"\n'
-                                                                  f'store_models = "{how}"')
+        text = toy_config(trials=1, workers=1, size=120).replace(
+            'results = "out"', f'results = "out-{how}"\nstore_models = "{how}"'
+        )
         (tmp_path / f"{how}.toml").write_text(text)
         assert main(["run", str(tmp_path / f"{how}.toml")]) == 0
         db = sqlite3.connect(tmp_path / f"out-{how}" / "results.sqlite")
-        counts[how] = (db.execute("SELECT COUNT(*) FROM harness_results").fetchone()[0],
-                       db.execute("SELECT COUNT(*) FROM harness_models").fetchone()[0])
+        counts[how] = (
+            db.execute("SELECT COUNT(*) FROM harness_results").fetchone()[0],
+            db.execute("SELECT COUNT(*) FROM harness_models").fetchone()[0],
+        )
     assert counts["all"] == (6, 6)
     assert counts["none"] == (6, 0)

@@ -47,8 +47,10 @@ def _forest(**fields):
     return model, rng.normal(size=(300, 12))
 
 
-@pytest.mark.parametrize("fields", [{}, {"max_depth": 6, "criterion": "entropy", "max_features": None},
-                                    {"n_estimators": 50, "max_features": "log2"}])
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"max_depth": 6, "criterion": "entropy", "max_features": None}, {"n_estimators": 50, "max_features": "log2"}],
+)
 def test_a_stored_forest_predicts_the_same_bits(fields):
     model, X = _forest(**fields)
     X[::5, 3] = np.nan  # the missing-value branch is kept too
@@ -101,11 +103,22 @@ from servers import postgres  # noqa: E402,F401  (the PostgreSQL server fixture)
 
 def _result(i: int) -> UnitResult:
     n = 300
-    return UnitResult(unit=f"d:t/r/p/m#{i}", key=f"k{i:03d}", dataset="d", task="t", representation="r",
-                      perturbation="p", model="m", seed=i, metric="roc_auc", value=0.5 + i / 100,
-                      valid_value=float("nan"), params={"n": i}, extra={"accuracy": 0.25},
-                      predictions={"ids": [str(j) for j in range(n)], "y": [j % 2 for j in range(n)],
-                                   "proba": [[0.3, 0.7]] * n})
+    return UnitResult(
+        unit=f"d:t/r/p/m#{i}",
+        key=f"k{i:03d}",
+        dataset="d",
+        task="t",
+        representation="r",
+        perturbation="p",
+        model="m",
+        seed=i,
+        metric="roc_auc",
+        value=0.5 + i / 100,
+        valid_value=float("nan"),
+        params={"n": i},
+        extra={"accuracy": 0.25},
+        predictions={"ids": [str(j) for j in range(n)], "y": [j % 2 for j in range(n)], "proba": [[0.3, 0.7]] * n},
+    )
 
 
 @pytest.fixture
@@ -189,8 +202,11 @@ from harness.cli import main  # noqa: E402
 
 def _toy_without_models(tmp_path):
     cfg = tmp_path / "toy.toml"
-    cfg.write_text(TOY.format(results=tmp_path / "out").replace("workers = 1", 'workers = 1\nstore_models = "none"')
-                   .replace("seeds = [0, 1]", "seeds = [0]"))
+    cfg.write_text(
+        TOY.format(results=tmp_path / "out")
+        .replace("workers = 1", 'workers = 1\nstore_models = "none"')
+        .replace("seeds = [0, 1]", "seeds = [0]")
+    )
     assert main(["run", str(cfg)]) == 0
     db = sqlite3.connect(tmp_path / "out" / "results.sqlite")
     assert db.execute("SELECT COUNT(*) FROM harness_models").fetchone() == (0,)
@@ -218,8 +234,23 @@ def test_a_refit_that_does_not_reproduce_the_stored_predictions_is_refused(tmp_p
     db.execute("UPDATE harness_results SET body = ? WHERE key = ?", (json.dumps(body), key))
     db.commit()
     capsys.readouterr()
-    assert main(["--plugin", "toy_plugin", "predict", str(tmp_path / "out"), "--dataset", "toy", "--only", "*/corners/*",
-                 "--config", str(cfg)]) == 2
+    assert (
+        main(
+            [
+                "--plugin",
+                "toy_plugin",
+                "predict",
+                str(tmp_path / "out"),
+                "--dataset",
+                "toy",
+                "--only",
+                "*/corners/*",
+                "--config",
+                str(cfg),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "does not reproduce the stored test predictions" in err and "largest difference 1e-12" in err
 
@@ -232,8 +263,19 @@ def test_an_unchanged_leaderboard_figure_is_copied_from_the_cache(tmp_path, monk
     drawn = []
     real = figures.leaderboard_figure
     monkeypatch.setattr(figures, "leaderboard_figure", lambda rows: drawn.append(1) or real(rows))
-    row = {"dataset": "d", "task": "t", "metric": "roc_auc", "representation": "r", "perturbation": "p", "model": "m",
-           "mean": 0.8, "ci_low": 0.7, "ci_high": 0.9, "vs_best": "best", "fit_seconds": 1.0}
+    row = {
+        "dataset": "d",
+        "task": "t",
+        "metric": "roc_auc",
+        "representation": "r",
+        "perturbation": "p",
+        "model": "m",
+        "mean": 0.8,
+        "ci_low": 0.7,
+        "ci_high": 0.9,
+        "vs_best": "best",
+        "fit_seconds": 1.0,
+    }
     figures.leaderboard_png([row], tmp_path / "a.png")
     figures.leaderboard_png([{**row, "fit_seconds": 2.0}], tmp_path / "b.png")  # what the figure does not show
     assert len(drawn) == 1 and (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
@@ -267,7 +309,9 @@ def test_store_models_best_keeps_only_the_best_rows_models(tmp_path, capsys):
     cfg.write_text(TOY.format(results=tmp_path / "out").replace("workers = 1", 'workers = 1\nstore_models = "best"'))
     assert main(["run", str(cfg)]) == 0
     db = sqlite3.connect(tmp_path / "out" / "results.sqlite")
-    kept = db.execute("SELECT r.representation, r.seed FROM harness_models m JOIN harness_results r USING (key)").fetchall()
+    kept = db.execute(
+        "SELECT r.representation, r.seed FROM harness_models m JOIN harness_results r USING (key)"
+    ).fetchall()
     board = json.loads((tmp_path / "out" / "leaderboard.json").read_text())
     rows = board["rows"] if isinstance(board, dict) else board
     best = [r["representation"] for r in rows if r["vs_best"] == "best"]

@@ -24,8 +24,10 @@ from conftest import SHARED_DATA
 
 # The shared data folder sits beside the checkout (or beside the folder of worktrees).
 _FOLDERS = [SHARED_DATA, *(p / "shared" / "data" for p in Path(__file__).resolve().parents)]
-METALLICITY = next((f / "mp_metallicity_36k.csv.gz" for f in _FOLDERS if (f / "mp_metallicity_36k.csv.gz").exists()),
-                   SHARED_DATA / "mp_metallicity_36k.csv.gz")
+METALLICITY = next(
+    (f / "mp_metallicity_36k.csv.gz" for f in _FOLDERS if (f / "mp_metallicity_36k.csv.gz").exists()),
+    SHARED_DATA / "mp_metallicity_36k.csv.gz",
+)
 pytestmark = pytest.mark.skipif(not METALLICITY.exists(), reason="shared data folder absent")
 
 # Replaces spglib's search by one that records each call's (lattice, positions) content
@@ -74,7 +76,8 @@ def cif_folder(folder: Path, n: int, nan: bool = True) -> list[str]:
 
 def write_config(tmp_path: Path, folder: Path, tasks: str, reps: str, group_by: str, workers: int) -> Path:
     path = tmp_path / "run.toml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         tasks = {tasks}
         models = ["random_forest"]
         {reps}
@@ -82,26 +85,29 @@ def write_config(tmp_path: Path, folder: Path, tasks: str, reps: str, group_by: 
         seeds = [0]
         trials = 1
         workers = {workers}
-        results = "{tmp_path / 'results'}"
+        results = "{tmp_path / "results"}"
         split = {{ group_by = "{group_by}" }}
         [dataset]
         name = "file"
         path = "{folder}"
-    """))
+    """)
+    )
     return path
 
 
 def run_cli(tmp_path: Path, *argv: str, spy: Path | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, HARNESS_CACHE_DIR=str(tmp_path / "cache"), SPY_LOG=str(spy or tmp_path / "spy.log"))
-    return subprocess.run([sys.executable, "-c", DRIVER, *argv], check=False, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", DRIVER, *argv], check=False, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_a_nan_lattice_is_skipped_and_counted_in_run_featurize_and_predict(tmp_path):
     folder = tmp_path / "cifs"
     ids = cif_folder(folder, 40)
-    config = write_config(tmp_path, folder, '["metallicity"]', '[[representations]]\nname = "barcode"\nn = 3',
-                          "formula_spacegroup", 1)
+    config = write_config(
+        tmp_path, folder, '["metallicity"]', '[[representations]]\nname = "barcode"\nn = 3', "formula_spacegroup", 1
+    )
     import shutil
 
     for attempt in ("first", "rerun"):
@@ -119,7 +125,9 @@ def test_a_nan_lattice_is_skipped_and_counted_in_run_featurize_and_predict(tmp_p
     assert one.returncode == 2, one.stdout + one.stderr
     assert "non-finite" in one.stdout + one.stderr
 
-    pred = run_cli(tmp_path, "predict", str(tmp_path / "results"), str(folder / "mp-nan.cif"), str(folder / f"{ids[1]}.cif"))
+    pred = run_cli(
+        tmp_path, "predict", str(tmp_path / "results"), str(folder / "mp-nan.cif"), str(folder / f"{ids[1]}.cif")
+    )
     assert pred.returncode in (0, 2), f"exit {pred.returncode}\n{pred.stdout[-2000:]}\n{pred.stderr[-2000:]}"
     assert "Traceback" not in pred.stdout + pred.stderr
 

@@ -34,9 +34,15 @@ def test_structure_composition_covers_the_four_property_tasks():
     assert config.load(BENCH / "structure-composition.toml").datasets[0].params["stratify"] == "band_gap"
 
 
-@pytest.mark.parametrize("name, n", [
-    ("paper-neural-cpu.toml", 8), ("learning-curves.toml", 1), ("metallicity-neural-10k-cpu.toml", 2),
-    ("symmetry-full-cpu.toml", 3), ("trigonal-hexagonal-curve-cpu.toml", 1),
-])
+@pytest.mark.parametrize(
+    "name, n",
+    [
+        ("paper-neural-cpu.toml", 8),
+        ("learning-curves.toml", 1),
+        ("metallicity-neural-10k-cpu.toml", 2),
+        ("symmetry-full-cpu.toml", 3),
+        ("trigonal-hexagonal-curve-cpu.toml", 1),
+    ],
+)
 def test_other_configs_expand(name, n):
     assert sum(len(v) for v in _ids(name).values()) == n

@@ -84,7 +84,6 @@ def test_a_learning_curve_run_keys_scores_and_draws_each_fraction(tmp_path):
     (curve / "c.toml").write_text(CONFIG.format(fractions="train_fractions = [0.2, 0.5, 1.0]"))
     assert main(["run", str(curve / "c.toml")]) == 0
 
-
     rows = json.loads((curve / "out" / "leaderboard.json").read_text())
     by_dataset = {r["dataset"]: r for r in rows}
     assert set(by_dataset) == {"toy", "toy@train=0.2", "toy@train=0.5"}
@@ -126,8 +125,19 @@ def test_a_fraction_study_names_its_curve_as_a_field_and_older_rows_still_find_t
     from harness.services.records import UnitResult
 
     def row(**kw):
-        base = dict(unit="u", key="k", dataset="mp@train=0.25", task="t", representation="r", perturbation="p",
-                    model="m", seed=0, metric="roc_auc", value=0.5, identity={"train_fraction": 0.25})
+        base = dict(
+            unit="u",
+            key="k",
+            dataset="mp@train=0.25",
+            task="t",
+            representation="r",
+            perturbation="p",
+            model="m",
+            seed=0,
+            metric="roc_auc",
+            value=0.5,
+            identity={"train_fraction": 0.25},
+        )
         return UnitResult(**{**base, **kw})
 
     assert row(curve="mp").curve_dataset == "mp" and row(curve="mp").train_fraction == 0.25

@@ -56,7 +56,10 @@ def test_sample_is_seeded(tmp_path):
     assert ids() == ids()  # also through the dataset cache
     assert ids(sample_seed=0) == ids()
     assert set(ids(sample_seed=1)) != set(ids())
-    assert FileDataset(path=str(path), limit=50, sample_seed=1).content_id() != FileDataset(path=str(path), limit=50).content_id()
+    assert (
+        FileDataset(path=str(path), limit=50, sample_seed=1).content_id()
+        != FileDataset(path=str(path), limit=50).content_id()
+    )
 
 
 def test_unstratified_sample_is_still_random_not_the_head(tmp_path):

@@ -47,7 +47,36 @@ def generated(number: int) -> Material:
     return Material(f"sg{number}", structure)
 
 
-SAMPLE = [1, 2, 4, 14, 15, 19, 62, 70, 76, 78, 88, 122, 142, 144, 148, 161, 167, 173, 176, 194, 198, 205, 213, 220, 225, 227, 229, 230]
+SAMPLE = [
+    1,
+    2,
+    4,
+    14,
+    15,
+    19,
+    62,
+    70,
+    76,
+    78,
+    88,
+    122,
+    142,
+    144,
+    148,
+    161,
+    167,
+    173,
+    176,
+    194,
+    198,
+    205,
+    213,
+    220,
+    225,
+    227,
+    229,
+    230,
+]
 
 
 def test_the_three_tasks_are_registered_with_their_class_counts_and_metrics():
@@ -100,7 +129,9 @@ def test_body_centred_cubic_absences_are_h_plus_k_plus_l_odd():
 
 
 def test_p21c_absences_are_0k0_k_odd_and_h0l_l_odd_only():
-    expected = {(0, k, 0) for k in range(-6, 7) if k % 2} | {(h, 0, l) for h in range(-6, 7) for l in range(-6, 7) if l % 2}
+    expected = {(0, k, 0) for k in range(-6, 7) if k % 2} | {
+        (h, 0, l) for h in range(-6, 7) for l in range(-6, 7) if l % 2
+    }
     assert absent_reflections(14) == expected
 
 
@@ -151,11 +182,13 @@ def test_the_grouping_does_not_change_with_a_wider_index_range():
 
 
 def test_top5_accuracy_counts_the_true_class_among_the_five_most_probable():
-    proba = np.array([
-        [0.30, 0.20, 0.15, 0.12, 0.10, 0.08, 0.05],  # true 4: rank 5 -> hit
-        [0.30, 0.20, 0.15, 0.12, 0.10, 0.08, 0.05],  # true 5: rank 6 -> miss
-        [0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.70],  # true 6: rank 1 -> hit
-    ])
+    proba = np.array(
+        [
+            [0.30, 0.20, 0.15, 0.12, 0.10, 0.08, 0.05],  # true 4: rank 5 -> hit
+            [0.30, 0.20, 0.15, 0.12, 0.10, 0.08, 0.05],  # true 5: rank 6 -> miss
+            [0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.70],  # true 6: rank 1 -> hit
+        ]
+    )
     assert top5_accuracy(np.array([4, 5, 6]), proba) == pytest.approx(2 / 3)
     assert metric("top5_accuracy").compute is top5_accuracy
 

@@ -66,8 +66,19 @@ def test_balanced_accuracy_is_matbench_hard_label_roc_auc():
     assert metrics.balanced_accuracy(y, proba) == pytest.approx(sk.roc_auc_score(y, proba.argmax(axis=1)))
 
 
-@pytest.mark.parametrize("metric, k", [("balanced_accuracy", 2), ("balanced_accuracy", 5), ("mcc", 2), ("mcc", 4),
-                                       ("f1", 2), ("brier", 2), ("brier", 3), ("log_loss", 3)])
+@pytest.mark.parametrize(
+    "metric, k",
+    [
+        ("balanced_accuracy", 2),
+        ("balanced_accuracy", 5),
+        ("mcc", 2),
+        ("mcc", 4),
+        ("f1", 2),
+        ("brier", 2),
+        ("brier", 3),
+        ("log_loss", 3),
+    ],
+)
 def test_fast_bootstrap_forms_equal_the_metric_on_redrawn_materials(metric, k):
     y, proba = _case(k, n=40, seed=1)
     counts = stats.stratified_counts(y, 15, np.random.default_rng(0))
@@ -79,10 +90,21 @@ def test_fast_bootstrap_forms_equal_the_metric_on_redrawn_materials(metric, k):
 
 def _result(model, seed, y, proba, metric="roc_auc", task="t", **kw):
     ids = [f"m{i}" for i in range(len(y))]
-    return UnitResult(unit=f"d:{task}/r/none/{model}#{seed}", key=f"{task}/{model}#{seed}", dataset="d", task=task,
-                      representation="r", perturbation="none", model=model, seed=seed, metric=metric,
-                      value=float(metrics.get(metric)(y, proba)) if metric in metrics._KNOWN else kw.pop("value"),
-                      n_test=len(y), predictions={"ids": ids, "y": y.tolist(), "proba": proba.tolist()}, **kw)
+    return UnitResult(
+        unit=f"d:{task}/r/none/{model}#{seed}",
+        key=f"{task}/{model}#{seed}",
+        dataset="d",
+        task=task,
+        representation="r",
+        perturbation="none",
+        model=model,
+        seed=seed,
+        metric=metric,
+        value=float(metrics.get(metric)(y, proba)) if metric in metrics._KNOWN else kw.pop("value"),
+        n_test=len(y),
+        predictions={"ids": ids, "y": y.tolist(), "proba": proba.tolist()},
+        **kw,
+    )
 
 
 def _models(seeds=(0, 1, 2)):
@@ -109,6 +131,7 @@ def test_any_metric_from_stored_predictions_and_losses_rank_lowest_first():
     for r in leaderboard.build(results, metric="ece"):  # never outside the metric's range
         assert 0.0 <= r["ci_low"] <= r["mean"] <= r["ci_high"] <= 1.0
     from harness.services.errors import UserError
+
     with pytest.raises(UserError, match="no result can be scored by metric 'nope'"):
         leaderboard.build(results, metric="nope")
 
@@ -152,8 +175,13 @@ def test_statistics_cache_is_checksummed_and_keyed_by_prediction_content(tmp_pat
     y = np.array(changed[0].predictions["y"])
     proba = np.array(changed[0].predictions["proba"])[::-1].copy()
     import dataclasses
-    changed[0] = dataclasses.replace(changed[0], predictions={**changed[0].predictions, "proba": proba.tolist()},
-                                     value=metrics.roc_auc(y, proba), finished=changed[0].finished + 1)
+
+    changed[0] = dataclasses.replace(
+        changed[0],
+        predictions={**changed[0].predictions, "proba": proba.tolist()},
+        value=metrics.roc_auc(y, proba),
+        finished=changed[0].finished + 1,
+    )
     leaderboard.build(changed)
     assert len(calls) == 1
 
@@ -169,7 +197,7 @@ def test_a_read_only_statistics_cache_costs_time_not_results(tmp_path, monkeypat
     assert rows[0]["ci_low"] is not None
 
 
-METRIC_PLUGIN = '''
+METRIC_PLUGIN = """
 import numpy as np
 import pluggy
 from harness.sdk.api import Metric
@@ -181,7 +209,7 @@ def miss_rate(y, proba):
 @hookimpl
 def harness_metrics():
     return [Metric("miss_rate", miss_rate, False, "a plugin's loss")]
-'''
+"""
 
 
 def test_a_plugin_loss_ranks_right_in_a_fresh_leaderboard_process(tmp_path):
@@ -191,11 +219,17 @@ def test_a_plugin_loss_ranks_right_in_a_fresh_leaderboard_process(tmp_path):
     for r in _models():
         y, proba = np.array(r.predictions["y"]), np.array(r.predictions["proba"])
         miss = float(np.mean(proba.argmax(axis=1) != y))
-        store.add(UnitResult(**{**r.__dict__, "metric": "miss_rate", "value": miss,
-                                "directions": {"miss_rate": False}}))
+        store.add(
+            UnitResult(**{**r.__dict__, "metric": "miss_rate", "value": miss, "directions": {"miss_rate": False}})
+        )
     env = {**os.environ, "HARNESS_CACHE_DIR": str(tmp_path / "cache")}
-    out = subprocess.run([sys.executable, "-m", "harness.cli", "leaderboard", str(tmp_path), "--format", "json"],
-                         capture_output=True, text=True, env=env, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "leaderboard", str(tmp_path), "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
     rows = json.loads(out)
     assert [r["model"] for r in rows] == ["good", "bad"] and rows[0]["mean"] < rows[1]["mean"]
     assert rows[0]["higher_is_better"] is False
@@ -257,8 +291,15 @@ def test_head_torso_tail_by_frequency():
 
 
 def _row(task, model, mean, hib=True):
-    return {"dataset": "d", "task": task, "representation": "r", "perturbation": "p", "model": model,
-            "mean": mean, "higher_is_better": hib}
+    return {
+        "dataset": "d",
+        "task": task,
+        "representation": "r",
+        "perturbation": "p",
+        "model": model,
+        "mean": mean,
+        "higher_is_better": hib,
+    }
 
 
 def test_mean_rank_and_critical_difference_follow_demsar():
@@ -281,8 +322,11 @@ def test_report_shows_per_class_and_ranks(tmp_path):
 
     y = np.concatenate([np.full(13 - c, c) for c in range(12)])
     proba = np.eye(12)[np.where(y < 6, y, (y + 1) % 12)]
-    results = [_result(m, s, y, proba * w + (1 - w) / 12, metric="accuracy", task="sg")
-               for m, w in (("a", 1.0), ("b", 0.5)) for s in (0, 1)]
+    results = [
+        _result(m, s, y, proba * w + (1 - w) / 12, metric="accuracy", task="sg")
+        for m, w in (("a", 1.0), ("b", 0.5))
+        for s in (0, 1)
+    ]
     results += [dataclasses_replace(r, task="sg2", unit=r.unit + "2", key=r.key + "2") for r in results]
     rows = leaderboard.build(results)
     grouped = leaderboard.groups(results)

@@ -26,8 +26,9 @@ def _labels(rng):
 
 def _row(mu, seed_sd, n_seeds, rng):
     """One row of a synthetic study: its seed values, seed statistics."""
-    preds = [_seed_predictions(float(np.clip(mu + rng.normal(0, seed_sd), 0, 1)), _labels(rng), rng)
-             for _ in range(n_seeds)]
+    preds = [
+        _seed_predictions(float(np.clip(mu + rng.normal(0, seed_sd), 0, 1)), _labels(rng), rng) for _ in range(n_seeds)
+    ]
     seeds = [stats.seed_stats("accuracy", p, rng, N_BOOT) for p in preds]
     return preds, seeds
 
@@ -93,8 +94,9 @@ def _study(means, rng, split_sd=0.04, own_sd=0.02, n_seeds=3):
     per_seed = []
     for _ in range(n_seeds):
         y, shared = _labels(rng), rng.normal(0, split_sd)
-        per_seed.append([_seed_predictions(float(np.clip(m + shared + rng.normal(0, own_sd), 0, 1)), y, rng)
-                         for m in means])
+        per_seed.append(
+            [_seed_predictions(float(np.clip(m + shared + rng.normal(0, own_sd), 0, 1)), y, rng) for m in means]
+        )
     return per_seed
 
 

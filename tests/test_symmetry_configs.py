@@ -25,8 +25,11 @@ def combos(path: Path) -> dict[str, set[str]]:
 def test_symmetry_pairs_clouds_with_pointnet_powder_with_cnn1d_and_trees_voxels_with_cnn3d():
     got = combos(ROOT / "benchmarks" / "symmetry.toml")
     expected = {
-        "xrd_cloud/pointnet", "density_cloud/pointnet",
-        "powder_pattern/cnn1d", "powder_pattern/random_forest", "powder_pattern/xgboost",
+        "xrd_cloud/pointnet",
+        "density_cloud/pointnet",
+        "powder_pattern/cnn1d",
+        "powder_pattern/random_forest",
+        "powder_pattern/xgboost",
         "density_grid/cnn3d",
     }
     assert got == {task: expected for task in ("crystal_system", "extinction_group", "space_group")}

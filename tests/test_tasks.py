@@ -144,8 +144,16 @@ def monoclinic() -> Structure:
 
 @pytest.mark.parametrize(
     "system, index",
-    [("triclinic", 0), ("monoclinic", 1), ("orthorhombic", 2), ("tetragonal", 3), ("trigonal", 4),
-     ("hexagonal", 4), ("cubic", 5), ("Cubic ", 5)],
+    [
+        ("triclinic", 0),
+        ("monoclinic", 1),
+        ("orthorhombic", 2),
+        ("tetragonal", 3),
+        ("trigonal", 4),
+        ("hexagonal", 4),
+        ("cubic", 5),
+        ("Cubic ", 5),
+    ],
 )
 def test_crystal_system_from_props_merges_trigonal_into_hexagonal(system, index):
     task = CrystalSystemTask()
@@ -176,7 +184,8 @@ def test_crystal_system_defaults_follow_the_paper():
     assert (task.metric, task.extra_metrics) == ("accuracy", ("macro_f1",))
     assert len(task.classes) == 6
     assert task.representation_defaults() == {
-        name: {"cell": "conventional", "n": 3} for name in ("xrd_cloud", "nd_cloud", "barcode")}
+        name: {"cell": "conventional", "n": 3} for name in ("xrd_cloud", "nd_cloud", "barcode")
+    }
     assert task.transforms() == [("mask_intensity", {}), ("rotate", {"max_angle": math.pi / 4})]
 
 
@@ -184,7 +193,10 @@ def test_disabled_transforms_are_left_out():
     assert CrystalSystemTask(mask_intensity=False).transforms() == [("rotate", {"max_angle": math.pi / 4})]
     assert CrystalSystemTask(max_rotation=0).transforms() == [("mask_intensity", {})]
     assert CrystalSystemTask(mask_intensity=False, max_rotation=0.0).transforms() == []
-    assert CrystalSystemTask(cell="primitive", n=27).representation_defaults()["xrd_cloud"] == {"cell": "primitive", "n": 27}
+    assert CrystalSystemTask(cell="primitive", n=27).representation_defaults()["xrd_cloud"] == {
+        "cell": "primitive",
+        "n": 27,
+    }
 
 
 def test_trigonal_vs_hexagonal_labels_only_those_two():

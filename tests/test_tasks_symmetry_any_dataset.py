@@ -36,13 +36,16 @@ def test_labels_follow_the_tasks_tolerance_as_pymatgen_does(symprec):
     task = CrystalSystemTask(symprec=symprec, source="structure")
     assert task.classes[task.label(_material(STRETCHED))] == _pymatgen_system(STRETCHED, symprec)
     assert CrystalSystemTask(symprec=0.1).label(_material(STRETCHED)) != CrystalSystemTask(symprec=1e-4).label(
-        _material(STRETCHED))
+        _material(STRETCHED)
+    )
 
 
 def test_source_chooses_between_the_datasets_props_and_spglib():
     wrong = _material(MG, crystal_system="cubic")
     assert CrystalSystemTask().classes[CrystalSystemTask().label(wrong)] == "cubic"  # auto: the dataset's word
-    assert CrystalSystemTask(source="structure").classes[CrystalSystemTask(source="structure").label(wrong)] == "hexagonal"
+    assert (
+        CrystalSystemTask(source="structure").classes[CrystalSystemTask(source="structure").label(wrong)] == "hexagonal"
+    )
     assert TrigonalVsHexagonalTask(source="structure").label(wrong) == 1
     assert CrystalSystemTask(source="props").label(_material(MG)) is None  # no props: unlabelled
     with pytest.raises(Exception, match="source"):
@@ -66,8 +69,9 @@ def test_numbers_are_remembered_by_content_and_tolerance(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not (SHARED_DATA / "mp_metallicity_36k.csv.gz").exists(), reason="needs ../shared/data")
 def test_materials_project_crystals_get_the_crystal_systems_pymatgen_finds():
-    dataset = registry.load().create("dataset", "file", {"path": str(SHARED_DATA / "mp_metallicity_36k.csv.gz"),
-                                                         "limit": 150})
+    dataset = registry.load().create(
+        "dataset", "file", {"path": str(SHARED_DATA / "mp_metallicity_36k.csv.gz"), "limit": 150}
+    )
     from harness.sdk.api import LoadContext
 
     materials = dataset.load(LoadContext(symmetry_labels.spacegroup_cache().path.parent))

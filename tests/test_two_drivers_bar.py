@@ -44,8 +44,18 @@ class OneHeldElsewhere:
 class Serial:
     def run(self, next_study, env):
         while (spec := next_study()) is not None:
-            result = UnitResult(unit=spec.unit, key=spec.key, dataset="d", task="t", representation="r",
-                                perturbation="p", model="m", seed=0, metric="accuracy", value=1.0)
+            result = UnitResult(
+                unit=spec.unit,
+                key=spec.key,
+                dataset="d",
+                task="t",
+                representation="r",
+                perturbation="p",
+                model="m",
+                seed=0,
+                metric="accuracy",
+                value=1.0,
+            )
             yield spec, StudyOutcome(result, None)
 
 

@@ -97,8 +97,12 @@ def test_a_models_predictions_match_harness_predict(ran, tmp_path, capsys):
     model = res.model(combo, seed=1)
     frame = model.predict(paths)
     capsys.readouterr()
-    assert main(["--plugin", "toy_plugin", "predict", str(out), *paths, "--only", combo, "--seed", "1",
-                 "--format", "json"]) == 0
+    assert (
+        main(
+            ["--plugin", "toy_plugin", "predict", str(out), *paths, "--only", combo, "--seed", "1", "--format", "json"]
+        )
+        == 0
+    )
     (cli,) = json.loads(capsys.readouterr().out)
     assert list(frame["material"]) == [m["material"] for m in cli["materials"]] == paths
     assert list(frame["predicted"]) == [m["predicted"] for m in cli["materials"]]
@@ -117,9 +121,11 @@ def test_results_show_as_an_html_table(ran):
 
 
 def test_run_takes_a_toml_string_and_a_path_and_validates_like_the_cli(tmp_path):
-    toml = (f'plugins = ["toy_plugin"]\ntasks = ["toy_system"]\nrepresentations = ["ratios"]\nperturbations = ["identity"]\n'
-            f'models = ["centroids"]\n[dataset]\nname = "toy"\nsize = 40\n[run]\ntrials = 1\nseeds = [0]\n'
-            f'workers = 1\nresults = "{tmp_path / "s"}"\n')
+    toml = (
+        f'plugins = ["toy_plugin"]\ntasks = ["toy_system"]\nrepresentations = ["ratios"]\nperturbations = ["identity"]\n'
+        f'models = ["centroids"]\n[dataset]\nname = "toy"\nsize = 40\n[run]\ntrials = 1\nseeds = [0]\n'
+        f'workers = 1\nresults = "{tmp_path / "s"}"\n'
+    )
     res = harness.run(toml, quiet=True)
     assert len(res.studies()) == 1
     path = tmp_path / "c.toml"

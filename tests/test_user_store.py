@@ -44,11 +44,16 @@ def test_optuna_finds_readable_study_names_and_attributes(out):
         assert s.study_name == f"toy:{r.task}/{r.representation}/{r.perturbation}/{r.model} seed={r.seed} [{r.key[:8]}]"
         assert (attrs["task"], attrs["dataset"], attrs["seed"]) == ("toy_system", "toy", r.seed)
         assert (attrs["representation"], attrs["perturbation"], attrs["model"]) == (
-            r.representation, r.perturbation, r.model)
+            r.representation,
+            r.perturbation,
+            r.model,
+        )
         study = optuna.load_study(study_name=s.study_name, storage=url)
         assert len(study.trials) == r.n_trials == 2
-    assert all(re.fullmatch(r"toy:toy_system/\w+.*/identity/centroids seed=[01] \[[0-9a-f]{8}\]", s.study_name)
-               for s in summaries)
+    assert all(
+        re.fullmatch(r"toy:toy_system/\w+.*/identity/centroids seed=[01] \[[0-9a-f]{8}\]", s.study_name)
+        for s in summaries
+    )
 
 
 def test_export_tables_round_trip(out, tmp_path):

@@ -10,7 +10,18 @@ import numpy as np
 from pymatgen.core import Lattice, Structure
 
 from harness import (
-    CLOUD, VECTOR, Choice, Dataset, Material, Model, Perturbation, Range, Representation, Skip, Task, hookimpl,
+    CLOUD,
+    VECTOR,
+    Choice,
+    Dataset,
+    Material,
+    Model,
+    Perturbation,
+    Range,
+    Representation,
+    Skip,
+    Task,
+    hookimpl,
 )
 
 
@@ -148,12 +159,18 @@ class Centroids(Model):
         return np.bincount(winners, minlength=len(x))
 
     def save(self, path):
-        np.savez(path / "centroids.npz", mean=self.mean_, scale=self.scale_, centroids=self.centroids_,
-                 classes=self.classes_)
+        np.savez(
+            path / "centroids.npz", mean=self.mean_, scale=self.scale_, centroids=self.centroids_, classes=self.classes_
+        )
 
     def load(self, path):
         with np.load(path / "centroids.npz", allow_pickle=False) as z:
-            self.mean_, self.scale_, self.centroids_, self.classes_ = z["mean"], z["scale"], z["centroids"], z["classes"]
+            self.mean_, self.scale_, self.centroids_, self.classes_ = (
+                z["mean"],
+                z["scale"],
+                z["centroids"],
+                z["classes"],
+            )
         return self
 
 

@@ -30,7 +30,10 @@ def dump(model: Any) -> tuple[str, bytes] | None:
         buf = io.BytesIO()
         # gzip's header carries a time unless told otherwise: same model, same bytes;
         # level 6 (9 costs 10x the time for 3 % less)
-        with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=6) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        with (
+            gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=6) as gz,
+            tarfile.open(fileobj=gz, mode="w") as tar,
+        ):
             for path in sorted(Path(tmp).rglob("*")):
                 info = tar.gettarinfo(str(path), arcname=str(path.relative_to(tmp)))
                 info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
@@ -66,14 +69,18 @@ def restore(registry: Any, stored: tuple[str, bytes], what: str = "stored model"
                 for members, member in enumerate(tar, start=1):
                     total += max(0, member.size)
                     if members > MAX_MEMBERS or total > limit:
-                        raise UserError(f"{what} would extract to more than "
-                                        f"{MAX_MEMBERS if members > MAX_MEMBERS else limit} "
-                                        f"{'files' if members > MAX_MEMBERS else 'bytes'} from {len(blob)} bytes "
-                                        f"(a tar bomb?); refused; {fix}")
+                        raise UserError(
+                            f"{what} would extract to more than "
+                            f"{MAX_MEMBERS if members > MAX_MEMBERS else limit} "
+                            f"{'files' if members > MAX_MEMBERS else 'bytes'} from {len(blob)} bytes "
+                            f"(a tar bomb?); refused; {fix}"
+                        )
                     tar.extract(member, tmp, filter="data")  # plain files only, inside tmp
         except UserError:
             raise
         except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as exc:
-            raise UserError(f"{what} is damaged or unsafe ({type(exc).__name__}: "
-                            f"{str(exc).replace(tmp, '<model>') or 'no detail'}); {fix}") from None
+            raise UserError(
+                f"{what} is damaged or unsafe ({type(exc).__name__}: "
+                f"{str(exc).replace(tmp, '<model>') or 'no detail'}); {fix}"
+            ) from None
         return tuning.load_fitted(registry, Path(tmp), label=what)

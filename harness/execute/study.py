@@ -64,8 +64,9 @@ def stable_seed(*parts: Any) -> int:
     return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
-def perturb(xs: list[np.ndarray], positions: np.ndarray, perts: list[Perturbation], seed: int,
-            columns: list[str]) -> list[np.ndarray]:
+def perturb(
+    xs: list[np.ndarray], positions: np.ndarray, perts: list[Perturbation], seed: int, columns: list[str]
+) -> list[np.ndarray]:
     """Each sample gets its own generator from (seed, perturbation, sample): reproducible and
     independent of which split the sample falls in."""
     out = []
@@ -162,6 +163,7 @@ def _lockstep_trials(states: dict[int, _Open], env: Environment) -> dict[int, Ba
     for group in groups.values():
         fits = []
         for i, trial, _ in group:
+
             def report(step: int, value: float, trial: Any = trial) -> None:
                 trial.report(value, step)
                 if trial.should_prune():
@@ -224,8 +226,14 @@ def _summarise_warnings(spec: StudySpec, caught: list) -> None:
         text = f"{w.category.__name__}: {str(w.message).strip().splitlines()[0] if str(w.message).strip() else ''}"
         kinds[text] = kinds.get(text, 0) + 1
     first = max(kinds, key=lambda k: kinds[k])
-    log.info("%s: %d warnings from the model's libraries (%d kinds; most frequent, %d times: %s)",
-             spec.unit, len(caught), len(kinds), kinds[first], first[:200])
+    log.info(
+        "%s: %d warnings from the model's libraries (%d kinds; most frequent, %d times: %s)",
+        spec.unit,
+        len(caught),
+        len(kinds),
+        kinds[first],
+        first[:200],
+    )
 
 
 @dataclass
@@ -250,8 +258,9 @@ class _Open:
         return self.spec.combination.metrics[0].objective
 
     def context(self, env: Environment, report: Any) -> FitContext:
-        return FitContext(env.device, self.spec.seed, self.n_classes, self.score, report,
-                          self.spec.threads or env.threads or 1)
+        return FitContext(
+            env.device, self.spec.seed, self.n_classes, self.score, report, self.spec.threads or env.threads or 1
+        )
 
     def repeat(self, trial: Any) -> float | None:
         """A small or narrowed space repeats itself: same params, same seed, same model, so
@@ -336,8 +345,9 @@ def _run_study(spec: StudySpec, env: Environment) -> StudyOutcome:
 
     if state.remaining > 0:
         with clock:
-            state.study.optimize(objective, n_trials=state.remaining, timeout=spec.timeout,
-                                 catch=(tuning.BadProbabilities, StudyTimeout))
+            state.study.optimize(
+                objective, n_trials=state.remaining, timeout=spec.timeout, catch=(tuning.BadProbabilities, StudyTimeout)
+            )
     return _finish(state, env)
 
 
@@ -346,8 +356,14 @@ def _finish(state: _Open, env: Environment) -> StudyOutcome:
 
     spec, study = state.spec, state.study
     combo, task = spec.combination, spec.combination.task
-    metric, n_classes, data, train, valid, test = (combo.metrics[0], state.n_classes, state.data,
-                                                  state.train, state.valid, state.test)
+    metric, n_classes, data, train, valid, test = (
+        combo.metrics[0],
+        state.n_classes,
+        state.data,
+        state.train,
+        state.valid,
+        state.test,
+    )
     best = best_trial(study)
     if best is None:
         why = state.reasons[-1] if state.reasons else "no trial finished"
@@ -362,19 +378,35 @@ def _finish(state: _Open, env: Environment) -> StudyOutcome:
     proba = tuning.class_probabilities(model, test.X, n_classes)
     value = metric(test.y, proba)
     extra = {m.name: m(test.y, proba) for m in combo.metrics[1:]}
-    evaluations = {name: score_set(model, combo, spec.seed, data, where, n_classes)
-                   for name, where in data.evaluations.items()}
+    evaluations = {
+        name: score_set(model, combo, spec.seed, data, where, n_classes) for name, where in data.evaluations.items()
+    }
     finished = study.get_trials(deepcopy=False, states=FINISHED)
     result = UnitResult(
-        unit=spec.unit, key=spec.key, dataset=spec.dataset, task=task.title,
-        representation=combo.representation.title, perturbation=combo.perturbation.title,
-        model=combo.model.title, seed=spec.seed, metric=task.metric, value=float(value), extra=extra,
-        valid_value=float(best.value) * (1 if metric.higher_is_better else -1), n_train=len(train), n_valid=len(valid), n_test=len(test),
-        n_trials=len(finished), params=dict(best.params),
-        fit_seconds=float(np.mean(fit_seconds)) if fit_seconds else 0.0, device=env.device,
-        identity=spec.identity, versions=env.versions,
+        unit=spec.unit,
+        key=spec.key,
+        dataset=spec.dataset,
+        task=task.title,
+        representation=combo.representation.title,
+        perturbation=combo.perturbation.title,
+        model=combo.model.title,
+        seed=spec.seed,
+        metric=task.metric,
+        value=float(value),
+        extra=extra,
+        valid_value=float(best.value) * (1 if metric.higher_is_better else -1),
+        n_train=len(train),
+        n_valid=len(valid),
+        n_test=len(test),
+        n_trials=len(finished),
+        params=dict(best.params),
+        fit_seconds=float(np.mean(fit_seconds)) if fit_seconds else 0.0,
+        device=env.device,
+        identity=spec.identity,
+        versions=env.versions,
         predictions={"ids": list(test.ids), "y": test.y.tolist(), "proba": proba.tolist()},
-        evaluations=evaluations, directions={m.name: m.higher_is_better for m in combo.metrics},
+        evaluations=evaluations,
+        directions={m.name: m.higher_is_better for m in combo.metrics},
         labels={a: lab for a in COMBINATION_AXES if (lab := paper_label(getattr(combo, a)))},
         curve=spec.curve,
     )
@@ -386,8 +418,9 @@ def best_trial(study: Any) -> Any:
     every store (databases return tied rows in any order)."""
     import optuna
 
-    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            if t.value is not None]
+    done = [
+        t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)) if t.value is not None
+    ]
     if not done:
         return None
     return min(done, key=lambda t: (-t.value, t.number))
@@ -437,16 +470,21 @@ class _Deadline:
             self._in_fit = False
 
 
-def score_set(model: Any, combo: Combination, seed: int, data: StudyInputs, where: np.ndarray,
-              n_classes: int) -> dict[str, Any]:
+def score_set(
+    model: Any, combo: Combination, seed: int, data: StudyInputs, where: np.ndarray, n_classes: int
+) -> dict[str, Any]:
     """The fitted model on an extra test set (a held-out family, an evaluate dataset):
     every metric of the task, and the predictions. A metric the set cannot define (ROC-AUC
     on one class) is NaN, never an error: the predictions still tell the story."""
     part = samples(combo, seed, data, where, training=False)
     proba = tuning.class_probabilities(model, part.X, n_classes) if len(part) else np.zeros((0, n_classes))
     values = {m.name: _defined(m, part.y, proba) for m in combo.metrics}
-    return {"value": values[combo.metrics[0].name], "extra": {k: v for k, v in values.items() if k != combo.metrics[0].name},
-            "n": len(part), "predictions": {"ids": list(part.ids), "y": part.y.tolist(), "proba": proba.tolist()}}
+    return {
+        "value": values[combo.metrics[0].name],
+        "extra": {k: v for k, v in values.items() if k != combo.metrics[0].name},
+        "n": len(part),
+        "predictions": {"ids": list(part.ids), "y": part.y.tolist(), "proba": proba.tolist()},
+    }
 
 
 def _defined(metric: Any, y: np.ndarray, proba: np.ndarray) -> float:

@@ -25,7 +25,7 @@ class StudySpec(Protocol):
 
 
 def study_name(spec: StudySpec) -> str:
-    """"<dataset>:<task>/<representation>/<perturbation>/<model> seed=<s> [<key[:8]>]"."""
+    """ "<dataset>:<task>/<representation>/<perturbation>/<model> seed=<s> [<key[:8]>]"."""
     return f"{spec.dataset}:{spec.combination.id} seed={spec.seed} [{spec.key[:8]}]"
 
 
@@ -42,10 +42,17 @@ def name_for(spec: StudySpec, storage: Any) -> str:
 def attributes(spec: StudySpec) -> dict[str, Any]:
     combo = spec.combination
     return {
-        "key": spec.key, "unit": spec.unit, "dataset": spec.dataset, "seed": spec.seed,
-        "combination": combo.id, "task": combo.task.title, "representation": combo.representation.title,
-        "perturbation": combo.perturbation.title, "model": combo.model.title,
-        "transforms": [t.title for t in combo.transforms], "trials": spec.trials,
+        "key": spec.key,
+        "unit": spec.unit,
+        "dataset": spec.dataset,
+        "seed": spec.seed,
+        "combination": combo.id,
+        "task": combo.task.title,
+        "representation": combo.representation.title,
+        "perturbation": combo.perturbation.title,
+        "model": combo.model.title,
+        "transforms": [t.title for t in combo.transforms],
+        "trials": spec.trials,
     }
 
 

@@ -69,12 +69,15 @@ def class_probabilities(model: Model, X: Any, n_classes: int) -> np.ndarray:
     except TypeError:  # inputs without a length (a model's own data object): rows unchecked
         n = proba.shape[0] if proba.ndim else 0
     if proba.ndim not in (1, 2) or proba.shape[0] != n:
-        raise BadProbabilities(f"model {model.name!r} returned probabilities of shape {proba.shape} "
-                               f"for {n} samples; give one row per sample")
+        raise BadProbabilities(
+            f"model {model.name!r} returned probabilities of shape {proba.shape} "
+            f"for {n} samples; give one row per sample"
+        )
     if not np.isfinite(proba).all():
         bad = int((~np.isfinite(proba)).any(axis=tuple(range(1, proba.ndim))).sum())
-        raise BadProbabilities(f"model {model.name!r} returned non-finite probabilities (NaN or inf) "
-                               f"for {bad} of {n} samples")
+        raise BadProbabilities(
+            f"model {model.name!r} returned non-finite probabilities (NaN or inf) for {bad} of {n} samples"
+        )
     classes = getattr(model, "classes_", None)
     if classes is None:
         if proba.ndim != 2 or proba.shape[1] != n_classes:
@@ -128,8 +131,9 @@ def load_fitted(registry: "Registry", folder: "Path", label: str | None = None) 
             raise TypeError("name must be a string and params a table")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         cause = str(exc).replace(str(folder), "<model>") if label else str(exc)
-        raise UserError(f"{what} holds no saved model ({MODEL_FILE}: {type(exc).__name__}: {cause}); "
-                        "rerun the study to write it") from None
+        raise UserError(
+            f"{what} holds no saved model ({MODEL_FILE}: {type(exc).__name__}: {cause}); rerun the study to write it"
+        ) from None
     model = registry.create("model", name, params, where=f"{what}, {MODEL_FILE}: ")
     if not isinstance(model, Model):
         raise UserError(f"{what}: {name!r} is not a model")
@@ -137,5 +141,7 @@ def load_fitted(registry: "Registry", folder: "Path", label: str | None = None) 
         return model.load(folder / "state")
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
         cause = str(exc).replace(str(folder), "<model>") if label else str(exc)
-        raise UserError(f"{what}: model {name!r} cannot read its saved state ({type(exc).__name__}: {cause}); "
-                        "rerun the study to write it") from None
+        raise UserError(
+            f"{what}: model {name!r} cannot read its saved state ({type(exc).__name__}: {cause}); "
+            "rerun the study to write it"
+        ) from None

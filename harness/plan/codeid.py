@@ -102,9 +102,11 @@ def _other_entries(nodes: list, module: ModuleType | None, keep: frozenset[str])
 
     if module is None:
         return set()
-    others = {c for c, _, _ in nodes
-              if c and c not in keep and isinstance(getattr(module, c, None), type)
-              and issubclass(getattr(module, c), Entry)}
+    others = {
+        c
+        for c, _, _ in nodes
+        if c and c not in keep and isinstance(getattr(module, c, None), type) and issubclass(getattr(module, c), Entry)
+    }
     while True:
         named = {n for c, _, refs in nodes if c not in others for n in refs}
         back = named & others
@@ -241,7 +243,7 @@ def _site_dirs() -> tuple[str, ...]:
 
 
 def _installed_version(name: str, path: Path | None) -> str:
-    """"dist==version" for a module installed in site-packages, "" otherwise (editable
+    """ "dist==version" for a module installed in site-packages, "" otherwise (editable
     installs and plain folders are hashed from their source)."""
     if path is None:
         return ""

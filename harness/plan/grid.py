@@ -57,10 +57,7 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
     tasks = [_create(registry, "task", s, src) for spec in part.tasks for s in spec.expand()]
     rep_specs = [s for spec in config.representations for s in spec.expand()]
     perts = [_create(registry, "perturbation", s, src) for spec in config.perturbations for s in spec.expand()]
-    models = [
-        _create(registry, "model", s, src, extra=config.settings.get(s.name))
-        for s in config.models
-    ]
+    models = [_create(registry, "model", s, src, extra=config.settings.get(s.name)) for s in config.models]
     for name in config.settings:
         if name not in {m.name for m in models}:
             registry.get("model", name)  # unknown names fail here with the choices
@@ -70,8 +67,10 @@ def expand(config: Config, registry: Registry, only: list[str] | None = None, pa
     for task in tasks:
         scores = task_metrics(registry, task, src)
         transforms = tuple(
-            cast(Perturbation, registry.create("perturbation", name, params,
-                                               where=f"{src}task {task.name!r} transform: "))
+            cast(
+                Perturbation,
+                registry.create("perturbation", name, params, where=f"{src}task {task.name!r} transform: "),
+            )
             for name, params in task.transforms()
         )
         for spec in rep_specs:
@@ -109,7 +108,8 @@ def resolve(config: Config, registry: Registry) -> Config:
     as the default of that kind (`default = True`): the core names no plugin."""
     datasets = [_named(part, config, registry) for part in config.datasets]
     perturbations = config.perturbations or [
-        EntrySpec(name=registry.default("perturbation", f"{config.source or 'config'} names no perturbation"))]
+        EntrySpec(name=registry.default("perturbation", f"{config.source or 'config'} names no perturbation"))
+    ]
     return config.model_copy(update={"datasets": datasets, "perturbations": perturbations})
 
 

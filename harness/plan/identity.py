@@ -23,8 +23,12 @@ from harness.services.version import FEATURE_CODE_VERSION
 def entry_identity(entry: Any) -> dict[str, Any]:
     """Name, non-secret parameters, version and code hash of a registry entry: editing the
     code that computes it (not its comments or docstrings) is a new identity."""
-    return {"name": entry.name, "params": entry.params(), "version": str(entry.version),
-            "code": code_identity(type(entry))}
+    return {
+        "name": entry.name,
+        "params": entry.params(),
+        "version": str(entry.version),
+        "code": code_identity(type(entry)),
+    }
 
 
 def digest(blob: Any, size: int = 16) -> str:
@@ -40,8 +44,9 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def study_identity(*, dataset: dict, dataset_content: str, combination, split: dict, seed: int,
-                   trials: int, timeout: float | None) -> dict[str, Any]:
+def study_identity(
+    *, dataset: dict, dataset_content: str, combination, split: dict, seed: int, trials: int, timeout: float | None
+) -> dict[str, Any]:
     from harness.services.version import __version__
 
     c = combination
@@ -116,8 +121,12 @@ def commit() -> str:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return ""
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return ""

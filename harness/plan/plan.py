@@ -119,8 +119,9 @@ def grids(config: Config, registry: Registry, only: list[str] | None = None) -> 
     return [(p, g) for p, g in out if g.combinations]
 
 
-def make_plan(config: Config, registry: Registry, store: DoneKeys, console: Console,
-              only: list[str] | None = None) -> Plan:
+def make_plan(
+    config: Config, registry: Registry, store: DoneKeys, console: Console, only: list[str] | None = None
+) -> Plan:
     """Every study of the config and which are done; reads the store, never writes it."""
     config = resolve(config, registry)  # a new object: the caller's config stays as it was
     parts, skipped = [], []
@@ -134,8 +135,9 @@ def make_plan(config: Config, registry: Registry, store: DoneKeys, console: Cons
             loaded = load(dataset, spec, console)
             content = materials_digest(loaded)
         evaluations = tuple(_source(sources, registry, config, e, console) for e in config.evaluation_datasets(spec))
-        part = PartPlan(spec, dataset, grid, content, loaded=loaded, evaluations=evaluations, seeds=seeds,
-                        split=config.run.split)
+        part = PartPlan(
+            spec, dataset, grid, content, loaded=loaded, evaluations=evaluations, seeds=seeds, split=config.run.split
+        )
         split = part.split_identity()
         evaluate = [e.identity() for e in evaluations]
         skipped += [(f"{spec.label}:{cid}", why) for cid, why in grid.skipped]
@@ -143,22 +145,42 @@ def make_plan(config: Config, registry: Registry, store: DoneKeys, console: Cons
         for combo in grid.combinations:
             for seed, fraction in itertools.product(seeds, config.run.train_fractions or [1.0]):
                 ident = identity.study_identity(
-                    dataset=identity.entry_identity(dataset), dataset_content=content, combination=combo,
-                    split=split, seed=seed, trials=config.run.trials, timeout=config.run.timeout)
+                    dataset=identity.entry_identity(dataset),
+                    dataset_content=content,
+                    combination=combo,
+                    split=split,
+                    seed=seed,
+                    trials=config.run.trials,
+                    timeout=config.run.timeout,
+                )
                 if evaluate:  # only then: configs without evaluate datasets keep their keys
                     ident["evaluate"] = evaluate
                 share = study_fraction(fraction)
                 if share is not None:  # only then: the whole split keeps its key
                     ident["train_fraction"] = share
                 label = fraction_label(spec.label, share)
-                studies.append(StudySpec(
-                    key=identity.key_of(ident), unit=f"{label}:{combo.id}#{seed}", dataset=label,
-                    combination=combo, seed=seed, trials=config.run.trials, timeout=config.run.timeout,
-                    identity=ident, train_fraction=share, curve=spec.label if share is not None else ""))
+                studies.append(
+                    StudySpec(
+                        key=identity.key_of(ident),
+                        unit=f"{label}:{combo.id}#{seed}",
+                        dataset=label,
+                        combination=combo,
+                        seed=seed,
+                        trials=config.run.trials,
+                        timeout=config.run.timeout,
+                        identity=ident,
+                        train_fraction=share,
+                        curve=spec.label if share is not None else "",
+                    )
+                )
         parts.append(replace(part, studies=tuple(studies)))
     keys = sorted({s.key for p in parts for s in p.studies})
-    return Plan(tuple(parts), frozenset(store.done_keys(keys)), tuple(skipped),
-                supersede={s.unit: s.key for p in parts for s in p.studies})
+    return Plan(
+        tuple(parts),
+        frozenset(store.done_keys(keys)),
+        tuple(skipped),
+        supersede={s.unit: s.key for p in parts for s in p.studies},
+    )
 
 
 def split_identity(config: Config, part: PartPlan) -> dict:
@@ -167,8 +189,9 @@ def split_identity(config: Config, part: PartPlan) -> dict:
     return part.split_identity()
 
 
-def _source(sources: dict[str, Source], registry: Registry, config: Config, spec: DatasetSpec,
-            console: Console) -> Source:
+def _source(
+    sources: dict[str, Source], registry: Registry, config: Config, spec: DatasetSpec, console: Console
+) -> Source:
     """An evaluate dataset, its content named once however many training datasets use it."""
     if spec.label not in sources:
         dataset = cast(Dataset, registry.create("dataset", spec.name, spec.params, where=f"{config.source}: "))
@@ -193,8 +216,10 @@ def load(dataset: Dataset, spec: DatasetSpec, console: Console) -> Loaded:
         raise UserError(f"dataset {dataset.title!r} has duplicate ids (e.g. {dupes[0]!r}); fix the id column")
     if not materials:
         raise UserError(f"dataset {dataset.title!r} yielded no materials; check its path and parameters")
-    console.print(f"dataset [bold]{escape(spec.label)}[/] = {escape(dataset.title)}: {len(materials)} materials "
-                  f"in {time.perf_counter() - t0:.1f} s" + skip_summary(ctx.skipped))
+    console.print(
+        f"dataset [bold]{escape(spec.label)}[/] = {escape(dataset.title)}: {len(materials)} materials "
+        f"in {time.perf_counter() - t0:.1f} s" + skip_summary(ctx.skipped)
+    )
     return Loaded(materials, [material_hash(m) for m in materials], ctx.skipped)
 
 

@@ -62,9 +62,17 @@ def studies(config: Config, registry: Registry, console: Console, only: list[str
     rows = []
     for s in plan.studies:
         combo = s.combination
-        rows.append({"study": s.unit, "key": s.key, "status": "done" if s.key in plan.done else "pending",
-                     "dataset": s.dataset, **{a: getattr(combo, a).title for a in COMBINATION_AXES}, "seed": s.seed,
-                     "trials": s.trials if combo.model.tune else 1})
+        rows.append(
+            {
+                "study": s.unit,
+                "key": s.key,
+                "status": "done" if s.key in plan.done else "pending",
+                "dataset": s.dataset,
+                **{a: getattr(combo, a).title for a in COMBINATION_AXES},
+                "seed": s.seed,
+                "trials": s.trials if combo.model.tune else 1,
+            }
+        )
     needs = []
     for part in plan.parts:
         todo = [s for s in part.studies if s.key not in plan.done]
@@ -73,10 +81,23 @@ def studies(config: Config, registry: Registry, console: Console, only: list[str
         reps = sorted({s.combination.representation.title for s in todo})
         models = Counter(s.combination.model.title for s in todo)
         trials = sum(s.trials if s.combination.model.tune else 1 for s in todo)
-        needs.append({"dataset": part.spec.label, "featurise": reps, "studies": len(todo),
-                      "fits": trials, "models": dict(models)})
-    return {"config": config.source, "results": str(config.results_dir()), "studies": rows,
-            "superseded": superseded, "skipped": [list(x) for x in plan.skipped], "needs": needs}
+        needs.append(
+            {
+                "dataset": part.spec.label,
+                "featurise": reps,
+                "studies": len(todo),
+                "fits": trials,
+                "models": dict(models),
+            }
+        )
+    return {
+        "config": config.source,
+        "results": str(config.results_dir()),
+        "studies": rows,
+        "superseded": superseded,
+        "skipped": [list(x) for x in plan.skipped],
+        "needs": needs,
+    }
 
 
 def render(found: dict[str, Any], console: Console) -> None:
@@ -90,15 +111,22 @@ def render(found: dict[str, Any], console: Console) -> None:
         table.add_row(escape(r["study"]), r["status"], str(r["trials"]), style=style)
     console.print(table)
     status = Counter(r["status"] for r in rows)
-    console.print(f"{status['done']} done, {status['pending']} pending"
-                  + (f", {len(found['superseded'])} stored results of older settings or code would be kept as "
-                     "superseded" if found["superseded"] else "")
-                  + (f"; {len(found['skipped'])} combinations skipped (kinds do not fit)" if found["skipped"] else ""))
+    console.print(
+        f"{status['done']} done, {status['pending']} pending"
+        + (
+            f", {len(found['superseded'])} stored results of older settings or code would be kept as superseded"
+            if found["superseded"]
+            else ""
+        )
+        + (f"; {len(found['skipped'])} combinations skipped (kinds do not fit)" if found["skipped"] else "")
+    )
     for need in found["needs"]:
         models = ", ".join(f"{m} ({n})" for m, n in need["models"].items())
-        console.print(f"to compute on [bold]{escape(need['dataset'])}[/]: features "
-                      f"{escape(', '.join(need['featurise']))}; {need['studies']} studies, {need['fits']} trial fits "
-                      f"at most (pruned trials stop early): {escape(models)}")
+        console.print(
+            f"to compute on [bold]{escape(need['dataset'])}[/]: features "
+            f"{escape(', '.join(need['featurise']))}; {need['studies']} studies, {need['fits']} trial fits "
+            f"at most (pruned trials stop early): {escape(models)}"
+        )
     if not found["needs"]:
         console.print("nothing to compute: `harness run` would only write the leaderboard")
     console.print(f"results: {escape(found['results'])}")

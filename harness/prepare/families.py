@@ -44,13 +44,17 @@ def parse_template(formula: str, placeholders: Sequence[str]) -> tuple[dict[str,
         tokens.append((m.group(1), float(m.group(2)) if m.group(2) else 1.0))
         pos = m.end()
     if pos != len(formula) or not tokens:
-        raise UserError(f"hold_out formula {formula!r} is not a formula template; write element symbols and "
-                        "placeholders with amounts, e.g. formula = \"ABO3\", placeholders = [\"A\", \"B\"]")
+        raise UserError(
+            f"hold_out formula {formula!r} is not a formula template; write element symbols and "
+            'placeholders with amounts, e.g. formula = "ABO3", placeholders = ["A", "B"]'
+        )
     amounts: Counter = Counter()
     for symbol, amount in tokens:
         if symbol not in placeholders and not Element.is_valid_symbol(symbol):
-            raise UserError(f"hold_out formula {formula!r}: {symbol!r} is neither an element nor a declared "
-                            f"placeholder; add it to placeholders = [...]")
+            raise UserError(
+                f"hold_out formula {formula!r}: {symbol!r} is neither an element nor a declared "
+                f"placeholder; add it to placeholders = [...]"
+            )
         amounts[symbol] += amount
     unused = sorted(set(placeholders) - set(amounts))
     if unused:

@@ -44,12 +44,15 @@ class FeatureSet:
         return sum(f is not None for f in self.features)
 
 
-
-
 def representation_key(rep: Representation) -> str:
     blob = json.dumps(
-        {"name": rep.name, "params": rep.params(), "version": rep.version, "code": code_identity(type(rep)),
-         "core": FEATURE_CODE_VERSION},
+        {
+            "name": rep.name,
+            "params": rep.params(),
+            "version": rep.version,
+            "code": code_identity(type(rep)),
+            "core": FEATURE_CODE_VERSION,
+        },
         sort_keys=True,
         default=str,
     )
@@ -157,8 +160,11 @@ def featurize(
         try:
             with worker_pool(min(workers, len(todo)), "fork" if fork else "spawn") as pool:
                 futures = {
-                    (pool.submit(_featurize_inherited, rep, chunks[n]) if fork else
-                     pool.submit(_featurize_chunk, rep, [materials[i].structure for i in chunks[n]])): (n, p)
+                    (
+                        pool.submit(_featurize_inherited, rep, chunks[n])
+                        if fork
+                        else pool.submit(_featurize_chunk, rep, [materials[i].structure for i in chunks[n]])
+                    ): (n, p)
                     for n, p in todo
                 }
                 for fut in as_completed(futures):

@@ -17,7 +17,6 @@ from harness.plan.spec import fraction_label as label  # noqa: F401
 from harness.prepare.splits import Split
 
 
-
 def nested_train(train: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """The positions of `train` (indices into `y`) a fraction keeps: per class the first
     round(fraction * n_class) (at least one) of an order fixed by `seed`; in their split order."""

@@ -44,8 +44,11 @@ def write_inputs(path: Path, inputs: StudyInputs) -> None:
     names = list(inputs.evaluations)
     for i, name in enumerate(names):
         arrays[f"evaluation_{i}"] = np.asarray(inputs.evaluations[name], dtype=np.int64)
-    write_arrays(path, arrays, {"columns": inputs.columns, "kind": inputs.kind, "seeds": sorted(inputs.splits),
-                                "evaluations": names})
+    write_arrays(
+        path,
+        arrays,
+        {"columns": inputs.columns, "kind": inputs.kind, "seeds": sorted(inputs.splits), "evaluations": names},
+    )
 
 
 def read_inputs(path: Path) -> StudyInputs:
@@ -54,8 +57,11 @@ def read_inputs(path: Path) -> StudyInputs:
         raise FileNotFoundError(f"study inputs {path} are missing or damaged; rerun to prepare them again")
     a, meta = got
     xs = unpack_ragged(a)
-    splits = {int(seed): Split(a[f"split_{seed}_train"], a[f"split_{seed}_valid"], a[f"split_{seed}_test"])
-              for seed in meta["seeds"]}
+    splits = {
+        int(seed): Split(a[f"split_{seed}_train"], a[f"split_{seed}_valid"], a[f"split_{seed}_test"])
+        for seed in meta["seeds"]
+    }
     evaluations = {name: a[f"evaluation_{i}"] for i, name in enumerate(meta.get("evaluations", []))}
-    return StudyInputs(xs, a["y"], [str(i) for i in a["ids"]], a["positions"], list(meta["columns"]), meta["kind"],
-                       splits, evaluations)
+    return StudyInputs(
+        xs, a["y"], [str(i) for i in a["ids"]], a["positions"], list(meta["columns"]), meta["kind"], splits, evaluations
+    )

@@ -70,9 +70,12 @@ def inputs_path(config: Config, part: PartPlan, study: StudySpec) -> str:
     sets give the same file. (`config` is unused: the part carries its split and seeds.)"""
     c = study.combination
     blob = {
-        "dataset": part.content, "task": identity.entry_identity(c.task),
+        "dataset": part.content,
+        "task": identity.entry_identity(c.task),
         "representation": {**identity.entry_identity(c.representation), "feature_code": identity.FEATURE_CODE_VERSION},
-        "split": part.split_identity(), "seeds": sorted(part.seeds), "inputs": 1,
+        "split": part.split_identity(),
+        "seeds": sorted(part.seeds),
+        "inputs": 1,
     }
     if part.evaluations:
         blob["evaluate"] = [e.identity() for e in part.evaluations]
@@ -88,8 +91,13 @@ class Prepared:
     loaded: dict[str, Loaded] = field(default_factory=dict)
 
 
-def prepare(config: Config, part: PartPlan, studies: list[StudySpec] | tuple[StudySpec, ...], console: Console,
-            loaded: Mapping[str, Loaded] | None = None) -> Prepared:
+def prepare(
+    config: Config,
+    part: PartPlan,
+    studies: list[StudySpec] | tuple[StudySpec, ...],
+    console: Console,
+    loaded: Mapping[str, Loaded] | None = None,
+) -> Prepared:
     """The studies with their `inputs` set, writing the files that are not in the cache yet.
 
     `loaded`: datasets an earlier call loaded (by label), reused instead of loading again."""
@@ -117,8 +125,14 @@ def prepare(config: Config, part: PartPlan, studies: list[StudySpec] | tuple[Stu
     labels = {title: _label_task(task, train, part.spec.label, console, part.dataset) for title, task in tasks.items()}
     splits = {title: _splits(config, part, train, labels[title], tasks[title], held.excluded) for title in tasks}
     features = featurize_all(config, train, list(reps.values()), console)
-    extra = {e.spec.label: (el, {t: _label_evaluation(task, el, e.spec.label, console) for t, task in tasks.items()},
-                            featurize_all(config, el, list(reps.values()), console)) for e, el in sources}
+    extra = {
+        e.spec.label: (
+            el,
+            {t: _label_evaluation(task, el, e.spec.label, console) for t, task in tasks.items()},
+            featurize_all(config, el, list(reps.values()), console),
+        )
+        for e, el in sources
+    }
     for path, (task, rep) in missing.items():
         data = _inputs(labels[task.title], splits[task.title], features[rep.title], train)
         _add_families(data, held.families)
@@ -160,15 +174,19 @@ def held_out(part: PartPlan, loaded: Loaded, sources: list, console: Console) ->
         where = np.asarray(_family_members(spec, loaded), dtype=int)
         families[spec.label] = where
         excluded[where] = True
-        console.print(f"hold_out [bold]{escape(spec.label)}[/]: {where.size} materials of {escape(part.spec.label)} "
-                      "kept out of training and validation, scored on their own")
+        console.print(
+            f"hold_out [bold]{escape(spec.label)}[/]: {where.size} materials of {escape(part.spec.label)} "
+            "kept out of training and validation, scored on their own"
+        )
     for source, el in sources:
         ids, hashes = {m.id for m in el.materials}, set(el.hashes)
         shared = np.asarray([m.id in ids or h in hashes for m, h in zip(loaded.materials, loaded.hashes)], dtype=bool)
         if shared.any():
             excluded |= shared
-            console.print(f"evaluate dataset [bold]{escape(source.spec.label)}[/]: {int(shared.sum())} of its materials "
-                          f"are also in {escape(part.spec.label)} (same id or structure): kept out of its splits")
+            console.print(
+                f"evaluate dataset [bold]{escape(source.spec.label)}[/]: {int(shared.sum())} of its materials "
+                f"are also in {escape(part.spec.label)} (same id or structure): kept out of its splits"
+            )
     return HeldOut(excluded, families)
 
 
@@ -177,8 +195,9 @@ def _family_members(spec, loaded: Loaded) -> list[int]:
     from harness.prepare import families
 
     tag = identity.digest([spec.criteria(), "families-v1"])
-    return _cached_by_content("families", tag, loaded, range(len(loaded.materials)),
-                              lambda: families.members(spec, loaded.materials))
+    return _cached_by_content(
+        "families", tag, loaded, range(len(loaded.materials)), lambda: families.members(spec, loaded.materials)
+    )
 
 
 def _loaded(source: PartPlan | Source, known: Mapping[str, Loaded], console: Console) -> Loaded:
@@ -189,14 +208,20 @@ def _loaded(source: PartPlan | Source, known: Mapping[str, Loaded], console: Con
 def _label_evaluation(task: Task, loaded: Loaded, dataset: str, console: Console) -> Labels:
     lab = label(task, loaded.materials)
     counts = ", ".join(f"{task.classes[k]} {c}" for k, c in sorted(Counter(lab.y.tolist()).items()))
-    console.print(f"task [bold]{escape(task.title)}[/] on evaluate dataset {escape(dataset)}: {len(lab.y)} labelled "
-                  f"({escape(counts)})" + (f"; {lab.unlabelled} unlabelled" if lab.unlabelled else "")
-                  + skip_summary(lab.skipped))
+    console.print(
+        f"task [bold]{escape(task.title)}[/] on evaluate dataset {escape(dataset)}: {len(lab.y)} labelled "
+        f"({escape(counts)})" + (f"; {lab.unlabelled} unlabelled" if lab.unlabelled else "") + skip_summary(lab.skipped)
+    )
     if not lab.y.size:
         reads = tuple(getattr(task, "reads", ()) or ())
-        raise UserError(f"task {task.title!r} finds no labelled material in evaluate dataset {dataset!r}"
-                        + (f" (it reads {', '.join(map(repr, reads))}); map that column under the dataset"
-                           if reads else "; use a dataset that carries this property"))
+        raise UserError(
+            f"task {task.title!r} finds no labelled material in evaluate dataset {dataset!r}"
+            + (
+                f" (it reads {', '.join(map(repr, reads))}); map that column under the dataset"
+                if reads
+                else "; use a dataset that carries this property"
+            )
+        )
     return lab
 
 
@@ -228,25 +253,38 @@ def _intact(path: Path) -> bool:
 def _label_task(task: Task, loaded: Loaded, dataset: str, console: Console, source: Dataset | None = None) -> Labels:
     lab = label(task, loaded.materials)
     reads = tuple(getattr(task, "reads", ()) or ())
-    unlabelled = f"; {lab.unlabelled} unlabelled" + (f": no {', '.join(reads)}" if reads else "") if lab.unlabelled else ""
+    unlabelled = (
+        f"; {lab.unlabelled} unlabelled" + (f": no {', '.join(reads)}" if reads else "") if lab.unlabelled else ""
+    )
     counts = ", ".join(f"{task.classes[k]} {c}" for k, c in sorted(Counter(lab.y.tolist()).items()))
-    console.print(f"task [bold]{escape(task.title)}[/]: {len(lab.y)} labelled ({escape(counts)}){escape(unlabelled)}"
-                  + skip_summary(lab.skipped))
+    console.print(
+        f"task [bold]{escape(task.title)}[/]: {len(lab.y)} labelled ({escape(counts)}){escape(unlabelled)}"
+        + skip_summary(lab.skipped)
+    )
     if not lab.y.size:
-        fix = (f"map the column that holds it with columns = {{ {reads[0]} = \"<your column>\" }} under [dataset]"
-               if reads else "use a dataset that carries this property")
+        fix = (
+            f'map the column that holds it with columns = {{ {reads[0]} = "<your column>" }} under [dataset]'
+            if reads
+            else "use a dataset that carries this property"
+        )
         fix = (source.missing_property_hint(reads) if source is not None and reads else None) or fix
-        raise UserError(f"task {task.title!r} finds no labelled material in dataset {dataset!r}"
-                        + (f" (it reads {', '.join(map(repr, reads))})" if reads else "") + f"; {fix}")
+        raise UserError(
+            f"task {task.title!r} finds no labelled material in dataset {dataset!r}"
+            + (f" (it reads {', '.join(map(repr, reads))})" if reads else "")
+            + f"; {fix}"
+        )
     if len(np.unique(lab.y)) < 2:
         only = task.classes[int(lab.y[0])]
-        raise UserError(f"task {task.title!r} finds one class only ({only!r}, {lab.y.size} materials) in dataset "
-                        f"{dataset!r}; use another dataset or threshold")
+        raise UserError(
+            f"task {task.title!r} finds one class only ({only!r}, {lab.y.size} materials) in dataset "
+            f"{dataset!r}; use another dataset or threshold"
+        )
     return lab
 
 
-def _splits(config: Config, part: PartPlan, loaded: Loaded, lab: Labels, task: Task,
-            excluded: np.ndarray) -> dict[int, Split]:
+def _splits(
+    config: Config, part: PartPlan, loaded: Loaded, lab: Labels, task: Task, excluded: np.ndarray
+) -> dict[int, Split]:
     """Per seed, positions into `lab` of train, valid and test: drawn over the labelled
     materials that are not held out, or read from the dataset's split column."""
     s, dataset = part.split, part.spec.label
@@ -257,8 +295,10 @@ def _splits(config: Config, part: PartPlan, loaded: Loaded, lab: Labels, task: T
         values = [loaded.materials[i].props.get(column) for i in lab.index[pool]]
         if all(v is None for v in values):
             some = sorted({k for m in loaded.materials[:50] for k in m.props})
-            raise UserError(f"dataset {dataset!r}: no material carries the split column {column!r} (its properties: "
-                            f"{', '.join(some) or 'none'}); set split_column to one of them")
+            raise UserError(
+                f"dataset {dataset!r}: no material carries the split column {column!r} (its properties: "
+                f"{', '.join(some) or 'none'}); set split_column to one of them"
+            )
     else:
         groups = _group_keys(loaded, lab.index, s.group_by)[pool]
     out = {}
@@ -266,13 +306,21 @@ def _splits(config: Config, part: PartPlan, loaded: Loaded, lab: Labels, task: T
         where = f"task {task.title!r} on {dataset!r}, seed {seed}"
         try:
             if column:
-                split = column_split(values, part.spec.split_names(), y, seed, (s.train, s.valid, s.test),
-                                     f"dataset {dataset!r}, split_column {column!r}")
+                split = column_split(
+                    values,
+                    part.spec.split_names(),
+                    y,
+                    seed,
+                    (s.train, s.valid, s.test),
+                    f"dataset {dataset!r}, split_column {column!r}",
+                )
             else:
                 split = stratified_split(y, seed, (s.train, s.valid, s.test), groups)
         except ValueError as exc:  # scikit-learn: too few materials for these fractions
-            raise UserError(f"task {task.title!r} on {dataset!r}: {len(y)} labelled materials cannot be split "
-                            f"{s.train:g}/{s.valid:g}/{s.test:g} ({exc}); use a larger dataset or limit") from None
+            raise UserError(
+                f"task {task.title!r} on {dataset!r}: {len(y)} labelled materials cannot be split "
+                f"{s.train:g}/{s.valid:g}/{s.test:g} ({exc}); use a larger dataset or limit"
+            ) from None
         check_classes(split, y, task.classes, where)
         out[seed] = Split(pool[split.train], pool[split.valid], pool[split.test])
     return out
@@ -298,11 +346,18 @@ def analyse_all(config: Config, loaded: Loaded, symprecs, console: Console) -> N
             def advance(done: int, total: int, h: TaskID = handle) -> None:
                 bar.update(h, completed=done)
 
-            analyse_symmetry([m.structure for m in loaded.materials], symprec, hashes=loaded.hashes,
-                             workers=config.run.workers, progress=advance)
+            analyse_symmetry(
+                [m.structure for m in loaded.materials],
+                symprec,
+                hashes=loaded.hashes,
+                workers=config.run.workers,
+                progress=advance,
+            )
 
 
-def featurize_all(config: Config, loaded: Loaded, reps: list[Representation], console: Console) -> dict[str, FeatureSet]:
+def featurize_all(
+    config: Config, loaded: Loaded, reps: list[Representation], console: Console
+) -> dict[str, FeatureSet]:
     features: dict[str, FeatureSet] = {}
     cache = FeatureCache(cache_dir())
     t_all = time.perf_counter()
@@ -315,11 +370,18 @@ def featurize_all(config: Config, loaded: Loaded, reps: list[Representation], co
                 bar.update(h, completed=done)
 
             fs = features[rep.title] = featurize(
-                loaded.materials, rep, cache, workers=config.run.workers, progress=progress, hashes=loaded.hashes,
+                loaded.materials,
+                rep,
+                cache,
+                workers=config.run.workers,
+                progress=progress,
+                hashes=loaded.hashes,
             )
             dt = time.perf_counter() - t0
-            bar.console.print(f"  {escape(rep.title)}: {fs.n_ok} featurised in {dt:.1f} s "
-                              f"({len(loaded.materials) / max(dt, 1e-9):.0f} crystals/s)" + skip_summary(fs.skipped))
+            bar.console.print(
+                f"  {escape(rep.title)}: {fs.n_ok} featurised in {dt:.1f} s "
+                f"({len(loaded.materials) / max(dt, 1e-9):.0f} crystals/s)" + skip_summary(fs.skipped)
+            )
     console.print(f"features ready in {time.perf_counter() - t_all:.1f} s (cache: {escape(str(cache.root))})")
     return features
 
@@ -335,8 +397,13 @@ def _inputs(lab: Labels, splits: dict[int, Split], fs: FeatureSet, loaded: Loade
     kept = lab.index[has]
     remap = {seed: Split(*(new_place[p][has[p]] for p in (sp.train, sp.valid, sp.test))) for seed, sp in splits.items()}
     return StudyInputs(
-        X=[fs.features[i] for i in kept], y=lab.y[has], ids=[loaded.materials[i].id for i in kept],
-        positions=kept, columns=list(fs.columns), kind=fs.kind, splits=remap,
+        X=[fs.features[i] for i in kept],
+        y=lab.y[has],
+        ids=[loaded.materials[i].id for i in kept],
+        positions=kept,
+        columns=list(fs.columns),
+        kind=fs.kind,
+        splits=remap,
     )
 
 
@@ -345,8 +412,15 @@ def _group_keys(loaded: Loaded, index: np.ndarray, how: str) -> np.ndarray:
     chosen = [loaded.materials[i] for i in index]
     if how in ("none", "parent"):
         return np.asarray(grouping.group_keys(chosen, how))
-    return np.asarray(_cached_by_content("groups", f"{how}|{grouping.__name__}|v2", loaded, index,
-                                         lambda: [str(k) for k in grouping.group_keys(chosen, how)]))
+    return np.asarray(
+        _cached_by_content(
+            "groups",
+            f"{how}|{grouping.__name__}|v2",
+            loaded,
+            index,
+            lambda: [str(k) for k in grouping.group_keys(chosen, how)],
+        )
+    )
 
 
 def _cached_by_content(folder: str, tag: str, loaded: Loaded, index, compute: Callable[[], list]) -> list:

@@ -37,8 +37,10 @@ def stratified_split(
 
         n_groups = len(np.unique(groups))
         if n_groups < 3:
-            raise UserError(f"only {n_groups} groups of related materials: too few for a train/valid/test "
-                            "split; use group_by = \"none\" or more data")
+            raise UserError(
+                f"only {n_groups} groups of related materials: too few for a train/valid/test "
+                'split; use group_by = "none" or more data'
+            )
         folds = min(N_FOLDS, n_groups)
         fold = np.empty(n, dtype=int)
         cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -83,8 +85,14 @@ def split_value(value: object) -> str:
     return text.lower()
 
 
-def column_split(values: list[object], names: dict[str, str], y: np.ndarray, seed: int,
-                 fractions: tuple[float, float, float], where: str) -> Split:
+def column_split(
+    values: list[object],
+    names: dict[str, str],
+    y: np.ndarray,
+    seed: int,
+    fractions: tuple[float, float, float],
+    where: str,
+) -> Split:
     """The split a dataset ships: each material's part read from its column value.
 
     Without a valid part (many datasets ship train and test only), validation materials are
@@ -94,14 +102,18 @@ def column_split(values: list[object], names: dict[str, str], y: np.ndarray, see
     if unknown:
         example = next((v for v in unknown if v not in (None, "")), None)
         what = f"the value {example!r}" if example is not None else "no value"
-        raise UserError(f"{where}: {len(unknown)} labelled materials have {what} in the split column, which names "
-                        f"no part (known: {', '.join(sorted(names))}); map it with split_values = "
-                        "{ train = [...], valid = [...], test = [...] } under the dataset")
+        raise UserError(
+            f"{where}: {len(unknown)} labelled materials have {what} in the split column, which names "
+            f"no part (known: {', '.join(sorted(names))}); map it with split_values = "
+            "{ train = [...], valid = [...], test = [...] } under the dataset"
+        )
     index = {p: np.flatnonzero(np.asarray(parts) == p) for p in ("train", "valid", "test")}
     for p in ("train", "test"):
         if not index[p].size:
-            raise UserError(f"{where}: the split column marks no material as {p}; "
-                            f"map its values with split_values = {{ {p} = [...] }} under the dataset")
+            raise UserError(
+                f"{where}: the split column marks no material as {p}; "
+                f"map its values with split_values = {{ {p} = [...] }} under the dataset"
+            )
     train, valid = index["train"], index["valid"]
     if not valid.size:
         share = fractions[1] / (fractions[0] + fractions[1])

@@ -106,8 +106,11 @@ def _search(structure: Structure, symprec: float) -> Symmetry | Skip:
     if ds is None:
         return Skip(f"spglib found no symmetry (symprec={symprec}): {spglib.get_error_message()}")
     return Symmetry(
-        int(ds.number), str(ds.international), np.asarray(ds.std_lattice, dtype=float),
-        np.asarray(ds.std_positions, dtype=float).reshape(-1, 3), np.asarray(ds.std_types, dtype=np.int64),
+        int(ds.number),
+        str(ds.international),
+        np.asarray(ds.std_lattice, dtype=float),
+        np.asarray(ds.std_positions, dtype=float).reshape(-1, 3),
+        np.asarray(ds.std_types, dtype=np.int64),
         len(set(np.asarray(ds.mapping_to_primitive).tolist())),
     )
 
@@ -229,8 +232,9 @@ def _cache_path(hashes: Sequence[bytes], symprec: float):
 
     from harness.services.paths import cache_dir
 
-    h = hashlib.blake2b(f"{symprec!r}|{ANGLE_TOLERANCE!r}|{spglib.__version__}|{ANALYSIS_VERSION}".encode(),
-                        digest_size=16)
+    h = hashlib.blake2b(
+        f"{symprec!r}|{ANGLE_TOLERANCE!r}|{spglib.__version__}|{ANALYSIS_VERSION}".encode(), digest_size=16
+    )
     for x in hashes:
         h.update(x)
     return cache_dir() / "symmetry" / f"{h.hexdigest()}.npz"
@@ -242,14 +246,18 @@ def _write(path, found: list[Symmetry | Skip]) -> None:
     ok = [f for f in found if isinstance(f, Symmetry)]
     sizes = [len(f.std_positions) for f in ok]
     try:
-        write_arrays(path, {
-            "number": np.asarray([f.number for f in ok], dtype=np.int64),
-            "n_primitive": np.asarray([f.n_primitive for f in ok], dtype=np.int64),
-            "lattice": np.asarray([f.std_lattice for f in ok], dtype=float).reshape(-1, 3, 3),
-            "positions": np.concatenate([f.std_positions for f in ok]) if ok else np.zeros((0, 3)),
-            "types": np.concatenate([f.std_types for f in ok]) if ok else np.zeros(0, np.int64),
-            "offsets": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-        }, {"entries": ["Skip:" + str(f) if isinstance(f, Skip) else f.international for f in found]})
+        write_arrays(
+            path,
+            {
+                "number": np.asarray([f.number for f in ok], dtype=np.int64),
+                "n_primitive": np.asarray([f.n_primitive for f in ok], dtype=np.int64),
+                "lattice": np.asarray([f.std_lattice for f in ok], dtype=float).reshape(-1, 3, 3),
+                "positions": np.concatenate([f.std_positions for f in ok]) if ok else np.zeros((0, 3)),
+                "types": np.concatenate([f.std_types for f in ok]) if ok else np.zeros(0, np.int64),
+                "offsets": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+            },
+            {"entries": ["Skip:" + str(f) if isinstance(f, Skip) else f.international for f in found]},
+        )
     except UserError:  # a read-only or full cache costs speed, never results
         pass
 
@@ -273,7 +281,15 @@ def _read(path, n: int) -> list[Symmetry | Skip] | None:
             out.append(Skip(str(entry)[5:]))
             continue
         a, b = off[k], off[k + 1]
-        out.append(Symmetry(int(arrays["number"][k]), entry, arrays["lattice"][k], arrays["positions"][a:b],
-                            arrays["types"][a:b], int(arrays["n_primitive"][k])))
+        out.append(
+            Symmetry(
+                int(arrays["number"][k]),
+                entry,
+                arrays["lattice"][k],
+                arrays["positions"][a:b],
+                arrays["types"][a:b],
+                int(arrays["n_primitive"][k]),
+            )
+        )
         k += 1
     return out

@@ -33,10 +33,14 @@ def _pick(pattern: str, keys: Iterable[tuple]) -> tuple:
         return hits[0]
     known = ", ".join(sorted(row_id(k) for k in keys)[:8]) + (" ..." if len(keys) > 8 else "")
     if not hits:
-        raise UserError(f"no leaderboard row matches {pattern!r}; rows are named "
-                        f"dataset:task/representation/perturbation/model, e.g. {known}")
-    raise UserError(f"{pattern!r} matches {len(hits)} rows ({', '.join(sorted(map(row_id, hits))[:5])}); "
-                    "name one (add the task, perturbation or dataset:)")
+        raise UserError(
+            f"no leaderboard row matches {pattern!r}; rows are named "
+            f"dataset:task/representation/perturbation/model, e.g. {known}"
+        )
+    raise UserError(
+        f"{pattern!r} matches {len(hits)} rows ({', '.join(sorted(map(row_id, hits))[:5])}); "
+        "name one (add the task, perturbation or dataset:)"
+    )
 
 
 def compare_rows(results: Iterable[UnitResult], a: str, b: str, metric: str | None = None) -> dict[str, Any]:
@@ -50,23 +54,45 @@ def compare_rows(results: Iterable[UnitResult], a: str, b: str, metric: str | No
     if ka == kb:
         raise UserError(f"{a!r} and {b!r} name the same row {row_id(ka)}")
     if ka[:2] != kb[:2]:
-        raise UserError(f"{row_id(ka)} and {row_id(kb)} were scored on different tasks or test sets: "
-                        "only rows of one table can be compared")
+        raise UserError(
+            f"{row_id(ka)} and {row_id(kb)} were scored on different tasks or test sets: "
+            "only rows of one table can be compared"
+        )
     memo = leaderboard._Memo()
     row_a, row_b = (leaderboard._row(k, grouped[k], memo) for k in (ka, kb))
     cmp = leaderboard.compare(grouped[ka], grouped[kb], row_a["metric"], memo)
     shared = sorted({r.seed for r in grouped[ka]} & {r.seed for r in grouped[kb]})
     out: dict[str, Any] = {
-        "metric": row_a["metric"], "a": row_id(ka), "b": row_id(kb), "shared_seeds": shared,
-        "a_mean": row_a["mean"], "a_std": row_a["std"], "a_ci_low": row_a["ci_low"], "a_ci_high": row_a["ci_high"],
-        "b_mean": row_b["mean"], "b_std": row_b["std"], "b_ci_low": row_b["ci_low"], "b_ci_high": row_b["ci_high"],
-        "diff": None, "diff_low": None, "diff_high": None, "p": None, "method": "", "verdict": "untested",
+        "metric": row_a["metric"],
+        "a": row_id(ka),
+        "b": row_id(kb),
+        "shared_seeds": shared,
+        "a_mean": row_a["mean"],
+        "a_std": row_a["std"],
+        "a_ci_low": row_a["ci_low"],
+        "a_ci_high": row_a["ci_high"],
+        "b_mean": row_b["mean"],
+        "b_std": row_b["std"],
+        "b_ci_low": row_b["ci_low"],
+        "b_ci_high": row_b["ci_high"],
+        "diff": None,
+        "diff_low": None,
+        "diff_high": None,
+        "p": None,
+        "method": "",
+        "verdict": "untested",
     }
     if cmp is not None:
         diff = (cmp.low + cmp.high) / 2
         better = row_a["direction"] * diff > 0
-        out.update(diff=diff, diff_low=cmp.low, diff_high=cmp.high, p=cmp.p, method=cmp.method,
-                   verdict=("A better" if better else "B better") if cmp.distinguishable else "not distinguishable")
+        out.update(
+            diff=diff,
+            diff_low=cmp.low,
+            diff_high=cmp.high,
+            p=cmp.p,
+            method=cmp.method,
+            verdict=("A better" if better else "B better") if cmp.distinguishable else "not distinguishable",
+        )
     return out
 
 
@@ -76,18 +102,30 @@ def _text(c: dict[str, Any]) -> list[tuple[str, str]]:
         ci = "n/a" if c[f"{x}_ci_low"] is None else f"[{c[f'{x}_ci_low']:.3f}, {c[f'{x}_ci_high']:.3f}]"
         return f"{c[f'{x}_mean']:.3f}{std}  95% CI {ci}"
 
-    diff = "n/a" if c["diff"] is None else \
-        f"{c['diff']:+.3f}  95% CI [{c['diff_low']:+.3f}, {c['diff_high']:+.3f}]  p={c['p']:.3g}"
-    return [("metric", c["metric"]), ("A", c["a"]), ("A score", side("a")), ("B", c["b"]),
-            ("B score", side("b")), ("shared seeds", " ".join(map(str, c["shared_seeds"])) or "none"),
-            ("A - B", diff), ("method", c["method"] or "-"), ("verdict", c["verdict"])]
+    diff = (
+        "n/a"
+        if c["diff"] is None
+        else f"{c['diff']:+.3f}  95% CI [{c['diff_low']:+.3f}, {c['diff_high']:+.3f}]  p={c['p']:.3g}"
+    )
+    return [
+        ("metric", c["metric"]),
+        ("A", c["a"]),
+        ("A score", side("a")),
+        ("B", c["b"]),
+        ("B score", side("b")),
+        ("shared seeds", " ".join(map(str, c["shared_seeds"])) or "none"),
+        ("A - B", diff),
+        ("method", c["method"] or "-"),
+        ("verdict", c["verdict"]),
+    ]
 
 
 def render(c: dict[str, Any], console) -> None:
     from rich.table import Table
 
-    table = Table(title="paired comparison (one test: no multiplicity correction)", title_justify="left",
-                  show_header=False)
+    table = Table(
+        title="paired comparison (one test: no multiplicity correction)", title_justify="left", show_header=False
+    )
     table.add_column(style="bold")
     table.add_column()
     for k, v in _text(c):

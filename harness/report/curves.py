@@ -29,8 +29,10 @@ def points(results: Iterable[UnitResult]) -> dict[tuple[str, str], dict[str, lis
         raw[(dataset, r.task)][combo].setdefault(share, []).append(r)
     out: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
     for table in sorted(curved):
-        out[table] = {combo: [_point(share, rs) for share, rs in sorted(by_share.items())]
-                      for combo, by_share in sorted(raw[table].items())}
+        out[table] = {
+            combo: [_point(share, rs) for share, rs in sorted(by_share.items())]
+            for combo, by_share in sorted(raw[table].items())
+        }
     return out
 
 
@@ -42,8 +44,15 @@ def _point(share: float, rs: list[UnitResult]) -> dict[str, Any]:
     half = 0.0
     if len(values) > 1:
         half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-    return {"fraction": share, "n_train": float(np.mean([r.n_train for r in rs])), "mean": mean,
-            "low": mean - half, "high": mean + half, "seeds": len(values), "metric": rs[0].metric}
+    return {
+        "fraction": share,
+        "n_train": float(np.mean([r.n_train for r in rs])),
+        "mean": mean,
+        "low": mean - half,
+        "high": mean + half,
+        "seeds": len(values),
+        "metric": rs[0].metric,
+    }
 
 
 def figure(curves: dict[str, list[dict[str, Any]]], title: str):
@@ -79,11 +88,15 @@ def write(results: Iterable[UnitResult], results_dir: Path) -> list[Path]:
     lines = ["dataset,task,combination,fraction,n_train,mean,ci_low,ci_high,seeds"]
     for (dataset, task), curves in tables.items():
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{dataset}-{task}")
-        written.append(save(figure(curves, f"{dataset} · {task}: learning curve"),
-                            results_dir / f"learning_curve-{slug}.png"))
+        written.append(
+            save(figure(curves, f"{dataset} · {task}: learning curve"), results_dir / f"learning_curve-{slug}.png")
+        )
         for combo, pts in curves.items():
-            lines += [f'{dataset},{task},"{combo}",{p["fraction"]:g},{p["n_train"]:.0f},{p["mean"]:.4f},'
-                      f'{p["low"]:.4f},{p["high"]:.4f},{p["seeds"]}' for p in pts]
+            lines += [
+                f'{dataset},{task},"{combo}",{p["fraction"]:g},{p["n_train"]:.0f},{p["mean"]:.4f},'
+                f"{p['low']:.4f},{p['high']:.4f},{p['seeds']}"
+                for p in pts
+            ]
     if tables:
         (results_dir / "learning_curves.csv").write_text("\n".join(lines) + "\n")
         written.append(results_dir / "learning_curves.csv")

@@ -22,7 +22,13 @@ def expand(results: Iterable[UnitResult]) -> Iterator[UnitResult]:
         yield r
         for name, ev in sorted((r.evaluations or {}).items()):
             yield dataclasses.replace(
-                r, unit=f"{r.unit}{ARROW}{name}", key=f"{r.key}{ARROW}{name}", dataset=f"{r.dataset}{ARROW}{name}",
-                value=float(ev["value"]), extra=dict(ev.get("extra", {})), n_test=int(ev["n"]),
-                predictions=ev.get("predictions"), evaluations={},
+                r,
+                unit=f"{r.unit}{ARROW}{name}",
+                key=f"{r.key}{ARROW}{name}",
+                dataset=f"{r.dataset}{ARROW}{name}",
+                value=float(ev["value"]),
+                extra=dict(ev.get("extra", {})),
+                n_test=int(ev["n"]),
+                predictions=ev.get("predictions"),
+                evaluations={},
             )

@@ -52,14 +52,19 @@ def explain(
             combo = study.combination
             stored = store.model(study.key)
             if stored is None:
-                raise UserError(f"no stored model for {study.unit} in {store.url}; run `harness run {config.source}` "
-                                "first (with the same settings)")
+                raise UserError(
+                    f"no stored model for {study.unit} in {store.url}; run `harness run {config.source}` "
+                    "first (with the same settings)"
+                )
             model = persist.restore(registry, stored)
             if not hasattr(model, "point_importance"):
-                able = sorted(n for n, e in registry.entries.get("model", {}).items()
-                              if hasattr(e.cls, "point_importance"))
-                raise UserError(f"model {combo.model.name!r} offers no point_importance(); explain works for "
-                                f"models that do ({', '.join(able) or 'none loaded'})")
+                able = sorted(
+                    n for n, e in registry.entries.get("model", {}).items() if hasattr(e.cls, "point_importance")
+                )
+                raise UserError(
+                    f"model {combo.model.name!r} offers no point_importance(); explain works for "
+                    f"models that do ({', '.join(able) or 'none loaded'})"
+                )
             made = prepare(config, part, [study], console, loaded)
             (study,), loaded = made.studies, made.loaded
             data = read_inputs(Path(study.inputs))
@@ -75,8 +80,10 @@ def _existing_store(config: Config) -> Store:
     """The run's store, opened only when it is there: explain creates no database."""
     results_dir = config.results_dir()
     if not config.run.storage and not (results_dir / "results.sqlite").is_file():
-        raise UserError(f"no results in {results_dir} (no results.sqlite); run `harness run {config.source}` first "
-                        "or give its results folder with --results")
+        raise UserError(
+            f"no results in {results_dir} (no results.sqlite); run `harness run {config.source}` first "
+            "or give its results folder with --results"
+        )
     return Store(location_of(config.run.storage, results_dir))
 
 
@@ -86,7 +93,9 @@ def _table(console: Console, unit_id: str, combo, model, test, material_ids, lim
     if material_ids:
         missing = [m for m in material_ids if m not in test.ids]
         if missing:
-            raise UserError(f"{', '.join(missing)} not in the test split of {unit_id}; pick test materials (see `--limit`)")
+            raise UserError(
+                f"{', '.join(missing)} not in the test split of {unit_id}; pick test materials (see `--limit`)"
+            )
         picks = [test.ids.index(m) for m in material_ids]
     else:
         picks = list(range(min(limit, len(test))))
@@ -98,7 +107,9 @@ def _table(console: Console, unit_id: str, combo, model, test, material_ids, lim
         counts = np.asarray(model.point_importance(test.X[i]))
         order = [j for j in np.argsort(-counts, kind="stable") if counts[j] > 0]
         points = ", ".join(
-            f"({' '.join(str(int(v)) for v in hkl[j])}) {counts[j]}" if hkl is not None and j < len(hkl) else f"#{j} {counts[j]}"
+            f"({' '.join(str(int(v)) for v in hkl[j])}) {counts[j]}"
+            if hkl is not None and j < len(hkl)
+            else f"#{j} {counts[j]}"
             for j in order
         )
         table.add_row(test.ids[i], classes[test.y[i]], classes[int(np.argmax(proba[row]))], points)

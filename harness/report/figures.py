@@ -71,8 +71,18 @@ def _by_table(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 # What `leaderboard_figure` reads of a row (not its fit time): the key of its cached PNG.
-LEADERBOARD_FIELDS = ("dataset", "task", "metric", "representation", "perturbation", "model", "mean", "ci_low",
-                      "ci_high", "vs_best")
+LEADERBOARD_FIELDS = (
+    "dataset",
+    "task",
+    "metric",
+    "representation",
+    "perturbation",
+    "model",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "vs_best",
+)
 
 
 def leaderboard_png(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -173,7 +183,8 @@ def confusion(task: str, preds: Sequence[Predictions], classes: Sequence[str], c
     matrix = confusion_matrix(y, pred, labels=labels, normalize="true")
     fig, ax = plt.subplots(figsize=(1.1 * len(classes) + 3, 1.0 * len(classes) + 2))
     ConfusionMatrixDisplay(np.nan_to_num(matrix), display_labels=list(classes)).plot(
-        ax=ax, cmap="Blues", values_format=".2f", colorbar=False, xticks_rotation=45)
+        ax=ax, cmap="Blues", values_format=".2f", colorbar=False, xticks_rotation=45
+    )
     ax.set_title(f"{task}\n{caption}", loc="left", fontsize=8)
     fig.tight_layout()
     return fig
@@ -187,7 +198,7 @@ def reliability(table: str, curves: dict[str, tuple[np.ndarray, np.ndarray, np.n
     ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfectly calibrated")
     for label, (count, conf, freq, ece) in curves.items():
         used = count > 0
-        line, = ax.plot(conf[used], freq[used], marker="o", ms=3, label=f"{label} (ECE {ece:.3f})")
+        (line,) = ax.plot(conf[used], freq[used], marker="o", ms=3, label=f"{label} (ECE {ece:.3f})")
         ax.scatter(conf[used], freq[used], s=10 + 90 * count[used] / count.max(), color=line.get_color(), alpha=0.4)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -223,8 +234,9 @@ def per_class_recall(table: str, support: np.ndarray, recall: np.ndarray, groups
     return fig
 
 
-def critical_difference(names: Sequence[str], mean_ranks: Sequence[float], cd: float,
-                        groups: Sequence[tuple[int, int]], n_tables: int):
+def critical_difference(
+    names: Sequence[str], mean_ranks: Sequence[float], cd: float, groups: Sequence[tuple[int, int]], n_tables: int
+):
     """Demsar's critical-difference diagram: mean ranks on an axis, the CD bar above, and
     thick lines joining combinations that are not distinguishable."""
     plt = _pyplot()

@@ -112,8 +112,11 @@ def _table(head: list[str], body: list[list[str]], classes: list[str] | None = N
         f'<tr class="{classes[i] if classes else ""}">' + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
         for i, r in enumerate(body)
     )
-    return ("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
-            + f"</tr></thead><tbody>{rows}</tbody></table>")
+    return (
+        "<table><thead><tr>"
+        + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        + f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def leaderboard_section(rows: list[dict[str, Any]]) -> Section:
@@ -131,12 +134,22 @@ def leaderboard_section(rows: list[dict[str, Any]]) -> Section:
 def identity_section(results: list[UnitResult], results_dir: Path) -> Section:
     studies = sorted(results, key=lambda r: r.unit)
     head = ["study", "key", "device", "trials", "n_train", "n_valid", "n_test", "predictions"]
-    body = [[r.unit, r.key, r.device, str(r.n_trials), str(r.n_train), str(r.n_valid),
-             str(r.n_test), "stored" if r.predictions else "—"] for r in studies]
+    body = [
+        [
+            r.unit,
+            r.key,
+            r.device,
+            str(r.n_trials),
+            str(r.n_train),
+            str(r.n_valid),
+            str(r.n_test),
+            "stored" if r.predictions else "—",
+        ]
+        for r in studies
+    ]
     recorded = _recorded_environment(results)
     env = [[name, _version(name)] for name in LIBRARIES] + [["python", platform.python_version()]]
-    parts = [f"<p>Results folder <code>{html.escape(str(results_dir.resolve()))}</code>: "
-             f"{len(results)} studies.</p>"]
+    parts = [f"<p>Results folder <code>{html.escape(str(results_dir.resolve()))}</code>: {len(results)} studies.</p>"]
     if recorded:
         parts.append("<h3>Recorded with the results</h3>" + _table(["field", "value"], recorded))
     parts.append("<h3>Environment that drew this report</h3>" + _table(["library", "version"], env))
@@ -174,8 +187,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:80]
 
 
-def figure_sections(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitResult]], names: Names,
-                    folder: Path) -> list[Section]:
+def figure_sections(
+    rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitResult]], names: Names, folder: Path
+) -> list[Section]:
     n_vs: list[tuple[Path, str]] = []
     rocs: list[tuple[Path, str]] = []
     confusions: list[tuple[Path, str]] = []
@@ -187,12 +201,15 @@ def figure_sections(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitRe
             n = names.n(r)
             if n is None:
                 continue
-            series[f"{names.series(r)} / {r['perturbation']} / {r['model']}"].append(
-                (n, r["mean"], r["std"] or 0.0))
+            series[f"{names.series(r)} / {r['perturbation']} / {r['model']}"].append((n, r["mean"], r["std"] or 0.0))
         series = {k: v for k, v in series.items() if len({p[0] for p in v}) > 1}
         if series:
-            n_vs.append((figures.save(figures.metric_vs_n(table, series, metric), folder / f"n_{_slug(table)}.png"),
-                         f"{table}: test {metric} against n"))
+            n_vs.append(
+                (
+                    figures.save(figures.metric_vs_n(table, series, metric), folder / f"n_{_slug(table)}.png"),
+                    f"{table}: test {metric} against n",
+                )
+            )
 
         stored = [r for r in task_rows if all(u.predictions for u in grouped[_key(r)])]
         if not stored:
@@ -201,26 +218,40 @@ def figure_sections(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitRe
         if width == 2:
             panels = _roc_panels(stored, grouped, names)
             if panels:
-                rocs.append((figures.save(figures.roc_panels(table, panels), folder / f"roc_{_slug(table)}.png"),
-                             f"{table}: ROC curves per perturbation, one panel per model"))
+                rocs.append(
+                    (
+                        figures.save(figures.roc_panels(table, panels), folder / f"roc_{_slug(table)}.png"),
+                        f"{table}: ROC curves per perturbation, one panel per model",
+                    )
+                )
         else:
             best = stored[0]
             preds = _preds(grouped[_key(best)])
-            caption = (f"best row {row_label(best)}, "
-                       f"{len(preds)} seeds' test sets pooled, rows normalised")
-            path = figures.save(figures.confusion(table, preds, names.classes(best, width), caption),
-                                folder / f"confusion_{_slug(table)}.png")
+            caption = f"best row {row_label(best)}, {len(preds)} seeds' test sets pooled, rows normalised"
+            path = figures.save(
+                figures.confusion(table, preds, names.classes(best, width), caption),
+                folder / f"confusion_{_slug(table)}.png",
+            )
             confusions.append((path, f"{table}: confusion matrix of the best row"))
     sections = []
     if n_vs:
-        sections.append(Section("Metric against the Miller set size n (Fig. 4a)",
-                                "<p>Error bars: standard deviation over seeds.</p>", n_vs))
+        sections.append(
+            Section(
+                "Metric against the Miller set size n (Fig. 4a)",
+                "<p>Error bars: standard deviation over seeds.</p>",
+                n_vs,
+            )
+        )
     if rocs:
-        sections.append(Section(
-            "ROC curves, φ1-φ4 side by side (Fig. 4b-e)",
-            "<p>All seeds' test predictions pooled into one curve per variant (representation without n, "
-            "and perturbation: the paper's φ1-φ4); for each, the one with the largest n. Legend: AUC mean ± std over seeds. Insets: the low "
-            "false-positive corner.</p>", rocs))
+        sections.append(
+            Section(
+                "ROC curves, φ1-φ4 side by side (Fig. 4b-e)",
+                "<p>All seeds' test predictions pooled into one curve per variant (representation without n, "
+                "and perturbation: the paper's φ1-φ4); for each, the one with the largest n. Legend: AUC mean ± std over seeds. Insets: the low "
+                "false-positive corner.</p>",
+                rocs,
+            )
+        )
     if confusions:
         sections.append(Section("Confusion matrices (crystal systems)", "", confusions))
     return sections
@@ -252,7 +283,9 @@ def _roc_panels(rows: list[dict[str, Any]], grouped, names: Names) -> dict[str, 
     return panels
 
 
-def per_class_section(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitResult]], folder: Path) -> Section | None:
+def per_class_section(
+    rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitResult]], folder: Path
+) -> Section | None:
     """Tasks with more than 10 classes: head / torso / tail recall of every row, and the
     per-class recall of each table's best row."""
     from harness.report import perclass
@@ -260,15 +293,22 @@ def per_class_section(rows: list[dict[str, Any]], grouped: dict[tuple, list[Unit
     found = perclass.collect([r for rs in grouped.values() for r in rs], rows)
     if not found:
         return None
-    head = [*AXES[1:], "metric", "head recall", "torso recall",
-            "tail recall", "classes (h/t/t)", "never right"]
-    body = [[*(f[a] for a in AXES[1:]), f"{f['mean']:.3f}",
-             *(perclass._fmt(f[f"{g}_recall"]) for g in perclass.GROUPS),
-             f"{f['head_classes']}/{f['torso_classes']}/{f['tail_classes']}", f"{f['never_right']}/{f['n_classes_present']}"]
-            for f in found]
-    sec = Section("Per-class recall: head, torso, tail",
-                  f"<p>{html.escape(perclass.__doc__.split(chr(10) + chr(10))[1].replace(chr(10), ' '))}</p>"
-                  + _table(head, body))
+    head = [*AXES[1:], "metric", "head recall", "torso recall", "tail recall", "classes (h/t/t)", "never right"]
+    body = [
+        [
+            *(f[a] for a in AXES[1:]),
+            f"{f['mean']:.3f}",
+            *(perclass._fmt(f[f"{g}_recall"]) for g in perclass.GROUPS),
+            f"{f['head_classes']}/{f['torso_classes']}/{f['tail_classes']}",
+            f"{f['never_right']}/{f['n_classes_present']}",
+        ]
+        for f in found
+    ]
+    sec = Section(
+        "Per-class recall: head, torso, tail",
+        f"<p>{html.escape(perclass.__doc__.split(chr(10) + chr(10))[1].replace(chr(10), ' '))}</p>"
+        + _table(head, body),
+    )
     done: set[tuple] = set()
     for f in found:  # leaderboard order: the first of each table is its best row
         table = (f["dataset"], f["task"])
@@ -278,9 +318,12 @@ def per_class_section(rows: list[dict[str, Any]], grouped: dict[tuple, list[Unit
         y, pred, k = perclass.pooled(grouped[_key(f)])
         pc = perclass.per_class(y, pred, k)
         caption = f"{row_label(f)}, seeds pooled"
-        path = figures.save(figures.per_class_recall(f["task"], pc["support"], pc["recall"],
-                                                     perclass.groups_by_frequency(pc["support"]), caption),
-                            folder / f"per_class_{_slug(f['dataset'] + '_' + f['task'])}.png")
+        path = figures.save(
+            figures.per_class_recall(
+                f["task"], pc["support"], pc["recall"], perclass.groups_by_frequency(pc["support"]), caption
+            ),
+            folder / f"per_class_{_slug(f['dataset'] + '_' + f['task'])}.png",
+        )
         sec.figures.append((path, f"{f['task']} on {f['dataset']}: per-class recall of the best row"))
     return sec
 
@@ -288,16 +331,20 @@ def per_class_section(rows: list[dict[str, Any]], grouped: dict[tuple, list[Unit
 RELIABILITY_ROWS = 3
 
 
-def reliability_section(rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitResult]], folder: Path) -> Section | None:
+def reliability_section(
+    rows: list[dict[str, Any]], grouped: dict[tuple, list[UnitResult]], folder: Path
+) -> Section | None:
     """Binary tasks: reliability diagrams of each table's best rows (seeds pooled)."""
     import numpy as np
 
     from harness.sdk import metrics
 
-    sec = Section("Calibration (binary tasks)",
-                  "<p>Observed frequency of class 1 against the predicted probability, 10 equal-width bins, "
-                  "every seed's test predictions pooled; marker size: materials in the bin. ECE: expected "
-                  "calibration error (bin-count-weighted |frequency - probability|).</p>")
+    sec = Section(
+        "Calibration (binary tasks)",
+        "<p>Observed frequency of class 1 against the predicted probability, 10 equal-width bins, "
+        "every seed's test predictions pooled; marker size: materials in the bin. ECE: expected "
+        "calibration error (bin-count-weighted |frequency - probability|).</p>",
+    )
     for table, task_rows in leaderboard.by_task(rows).items():
         curves = {}
         for r in task_rows:
@@ -308,13 +355,16 @@ def reliability_section(rows: list[dict[str, Any]], grouped: dict[tuple, list[Un
             proba = np.concatenate([np.asarray(u.predictions["proba"], dtype=float) for u in rs])
             if proba.ndim != 2 or proba.shape[1] != 2:
                 break
-            curves[row_label(r)] = (
-                *metrics.calibration_bins(y, proba), metrics.ece(y, proba))
+            curves[row_label(r)] = (*metrics.calibration_bins(y, proba), metrics.ece(y, proba))
             if len(curves) == RELIABILITY_ROWS:
                 break
         if curves:
-            sec.figures.append((figures.save(figures.reliability(table, curves), folder / f"reliability_{_slug(table)}.png"),
-                                f"{table}: reliability of the {len(curves)} best rows"))
+            sec.figures.append(
+                (
+                    figures.save(figures.reliability(table, curves), folder / f"reliability_{_slug(table)}.png"),
+                    f"{table}: reliability of the {len(curves)} best rows",
+                )
+            )
     return sec if sec.figures else None
 
 
@@ -324,17 +374,25 @@ def ranks_section(rows: list[dict[str, Any]], folder: Path) -> Section | None:
 
     r = ranks.rank_across(rows)
     if r is None:
-        return Section("Across tasks: mean rank", "<p>Fewer than two tables share two or more combinations: "
-                       "nothing to rank across tasks.</p>")
+        return Section(
+            "Across tasks: mean rank",
+            "<p>Fewer than two tables share two or more combinations: nothing to rank across tasks.</p>",
+        )
     p = "n/a (fewer than 3 combinations)" if r.friedman_p != r.friedman_p else f"{r.friedman_p:.3g}"
-    body = (f"<p>{len(r.names)} combinations present in all {r.n_tables} tables ({html.escape(', '.join(r.tables))}), "
-            f"ranked within each table by its metric (1 = best), ranks averaged. Friedman test p = {p}; "
-            f"Nemenyi critical difference CD = {r.cd:.2f} at 0.05 (Demsar 2006): combinations joined by a bar "
-            "differ by less than CD.</p>"
-            + _table(["#", "combination", "mean rank"],
-                     [[str(i), n, f"{m:.2f}"] for i, (n, m) in enumerate(zip(r.names, r.mean_ranks), 1)]))
-    path = figures.save(figures.critical_difference(r.names, r.mean_ranks, r.cd, ranks.cliques(r), r.n_tables),
-                        folder / "critical_difference.png")
+    body = (
+        f"<p>{len(r.names)} combinations present in all {r.n_tables} tables ({html.escape(', '.join(r.tables))}), "
+        f"ranked within each table by its metric (1 = best), ranks averaged. Friedman test p = {p}; "
+        f"Nemenyi critical difference CD = {r.cd:.2f} at 0.05 (Demsar 2006): combinations joined by a bar "
+        "differ by less than CD.</p>"
+        + _table(
+            ["#", "combination", "mean rank"],
+            [[str(i), n, f"{m:.2f}"] for i, (n, m) in enumerate(zip(r.names, r.mean_ranks), 1)],
+        )
+    )
+    path = figures.save(
+        figures.critical_difference(r.names, r.mean_ranks, r.cd, ranks.cliques(r), r.n_tables),
+        folder / "critical_difference.png",
+    )
     return Section("Across tasks: mean rank", body, [(path, "critical-difference diagram")])
 
 
@@ -343,7 +401,8 @@ def critical_points_section() -> Section:
         "Critical points (Fig. 5)",
         "<p>Not in these results: critical points need a trained point-cloud model and the rebuilt "
         "test inputs. Run <code>harness explain CONFIG 'TASK/REPRESENTATION/PERTURBATION/MODEL' --material ID</code> "
-        "for chosen materials.</p>")
+        "for chosen materials.</p>",
+    )
 
 
 STYLE = """
@@ -357,8 +416,9 @@ figcaption, .legend { font-size: 0.85em; color: #555; }
 """
 
 
-def write_report(results_dir: Path, out: Path | None = None, registry: Any | None = None,
-                 storage: str | None = None) -> Path:
+def write_report(
+    results_dir: Path, out: Path | None = None, registry: Any | None = None, storage: str | None = None
+) -> Path:
     """Write `out` (default RESULTS/report/index.html) and its PNGs; returns the HTML path.
 
     Results come from `storage` (a database URL) when given, else RESULTS/results.sqlite."""
@@ -379,18 +439,23 @@ def write_report(results_dir: Path, out: Path | None = None, registry: Any | Non
     sections = [leaderboard_section(rows)]
     sections[0].figures.append((board_png, "every row: mean and 95 % interval; green: the best and rows tied with it"))
     sections += figure_sections(rows, grouped, names, folder)
-    for extra in (per_class_section(rows, grouped, folder), reliability_section(rows, grouped, folder),
-                  ranks_section(rows, folder)):
+    for extra in (
+        per_class_section(rows, grouped, folder),
+        reliability_section(rows, grouped, folder),
+        ranks_section(rows, folder),
+    ):
         if extra is not None:
             sections.append(extra)
     sections.append(critical_points_section())
     sections.append(identity_section(results, results_dir))
 
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>harness report: "
-             f"{html.escape(results_dir.name)}</title><style>{STYLE}</style></head><body>",
-             f"<h1>harness report: {html.escape(results_dir.name)}</h1>",
-             "<p>Structure-only crystal property classification, after Wang et al., Phys. Rev. Research 4, "
-             "023029 (2022). Drawn from stored test predictions, no refitting.</p><nav><ul>"]
+    parts = [
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>harness report: '
+        f"{html.escape(results_dir.name)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>harness report: {html.escape(results_dir.name)}</h1>",
+        "<p>Structure-only crystal property classification, after Wang et al., Phys. Rev. Research 4, "
+        "023029 (2022). Drawn from stored test predictions, no refitting.</p><nav><ul>",
+    ]
     parts += [f'<li><a href="#{_slug(s.title)}">{html.escape(s.title)}</a></li>' for s in sections]
     parts.append("</ul></nav>")
     for s in sections:

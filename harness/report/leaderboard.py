@@ -128,10 +128,17 @@ def rescored(grouped: dict[tuple, list[UnitResult]], metric: str) -> dict[tuple,
 
         logging.getLogger("harness").warning(
             "%d of %d leaderboard rows cannot be scored by %s (no stored predictions, or a metric their task "
-            "does not define) and are left out", len(grouped) - len(out), len(grouped), metric)
+            "does not define) and are left out",
+            len(grouped) - len(out),
+            len(grouped),
+            metric,
+        )
     if not out and grouped:
-        names = sorted({m.name for m in metrics.BUILTIN} | {r.metric for rs in grouped.values() for r in rs}
-                       | {n for rs in grouped.values() for r in rs for n in r.extra})
+        names = sorted(
+            {m.name for m in metrics.BUILTIN}
+            | {r.metric for rs in grouped.values() for r in rs}
+            | {n for rs in grouped.values() for r in rs for n in r.extra}
+        )
         raise UserError(f"no result can be scored by metric {metric!r}; choose one of: {', '.join(names)}")
     return out
 
@@ -152,7 +159,12 @@ def _row(key: tuple, rs: list[UnitResult], memo: _Memo) -> dict[str, Any]:
         ci_low=interval.low if interval else None,
         ci_high=interval.high if interval else None,
         ci_method=interval.method if interval else "",
-        vs_best="", p_vs_best=None, p_vs_best_raw=None, diff_low=None, diff_high=None, vs_best_method="",
+        vs_best="",
+        p_vs_best=None,
+        p_vs_best_raw=None,
+        diff_low=None,
+        diff_high=None,
+        vs_best_method="",
         test_sampling_sd=None if seeds is None else float(np.sqrt(np.mean([x.within_var for x in seeds]))),
         n_seeds=len(rs),
         seeds=[r.seed for r in rs],
@@ -215,7 +227,11 @@ class _Memo:
         key = blob
         if key in self._seen:
             return self._seen[key]
-        path = cache_dir(writable=False) / "leaderboard-stats" / f"{hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()}.json"
+        path = (
+            cache_dir(writable=False)
+            / "leaderboard-stats"
+            / f"{hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()}.json"
+        )
         value = cache.read_json(path)
         if not valid(value):
             value = compute()
@@ -265,11 +281,13 @@ class _Memo:
 
         def compute():
             rng = stats.stable_rng(metric, *weights, *(d for ds in digests for d in ds))
-            return [stats.shared_variance(metric, [(w, [self._preds[d] for d in ds]) for w, ds in zip(weights, digests)],
-                                          rng)]
+            return [
+                stats.shared_variance(
+                    metric, [(w, [self._preds[d] for d in ds]) for w, ds in zip(weights, digests)], rng
+                )
+            ]
 
-        got = self._cached(["shared", metric, weights, digests], compute,
-                           lambda v: _finite(v, 1) and v[0] >= 0)
+        got = self._cached(["shared", metric, weights, digests], compute, lambda v: _finite(v, 1) and v[0] >= 0)
         return got[0]
 
     def seed_diff(self, metric: str, best: UnitResult, other: UnitResult) -> stats.SeedDiff | None:
@@ -284,8 +302,11 @@ class _Memo:
 
 
 def _finite(value: Any, n: int) -> bool:
-    return (isinstance(value, list) and len(value) == n
-            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value))
+    return (
+        isinstance(value, list)
+        and len(value) == n
+        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)
+    )
 
 
 def _valid_seed(value: Any) -> bool:
@@ -298,8 +319,9 @@ def _valid_pair(value: Any) -> bool:
     return _finite(value, 5) and value[1] >= 0 and value[2] <= value[3] and 0 <= value[4] <= 1
 
 
-def compare(best_rs: list[UnitResult], other_rs: list[UnitResult], metric: str,
-            memo: _Memo | None = None) -> stats.Comparison | None:
+def compare(
+    best_rs: list[UnitResult], other_rs: list[UnitResult], metric: str, memo: _Memo | None = None
+) -> stats.Comparison | None:
     """`best` minus `other` over their shared seeds, paired per seed (stats docstring)."""
     from harness.sdk import metrics
 
@@ -381,14 +403,20 @@ def fmt_vs_best(row: dict[str, Any]) -> str:
 
 def headers(rows: list[dict[str, Any]]) -> list[str]:
     metric = rows[0]["metric"]
-    return ["#", *COLUMNS, metric, "95% CI", "vs best",
-            *extras(rows), "seeds", "n_test"]
+    return ["#", *COLUMNS, metric, "95% CI", "vs best", *extras(rows), "seeds", "n_test"]
 
 
 def cells(i: int, row: dict[str, Any], extra_metrics: list[str]) -> list[str]:
-    return [str(i), *(row[a] for a in COLUMNS), fmt_mean(row),
-            fmt_interval(row), fmt_vs_best(row), *(fmt_mean(row, n) for n in extra_metrics),
-            str(row["n_seeds"]), str(row["n_test"])]
+    return [
+        str(i),
+        *(row[a] for a in COLUMNS),
+        fmt_mean(row),
+        fmt_interval(row),
+        fmt_vs_best(row),
+        *(fmt_mean(row, n) for n in extra_metrics),
+        str(row["n_seeds"]),
+        str(row["n_test"]),
+    ]
 
 
 def title(task: str, rows: list[dict[str, Any]]) -> str:
@@ -405,8 +433,11 @@ def render(rows: list[dict[str, Any]], console: Console) -> None:
         names = extras(task_rows)
         table = Table(title=title(task, task_rows), title_justify="left")
         for j, col in enumerate(headers(task_rows)):
-            table.add_column(col, justify="left" if 1 <= j <= len(COLUMNS) else "right",
-                             style="dim" if j == 0 else ("bold" if j == len(COLUMNS) + 1 else None))
+            table.add_column(
+                col,
+                justify="left" if 1 <= j <= len(COLUMNS) else "right",
+                style="dim" if j == 0 else ("bold" if j == len(COLUMNS) + 1 else None),
+            )
         for i, r in enumerate(task_rows, 1):
             table.add_row(*cells(i, r, names), style="bold green" if r["vs_best"] in ("best", "tied") else None)
         console.print(table)
@@ -422,8 +453,13 @@ def _render_narrow(rows: list[dict[str, Any]], console: Console) -> None:
     for task, task_rows in by_task(rows).items():
         names = extras(task_rows)
         metric = task_rows[0]["metric"]
-        table = Table(title=escape(title(task, task_rows)), title_justify="left", box=box.SIMPLE_HEAD,
-                      padding=(0, 1), expand=False)
+        table = Table(
+            title=escape(title(task, task_rows)),
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1),
+            expand=False,
+        )
         table.add_column("#", style="dim", justify="right")
         table.add_column("\n".join(COLUMNS), overflow="fold", min_width=18)
         table.add_column(f"{escape(metric)}\n95% CI", justify="right", no_wrap=True)
@@ -432,8 +468,12 @@ def _render_narrow(rows: list[dict[str, Any]], console: Console) -> None:
             table.add_column("\n".join(escape(n) for n in names), justify="right", no_wrap=True)
         table.add_column("seeds\nn_test", justify="right", no_wrap=True)
         for i, r in enumerate(task_rows, 1):
-            cells = [str(i), "\n".join(escape(r[a]) for a in COLUMNS),
-                     f"{fmt_mean(r)}\n{fmt_interval(r)}", fmt_vs_best(r)]
+            cells = [
+                str(i),
+                "\n".join(escape(r[a]) for a in COLUMNS),
+                f"{fmt_mean(r)}\n{fmt_interval(r)}",
+                fmt_vs_best(r),
+            ]
             if names:
                 cells.append("\n".join(fmt_mean(r, n) for n in names))
             cells.append(f"{r['n_seeds']}\n{r['n_test']}")

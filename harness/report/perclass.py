@@ -99,24 +99,36 @@ def show(results: Iterable[UnitResult], rows: list[dict[str, Any]], fmt: str, co
         w = csv.writer(buf, lineterminator="\n")
         w.writerow([*leaderboard.KEY, "class", "support", "recall", "group"])
         for f in found:
-            group_of = {c: g for g, members in groups_by_frequency(
-                np.bincount(list(f["per_class_support"]), weights=list(f["per_class_support"].values()))
-                .astype(int)).items() for c in members}
+            group_of = {
+                c: g
+                for g, members in groups_by_frequency(
+                    np.bincount(list(f["per_class_support"]), weights=list(f["per_class_support"].values())).astype(int)
+                ).items()
+                for c in members
+            }
             for c, rec in f["per_class_recall"].items():
                 w.writerow([*(f[k] for k in leaderboard.KEY), c, f["per_class_support"][c], f"{rec:.6f}", group_of[c]])
         print(buf.getvalue(), end="")
         return 0
-    head = [*leaderboard.KEY, "metric", "head recall",
-            "torso recall", "tail recall", "classes (h/t/t)", "never right"]
+    head = [*leaderboard.KEY, "metric", "head recall", "torso recall", "tail recall", "classes (h/t/t)", "never right"]
     lines = []
     for f in found:
-        lines.append([*(f[a] for a in leaderboard.KEY),
-                      f"{f['mean']:.3f}", _fmt(f["head_recall"]), _fmt(f["torso_recall"]), _fmt(f["tail_recall"]),
-                      f"{f['head_classes']}/{f['torso_classes']}/{f['tail_classes']}",
-                      f"{f['never_right']}/{f['n_classes_present']}"])
-    note = ("Classes ranked by frequency (test sets pooled over seeds; the split is stratified, so "
-            "proportional to training frequency), cut into three equal thirds; recall averaged over "
-            "each third's classes. Per-class recall: --format csv or json.")
+        lines.append(
+            [
+                *(f[a] for a in leaderboard.KEY),
+                f"{f['mean']:.3f}",
+                _fmt(f["head_recall"]),
+                _fmt(f["torso_recall"]),
+                _fmt(f["tail_recall"]),
+                f"{f['head_classes']}/{f['torso_classes']}/{f['tail_classes']}",
+                f"{f['never_right']}/{f['n_classes_present']}",
+            ]
+        )
+    note = (
+        "Classes ranked by frequency (test sets pooled over seeds; the split is stratified, so "
+        "proportional to training frequency), cut into three equal thirds; recall averaged over "
+        "each third's classes. Per-class recall: --format csv or json."
+    )
     if fmt == "markdown":
         print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
         for line in lines:

@@ -74,14 +74,19 @@ def select(store: Store, only: Sequence[str] | None, seed: int | None) -> list[U
     def combo_id(r: UnitResult) -> str:
         return r.combination_id
 
-    chosen = [r for r in results
-              if (not only or any(fnmatch.fnmatchcase(combo_id(r), p) or fnmatch.fnmatchcase(r.unit, p) for p in only))
-              and (seed is None or r.seed == seed)]
+    chosen = [
+        r
+        for r in results
+        if (not only or any(fnmatch.fnmatchcase(combo_id(r), p) or fnmatch.fnmatchcase(r.unit, p) for p in only))
+        and (seed is None or r.seed == seed)
+    ]
     if not chosen:
         known = sorted({combo_id(r) for r in results})
-        raise UserError(f"no stored study matches --only {' '.join(only or ['*'])}"
-                        + (f" --seed {seed}" if seed is not None else "")
-                        + f"; stored combinations: {', '.join(known[:5])}{' ...' if len(known) > 5 else ''}")
+        raise UserError(
+            f"no stored study matches --only {' '.join(only or ['*'])}"
+            + (f" --seed {seed}" if seed is not None else "")
+            + f"; stored combinations: {', '.join(known[:5])}{' ...' if len(known) > 5 else ''}"
+        )
     return sorted(chosen, key=lambda r: (r.unit, r.seed))
 
 
@@ -96,17 +101,27 @@ def rebuild(registry: Registry, result: UnitResult) -> Combination:
         made = registry.create(kind, spec["name"], spec.get("params", {}), where=where)
         version = str(getattr(made, "version", "1"))
         if version != str(spec.get("version", "1")):
-            raise UserError(f"{where}{kind} {spec['name']!r} is version {version} here but the model was trained "
-                            f"with version {spec.get('version')}; install the version it was trained with, or rerun")
+            raise UserError(
+                f"{where}{kind} {spec['name']!r} is version {version} here but the model was trained "
+                f"with version {spec.get('version')}; install the version it was trained with, or rerun"
+            )
         return made
 
     made = {axis: entry(axis, ident[axis]) for axis in COMBINATION_AXES}
-    return Combination(**made, transforms=tuple(entry("perturbation", t) for t in ident.get("transforms", [])),
-                       metrics=task_metrics(registry, made["task"], where))
+    return Combination(
+        **made,
+        transforms=tuple(entry("perturbation", t) for t in ident.get("transforms", [])),
+        metrics=task_metrics(registry, made["task"], where),
+    )
 
 
-def read_structures(paths: Sequence[str], registry: Registry, console: Console,
-                    dataset: str | None = None, params: dict[str, Any] | None = None) -> Inputs:
+def read_structures(
+    paths: Sequence[str],
+    registry: Registry,
+    console: Console,
+    dataset: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> Inputs:
     """Structure files (one material each, id = the path as given), or one dataset: a
     dataset file read by the dataset that declares its suffix (`Dataset.reads_paths`), or any
     registered dataset by `--dataset`."""
@@ -153,8 +168,14 @@ def _dataset_for(path: str, registry: Registry) -> str | None:
     return claims[0] if claims else None
 
 
-def predict(store: Store, registry: Registry, result: UnitResult, inputs: Inputs,
-            refit_from: Any = None, console: Console | None = None) -> Predicted:
+def predict(
+    store: Store,
+    registry: Registry,
+    result: UnitResult,
+    inputs: Inputs,
+    refit_from: Any = None,
+    console: Console | None = None,
+) -> Predicted:
     """The stored model of `result` on every material of `inputs` it can featurise; with no
     stored model and `refit_from` (the run's Config), the model refitted by `refit`."""
     stored = store.model(result.key)
@@ -164,9 +185,11 @@ def predict(store: Store, registry: Registry, result: UnitResult, inputs: Inputs
     elif refit_from is not None:
         model = refit(store, registry, result, refit_from, console or Console(stderr=True))
     else:
-        raise UserError(f"study {result.unit} has no stored model (run with store_models = \"none\", or its model "
-                        "cannot save itself); give the run's config (--config CONFIG) to refit it, or rerun with "
-                        "store_models = \"all\" and a new results folder")
+        raise UserError(
+            f'study {result.unit} has no stored model (run with store_models = "none", or its model '
+            "cannot save itself); give the run's config (--config CONFIG) to refit it, or rerun with "
+            'store_models = "all" and a new results folder'
+        )
     task, rep = combo.task, combo.representation
     materials = inputs.materials
     fs = featurize(materials, rep, FeatureCache(cache_dir()), workers=1, hashes=[material_hash(m) for m in materials])
@@ -185,8 +208,15 @@ def predict(store: Store, registry: Registry, result: UnitResult, inputs: Inputs
     for i, p in zip(kept, proba):
         truth = _true_label(task, materials[i])
         k = int(np.argmax(p))
-        rows.append({"material": materials[i].id, "true": None if truth is None else task.classes[truth],
-                     "predicted": task.classes[k], "confidence": float(p[k]), "proba": [float(v) for v in p]})
+        rows.append(
+            {
+                "material": materials[i].id,
+                "true": None if truth is None else task.classes[truth],
+                "predicted": task.classes[k],
+                "confidence": float(p[k]),
+                "proba": [float(v) for v in p],
+            }
+        )
     skipped = Counter(inputs.skipped)  # unreadable in the input, then not featurisable
     skipped.update(fs.skipped)
     return Predicted(result, tuple(task.classes), rows, skipped)
@@ -206,8 +236,10 @@ def refit(store: Store, registry: Registry, result: UnitResult, config: Any, con
     plan = make_plan(config, registry, store, console)
     found = [(part, s) for part in plan.parts for s in part.studies if s.key == result.key]
     if not found:
-        raise UserError(f"study {result.unit} is not a study of {config.source} (its key {result.key[:12]} is not in "
-                        "the config's plan); give the config the results were run with")
+        raise UserError(
+            f"study {result.unit} is not a study of {config.source} (its key {result.key[:12]} is not in "
+            "the config's plan); give the config the results were run with"
+        )
     part, spec = found[0]
     (spec,) = prepare(config, part, [spec], console).studies
     combo, n_classes = spec.combination, len(spec.combination.task.classes)
@@ -218,18 +250,22 @@ def refit(store: Store, registry: Registry, result: UnitResult, config: Any, con
     test = samples(combo, spec.seed, data, split.test, training=False)
     model = tuning.build(combo.model, result.params if combo.model.tune else {})
     score = combo.metrics[0].objective
-    console.print(f"refitting {escape(result.unit)} (no stored model) from its parameters {result.params} "
-                  f"and seed {spec.seed} on {len(train)} training materials")
+    console.print(
+        f"refitting {escape(result.unit)} (no stored model) from its parameters {result.params} "
+        f"and seed {spec.seed} on {len(train)} training materials"
+    )
     model.fit(train, valid, FitContext("cpu", spec.seed, n_classes, score, lambda step, value: None, cores()))
     proba = tuning.class_probabilities(model, test.X, n_classes)
     stored = np.asarray((result.predictions or {}).get("proba", []), dtype=float)
     same_ids = list(test.ids) == list((result.predictions or {}).get("ids", []))
     if not same_ids or stored.shape != proba.shape or not np.array_equal(stored, proba):
         diff = float(np.max(np.abs(stored - proba))) if same_ids and stored.shape == proba.shape else float("nan")
-        raise UserError(f"study {result.unit}: the refitted model does not reproduce the stored test predictions "
-                        + ("(other test materials)" if not same_ids else f"(largest difference {diff:.3g})")
-                        + "; its model is not bit-deterministic here (library version, device): rerun the study "
-                        "with store_models = \"all\"")
+        raise UserError(
+            f"study {result.unit}: the refitted model does not reproduce the stored test predictions "
+            + ("(other test materials)" if not same_ids else f"(largest difference {diff:.3g})")
+            + "; its model is not bit-deterministic here (library version, device): rerun the study "
+            'with store_models = "all"'
+        )
     return model
 
 
@@ -253,8 +289,13 @@ def render(found: list[Predicted], console: Console) -> None:
             table.add_column(col, justify="right" if col == "confidence" else "left")
         for row in p.rows:
             style = None if row["true"] is None else ("green" if row["true"] == row["predicted"] else "red")
-            table.add_row(escape(row["material"]), escape(row["true"] or "—"), escape(row["predicted"]),
-                          f"{row['confidence']:.3f}", style=style)
+            table.add_row(
+                escape(row["material"]),
+                escape(row["true"] or "—"),
+                escape(row["predicted"]),
+                f"{row['confidence']:.3f}",
+                style=style,
+            )
         console.print(table)
         if p.skipped:
             console.print(f"[yellow]{sum(p.skipped.values())} materials not predicted[/]{skip_summary(p.skipped)}")
@@ -268,11 +309,32 @@ def to_csv(found: list[Predicted]) -> str:
     for p in found:
         for row in p.rows:
             probs = dict(zip(p.classes, row["proba"]))
-            writer.writerow([p.result.unit, p.result.seed, row["material"], row["true"] or "", row["predicted"],
-                             repr(row["confidence"]), *(repr(probs[c]) if c in probs else "" for c in classes)])
+            writer.writerow(
+                [
+                    p.result.unit,
+                    p.result.seed,
+                    row["material"],
+                    row["true"] or "",
+                    row["predicted"],
+                    repr(row["confidence"]),
+                    *(repr(probs[c]) if c in probs else "" for c in classes),
+                ]
+            )
     return buf.getvalue()
 
 
 def to_json(found: list[Predicted]) -> str:
-    return json.dumps([{"study": p.result.unit, "key": p.result.key, "seed": p.result.seed, "classes": list(p.classes),
-                        "skipped": p.skipped, "materials": p.rows} for p in found], indent=2)
+    return json.dumps(
+        [
+            {
+                "study": p.result.unit,
+                "key": p.result.key,
+                "seed": p.result.seed,
+                "classes": list(p.classes),
+                "skipped": p.skipped,
+                "materials": p.rows,
+            }
+            for p in found
+        ],
+        indent=2,
+    )

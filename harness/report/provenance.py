@@ -49,5 +49,7 @@ def write(config: Config, plan: Plan, results_dir: Path) -> Path:
     try:
         path.write_text(json.dumps(record(config, plan), indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}; free space or choose another --results folder") from None
+        raise UserError(
+            f"cannot write {path}: {exc.strerror or exc}; free space or choose another --results folder"
+        ) from None
     return path

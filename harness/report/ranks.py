@@ -40,8 +40,10 @@ def rank_across(rows: list[dict[str, Any]]) -> Ranking | None:
     from scipy import stats
 
     tables = leaderboard.by_task(rows)
-    per_table = {t: {combination(r): r["mean"] * (1 if r.get("higher_is_better", True) else -1) for r in rs}
-                 for t, rs in tables.items()}
+    per_table = {
+        t: {combination(r): r["mean"] * (1 if r.get("higher_is_better", True) else -1) for r in rs}
+        for t, rs in tables.items()
+    }
     if len(per_table) < 2:
         return None
     shared = sorted(set.intersection(*(set(v) for v in per_table.values())))

@@ -240,8 +240,9 @@ def _percentiles(values: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def bootstrap_interval(metric: str, seeds: Sequence[Predictions], rng: np.random.Generator,
-                       n_boot: int = N_BOOT) -> Interval:
+def bootstrap_interval(
+    metric: str, seeds: Sequence[Predictions], rng: np.random.Generator, n_boot: int = N_BOOT
+) -> Interval:
     """95 % percentile interval of the seed-mean metric, test materials resampled per seed."""
     per_seed = [replicate_scores(metric, p, stratified_counts(p.y, n_boot, rng)) for p in seeds]
     low, high = _percentiles(np.mean(per_seed, axis=0))
@@ -273,8 +274,13 @@ class Comparison:
         return not (self.low <= 0.0 <= self.high)
 
 
-def paired_bootstrap(metric: str, best: Sequence[Predictions], other: Sequence[Predictions],
-                     rng: np.random.Generator, n_boot: int = N_BOOT) -> Comparison | None:
+def paired_bootstrap(
+    metric: str,
+    best: Sequence[Predictions],
+    other: Sequence[Predictions],
+    rng: np.random.Generator,
+    n_boot: int = N_BOOT,
+) -> Comparison | None:
     """Bootstrap of mean_seeds(metric(best) - metric(other)), one draw feeding both rows.
 
     `best` and `other` list the predictions of the seeds both rows have, in one order."""
@@ -337,12 +343,14 @@ def shared_test_set(seeds: Sequence[Predictions]) -> bool:
     """Whether every seed was scored on the same materials (a fixed column split, an extra
     evaluation set), so their test sampling does not average out over seeds."""
     first = dict(zip(seeds[0].ids, seeds[0].y.tolist()))
-    return len(seeds) > 1 and all(len(p.ids) == len(first) and dict(zip(p.ids, p.y.tolist())) == first
-                                  for p in seeds[1:])
+    return len(seeds) > 1 and all(
+        len(p.ids) == len(first) and dict(zip(p.ids, p.y.tolist())) == first for p in seeds[1:]
+    )
 
 
-def shared_variance(metric: str, rows: Sequence[tuple[float, Sequence[Predictions]]], rng: np.random.Generator,
-                    n_boot: int = N_BOOT) -> float:
+def shared_variance(
+    metric: str, rows: Sequence[tuple[float, Sequence[Predictions]]], rng: np.random.Generator, n_boot: int = N_BOOT
+) -> float:
     """Bootstrap variance of sum(weight * mean over seeds of the metric) when the shared
     test materials are redrawn once for all seeds and rows (the same materials, the same
     multiplicity): the test-sampling part that seeds do not average out."""
@@ -389,8 +397,9 @@ def seeds_interval(values: Sequence[float], shared_var: float | None = None, met
     return Interval(mean - half, mean + half, method)
 
 
-def row_interval(values: Sequence[float], seeds: Sequence[SeedStats] | None,
-                 shared_var: float | None = None) -> Interval | None:
+def row_interval(
+    values: Sequence[float], seeds: Sequence[SeedStats] | None, shared_var: float | None = None
+) -> Interval | None:
     """The row's interval: over seeds (2+ seeds; with the shared test-sampling variance
     where `shared_var` is given), test sampling only (1 seed with predictions), None (1
     seed, nothing stored)."""
@@ -417,8 +426,9 @@ class SeedDiff:
     p: float  # paired bootstrap two-sided p (used when this is the only seed)
 
 
-def seed_diff(metric: str, best: Predictions, other: Predictions, rng: np.random.Generator,
-              n_boot: int = N_BOOT) -> SeedDiff | None:
+def seed_diff(
+    metric: str, best: Predictions, other: Predictions, rng: np.random.Generator, n_boot: int = N_BOOT
+) -> SeedDiff | None:
     """The paired difference on one seed's split; None when the two were not scored on
     the same split (no material in common, or other labels)."""
     a, b = best.align(other)
@@ -433,8 +443,9 @@ def seed_diff(metric: str, best: Predictions, other: Predictions, rng: np.random
     return SeedDiff(diff, float(np.nanvar(reps, ddof=1)), low, high, float(p))
 
 
-def compare_seeds(diffs: Sequence[float], shared_var: float | None = None,
-                  single: SeedDiff | None = None) -> Comparison | None:
+def compare_seeds(
+    diffs: Sequence[float], shared_var: float | None = None, single: SeedDiff | None = None
+) -> Comparison | None:
     """Best minus other over the shared seeds: paired t with k - 1 df (plus the shared
     test-sampling variance where every seed used one test set); with one seed, its
     paired bootstrap (test sampling only); None when nothing can be said."""

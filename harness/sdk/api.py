@@ -43,8 +43,13 @@ class Material:
     content_hash: bytes | None = field(default=None, repr=False, compare=False)
 
     @staticmethod
-    def lazy(id: str, build: Callable[[], "Structure"], props: Mapping[str, Any] | None = None,
-             group: str | None = None, content_hash: bytes | None = None) -> "Material":
+    def lazy(
+        id: str,
+        build: Callable[[], "Structure"],
+        props: Mapping[str, Any] | None = None,
+        group: str | None = None,
+        content_hash: bytes | None = None,
+    ) -> "Material":
         """A material whose structure is built by `build()` on first use.
 
         A warm run that finds every feature in the cache never builds the structures
@@ -53,10 +58,22 @@ class Material:
 
 
 class _LazyMaterial(Material):
-    def __init__(self, id: str, build: Callable[[], "Structure"], props: Mapping[str, Any],
-                 group: str | None, content_hash: bytes | None):
-        for name, value in (("id", id), ("props", props), ("group", group),
-                            ("content_hash", content_hash), ("_build", build), ("_structure", None)):
+    def __init__(
+        self,
+        id: str,
+        build: Callable[[], "Structure"],
+        props: Mapping[str, Any],
+        group: str | None,
+        content_hash: bytes | None,
+    ):
+        for name, value in (
+            ("id", id),
+            ("props", props),
+            ("group", group),
+            ("content_hash", content_hash),
+            ("_build", build),
+            ("_structure", None),
+        ):
             object.__setattr__(self, name, value)
 
     @property

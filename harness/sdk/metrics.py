@@ -86,7 +86,9 @@ def brier(y: np.ndarray, proba: np.ndarray) -> float:
 ECE_BINS = 10
 
 
-def calibration_bins(y: np.ndarray, proba: np.ndarray, n_bins: int = ECE_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def calibration_bins(
+    y: np.ndarray, proba: np.ndarray, n_bins: int = ECE_BINS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per equal-width bin of confidence: count, mean confidence, observed frequency.
 
     Two classes: the probability of class 1 against the label (scikit-learn's
@@ -119,8 +121,12 @@ BUILTIN = (
     Metric("macro_f1", macro_f1, True, "F1 averaged over the classes present, unweighted"),
     Metric("log_loss", log_loss, False, "cross-entropy of the predicted probabilities"),
     Metric("top5_accuracy", top5_accuracy, True, "fraction whose true class is among the five most probable"),
-    Metric("balanced_accuracy", balanced_accuracy, True,
-           "recall averaged over classes (binary: matbench mp_is_metal's hard-label 'ROC-AUC')"),
+    Metric(
+        "balanced_accuracy",
+        balanced_accuracy,
+        True,
+        "recall averaged over classes (binary: matbench mp_is_metal's hard-label 'ROC-AUC')",
+    ),
     Metric("mcc", mcc, True, "Matthews correlation coefficient of the most probable class"),
     Metric("f1", f1, True, "F1 of class 1 (binary tasks)"),
     Metric("brier", brier, False, "Brier score: squared error of the probabilities"),
@@ -131,9 +137,16 @@ BUILTIN = (
 # Values a metric can take: an interval is never drawn outside them (a symmetric t
 # interval near 0 or 1 would be). Plugin metrics: unbounded.
 RANGES: dict[str, tuple[float, float]] = {
-    "roc_auc": (0.0, 1.0), "accuracy": (0.0, 1.0), "macro_f1": (0.0, 1.0), "top5_accuracy": (0.0, 1.0),
-    "balanced_accuracy": (0.0, 1.0), "mcc": (-1.0, 1.0), "f1": (0.0, 1.0), "brier": (0.0, 2.0),
-    "ece": (0.0, 1.0), "log_loss": (0.0, float("inf")),
+    "roc_auc": (0.0, 1.0),
+    "accuracy": (0.0, 1.0),
+    "macro_f1": (0.0, 1.0),
+    "top5_accuracy": (0.0, 1.0),
+    "balanced_accuracy": (0.0, 1.0),
+    "mcc": (-1.0, 1.0),
+    "f1": (0.0, 1.0),
+    "brier": (0.0, 2.0),
+    "ece": (0.0, 1.0),
+    "log_loss": (0.0, float("inf")),
 }
 
 

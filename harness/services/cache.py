@@ -48,8 +48,10 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]
     except OSError as exc:
         with contextlib.suppress(OSError):  # a full disk leaves no partial .tmpPID behind
             tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write cache file {path}: {exc.strerror or exc}; free space or set "
-                        "HARNESS_CACHE_DIR to a writable folder") from None
+        raise UserError(
+            f"cannot write cache file {path}: {exc.strerror or exc}; free space or set "
+            "HARNESS_CACHE_DIR to a writable folder"
+        ) from None
 
 
 def read_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
@@ -98,8 +100,10 @@ def pack_ragged(arrays: list[np.ndarray | None]) -> dict[str, np.ndarray]:
 def unpack_ragged(arrays: dict[str, np.ndarray]) -> list[np.ndarray | None]:
     """The arrays `pack_ragged` packed (views into one buffer)."""
     data, offsets, shapes = arrays["data"], arrays["offsets"], arrays["shapes"]
-    return [None if shape[0] < 0 else data[offsets[i]:offsets[i + 1]].reshape(tuple(int(s) for s in shape if s >= 0))
-            for i, shape in enumerate(shapes)]
+    return [
+        None if shape[0] < 0 else data[offsets[i] : offsets[i + 1]].reshape(tuple(int(s) for s in shape if s >= 0))
+        for i, shape in enumerate(shapes)
+    ]
 
 
 def write_json(path: Path, value: Any) -> None:

@@ -100,8 +100,10 @@ class EntrySpec(Strict):
 def _check_evaluation_dataset(d: "DatasetSpec") -> None:
     for key in ("tasks", "hold_out", "split_column", "evaluate_on"):
         if getattr(d, key):
-            raise ValueError(f"dataset {d.label!r} has role = \"evaluate\": it is scored with the tasks of the "
-                             f"datasets that train on it, so {key} does not apply; remove it")
+            raise ValueError(
+                f'dataset {d.label!r} has role = "evaluate": it is scored with the tasks of the '
+                f"datasets that train on it, so {key} does not apply; remove it"
+            )
 
 
 def _as_spec(value: Any) -> Any:
@@ -140,8 +142,11 @@ class HoldOutSpec(Strict):
 
 # Values of a split column that name each part (compared lower-case, on a path's file name
 # without its extensions: "data/Train.csv.gz" reads as "train").
-SPLIT_VALUES = {"train": ["train", "training"], "valid": ["valid", "validation", "val", "dev"],
-                "test": ["test", "testing"]}
+SPLIT_VALUES = {
+    "train": ["train", "training"],
+    "valid": ["valid", "validation", "val", "dev"],
+    "test": ["test", "testing"],
+}
 
 
 class DatasetSpec(EntrySpec):
@@ -246,16 +251,19 @@ class Config(Strict):
         labels = [d.label for d in self.datasets] + [h.label for d in self.datasets for h in d.hold_out]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
-            raise ValueError(f"several datasets or hold_out families are labelled {dupes[0]!r}: "
-                             "give each a distinct label = \"...\"")
+            raise ValueError(
+                f'several datasets or hold_out families are labelled {dupes[0]!r}: give each a distinct label = "..."'
+            )
         evaluate = {d.label for d in self.datasets if d.role == "evaluate"}
         if evaluate and not any(d.role == "train" for d in self.datasets):
-            raise ValueError("every dataset has role = \"evaluate\": give at least one dataset to train on")
+            raise ValueError('every dataset has role = "evaluate": give at least one dataset to train on')
         for d in self.datasets:
             unknown = sorted(set(d.evaluate_on or ()) - evaluate)
             if unknown:
-                raise ValueError(f"dataset {d.label!r}: evaluate_on names {unknown[0]!r}, which is no dataset with "
-                                 f"role = \"evaluate\" (those are: {', '.join(sorted(evaluate)) or 'none'})")
+                raise ValueError(
+                    f"dataset {d.label!r}: evaluate_on names {unknown[0]!r}, which is no dataset with "
+                    f'role = "evaluate" (those are: {", ".join(sorted(evaluate)) or "none"})'
+                )
         return self
 
     def evaluation_datasets(self, part: DatasetSpec) -> list[DatasetSpec]:
@@ -290,7 +298,9 @@ def override_run(config: Config, **values: Any) -> Config:
     except pydantic.ValidationError as exc:
         err = exc.errors()[0]
         name = ".".join(str(p) for p in err["loc"])
-        raise UserError(f"--{name.replace('_', '-')} {given.get(name)!r}: {err['msg'].removeprefix('Value error, ')}") from None
+        raise UserError(
+            f"--{name.replace('_', '-')} {given.get(name)!r}: {err['msg'].removeprefix('Value error, ')}"
+        ) from None
     return config
 
 

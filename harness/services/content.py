@@ -13,8 +13,9 @@ from harness.sdk.api import Material
 
 def structure_hash(structure) -> bytes:
     """Content hash of a structure: lattice, fractional coordinates, species and occupancies."""
-    return content_hash(structure.lattice.matrix, structure.frac_coords,
-                        [site_label(site.species.items()) for site in structure])
+    return content_hash(
+        structure.lattice.matrix, structure.frac_coords, [site_label(site.species.items()) for site in structure]
+    )
 
 
 def site_label(species_occupancies: Iterable[tuple[Any, float]]) -> str:

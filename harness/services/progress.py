@@ -92,8 +92,11 @@ class TeeConsole(Console):
 
     def __init__(self, *args, log_file=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.log_console = Console(file=log_file, width=160, color_system=None, force_terminal=False,
-                                   soft_wrap=False) if log_file is not None else None
+        self.log_console = (
+            Console(file=log_file, width=160, color_system=None, force_terminal=False, soft_wrap=False)
+            if log_file is not None
+            else None
+        )
 
     def print(self, *objects, **kwargs) -> None:
         super().print(*objects, **kwargs)
@@ -124,7 +127,7 @@ def tracker(bar: Progress, default: str):
 
 
 def skip_summary(counter: Counter) -> str:
-    """" (12 skipped: reason: n; ...)" as Rich markup, the reasons escaped."""
+    """ " (12 skipped: reason: n; ...)" as Rich markup, the reasons escaped."""
     if not counter:
         return ""
     total = sum(counter.values())

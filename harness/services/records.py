@@ -115,8 +115,9 @@ class UnitResult:
         if not isinstance(found, dict) or not isinstance(found.get("name"), str):
             return EntryRef("", {}, "", title, label)
         params = found.get("params")
-        return EntryRef(found["name"], dict(params) if isinstance(params, dict) else {},
-                        str(found.get("version", "")), title, label)
+        return EntryRef(
+            found["name"], dict(params) if isinstance(params, dict) else {}, str(found.get("version", "")), title, label
+        )
 
     def higher_is_better(self, metric: str | None = None) -> bool | None:
         """The direction of `metric` (default: the study's own) as the study wrote it;

@@ -46,21 +46,28 @@ class Registry:
         """An executor a plugin offers (`harness.execute.executors` adds the built-ins at lookup)."""
         name = getattr(entry, "name", "")
         if not (name and isinstance(name, str) and callable(getattr(entry, "build", None))):
-            raise UserError(f"plugin {plugin!r} returned {entry!r} from harness_executors(); expected an "
-                            "ExecutorEntry(name, build): fix the plugin")
+            raise UserError(
+                f"plugin {plugin!r} returned {entry!r} from harness_executors(); expected an "
+                "ExecutorEntry(name, build): fix the plugin"
+            )
         if name in self.executors:
-            raise UserError(f"duplicate executor {name!r}: registered by {self.executors[name][1]!r} and by "
-                            f"{plugin!r}; rename one of them")
+            raise UserError(
+                f"duplicate executor {name!r}: registered by {self.executors[name][1]!r} and by "
+                f"{plugin!r}; rename one of them"
+            )
         self.executors[name] = (entry, plugin)
 
     def add_metric(self, metric: Any, plugin: str) -> None:
         if not (isinstance(metric, Metric) and metric.name and callable(metric.compute)):
-            raise UserError(f"plugin {plugin!r} returned {metric!r} from harness_metrics(); "
-                            "expected harness.Metric(name, compute, higher_is_better): fix the plugin")
+            raise UserError(
+                f"plugin {plugin!r} returned {metric!r} from harness_metrics(); "
+                "expected harness.Metric(name, compute, higher_is_better): fix the plugin"
+            )
         if metric.name in self.metrics:
             first = self.metrics[metric.name][1]
-            raise UserError(f"duplicate metric {metric.name!r}: registered by {first!r} and by {plugin!r}; "
-                            "rename one of them")
+            raise UserError(
+                f"duplicate metric {metric.name!r}: registered by {first!r} and by {plugin!r}; rename one of them"
+            )
         self.metrics[metric.name] = (metric, plugin)
         metrics.remember(metric)
 
@@ -82,16 +89,16 @@ class Registry:
         if not name or not isinstance(name, str):
             raise UserError(f"plugin {plugin!r}: {cls.__name__} has no `name`: give it a unique name")
         if "/" in name or name != name.strip():
-            raise UserError(f"plugin {plugin!r}: {kind} name {name!r} of {cls.__name__} contains "
-                            f"{'a /' if '/' in name else 'leading or trailing spaces'}, which combination ids "
-                            "(task/representation/perturbation/model) and --only patterns cannot hold: rename it")
+            raise UserError(
+                f"plugin {plugin!r}: {kind} name {name!r} of {cls.__name__} contains "
+                f"{'a /' if '/' in name else 'leading or trailing spaces'}, which combination ids "
+                "(task/representation/perturbation/model) and --only patterns cannot hold: rename it"
+            )
         if kind == "model":
             _check_search_space(cls, plugin)
         if name in self.entries[kind]:
             first = self.entries[kind][name].plugin
-            raise UserError(
-                f"duplicate {kind} {name!r}: registered by {first!r} and by {plugin!r}; rename one of them"
-            )
+            raise UserError(f"duplicate {kind} {name!r}: registered by {first!r} and by {plugin!r}; rename one of them")
         self.entries[kind][name] = Registered(cls, plugin)
 
     def get(self, kind: str, name: str) -> Registered:
@@ -126,21 +133,28 @@ class Registry:
         if len(names) == 1:
             return names[0]
         if not names:
-            raise UserError(f"{why}, and no plugin offers a default {kind}; name one "
-                            f"({', '.join(self.names(kind)) or 'none registered'})")
-        raise UserError(f"{why}, and several {kind}s declare themselves the default "
-                        f"({', '.join(sorted(names))}); name one")
+            raise UserError(
+                f"{why}, and no plugin offers a default {kind}; name one "
+                f"({', '.join(self.names(kind)) or 'none registered'})"
+            )
+        raise UserError(
+            f"{why}, and several {kind}s declare themselves the default ({', '.join(sorted(names))}); name one"
+        )
 
 
 def _check_search_space(cls: type[Model], plugin: str) -> None:
     valid = cls.hyperparameters()
     for key, dim in cls.search_space.items():
         if key not in valid:
-            raise UserError(f"plugin {plugin!r}: model {cls.name!r} searches {key!r}, which is not one of its "
-                            f"fields ({', '.join(valid) or 'none'}): declare it as a field")
+            raise UserError(
+                f"plugin {plugin!r}: model {cls.name!r} searches {key!r}, which is not one of its "
+                f"fields ({', '.join(valid) or 'none'}): declare it as a field"
+            )
         if not isinstance(dim, (Choice, Range)):
-            raise UserError(f"plugin {plugin!r}: model {cls.name!r} search_space[{key!r}] = {dim!r}; "
-                            "use harness.Choice(...) or harness.Range(low, high)")
+            raise UserError(
+                f"plugin {plugin!r}: model {cls.name!r} search_space[{key!r}] = {dim!r}; "
+                "use harness.Choice(...) or harness.Range(low, high)"
+            )
 
 
 def _coerce(cls: type, params: dict[str, Any]) -> dict[str, Any]:
@@ -198,9 +212,11 @@ def load(plugins: Iterable[str | object] = (), *, entry_points: bool = True) -> 
             try:
                 module = ep.load()
             except Exception as exc:
-                raise UserError(f"plugin entry point {ep.name!r} ({ep.value}) failed to import: "
-                                f"{type(exc).__name__}: {exc}; fix or uninstall "
-                                f"{ep.dist.name if ep.dist else 'the package that declares it'}") from None
+                raise UserError(
+                    f"plugin entry point {ep.name!r} ({ep.value}) failed to import: "
+                    f"{type(exc).__name__}: {exc}; fix or uninstall "
+                    f"{ep.dist.name if ep.dist else 'the package that declares it'}"
+                ) from None
             if pm.is_registered(module):
                 continue
             pm.register(module, name=f"{ep.dist.name if ep.dist else '?'}:{ep.name}")
@@ -214,8 +230,10 @@ def load(plugins: Iterable[str | object] = (), *, entry_points: bool = True) -> 
                     f"plugin module {name!r} cannot be imported ({exc}); check the name and that it is on PYTHONPATH"
                 ) from None
             except Exception as exc:  # the plugin's own code failed: name it, not a traceback
-                raise UserError(f"plugin module {name!r} failed to import: {type(exc).__name__}: {exc}; "
-                                "fix the plugin or leave it out of `plugins`/--plugin") from None
+                raise UserError(
+                    f"plugin module {name!r} failed to import: {type(exc).__name__}: {exc}; "
+                    "fix the plugin or leave it out of `plugins`/--plugin"
+                ) from None
         else:
             name = getattr(plugin, "__name__", None) or type(plugin).__name__
         if not pm.is_registered(plugin):

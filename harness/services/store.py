@@ -33,13 +33,21 @@ RECONNECT_SECONDS = float(os.environ.get("HARNESS_RECONNECT_SECONDS", "120"))
 
 _meta = sa.MetaData()
 RESULTS = sa.Table(
-    "harness_results", _meta,
+    "harness_results",
+    _meta,
     sa.Column("key", sa.String(64), primary_key=True),  # the study's identity
     sa.Column("unit", sa.Text, nullable=False),  # dataset:combination#seed, for people
-    *(sa.Column(axis, sa.Text) for axis in AXES), sa.Column("seed", sa.Integer),
-    sa.Column("metric", sa.Text), sa.Column("value", sa.Float), sa.Column("valid_value", sa.Float),
-    sa.Column("n_train", sa.Integer), sa.Column("n_valid", sa.Integer), sa.Column("n_test", sa.Integer),
-    sa.Column("n_trials", sa.Integer), sa.Column("fit_seconds", sa.Float), sa.Column("device", sa.Text),
+    *(sa.Column(axis, sa.Text) for axis in AXES),
+    sa.Column("seed", sa.Integer),
+    sa.Column("metric", sa.Text),
+    sa.Column("value", sa.Float),
+    sa.Column("valid_value", sa.Float),
+    sa.Column("n_train", sa.Integer),
+    sa.Column("n_valid", sa.Integer),
+    sa.Column("n_test", sa.Integer),
+    sa.Column("n_trials", sa.Integer),
+    sa.Column("fit_seconds", sa.Float),
+    sa.Column("device", sa.Text),
     sa.Column("finished", sa.Float),
     sa.Column("superseded", sa.Boolean, nullable=False, default=False),
     sa.Column("body", sa.Text),  # JSON: extra metrics, params, identity, versions, predictions
@@ -48,13 +56,15 @@ RESULTS = sa.Table(
     sa.Column("checksum", sa.String(64)),
 )
 MODELS = sa.Table(
-    "harness_models", _meta,
+    "harness_models",
+    _meta,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("format", sa.Text, nullable=False),  # how the bytes were written; never a pickle
     sa.Column("blob", sa.LargeBinary, nullable=False),
 )
 CLAIMS = sa.Table(
-    "harness_claims", _meta,
+    "harness_claims",
+    _meta,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("owner", sa.Text, nullable=False),
     sa.Column("heartbeat", sa.Float, nullable=False),
@@ -126,8 +136,9 @@ class Store:
         import optuna
 
         kwargs = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
-        return self._guard(lambda: self._creating_tables(
-            lambda: optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs)))
+        return self._guard(
+            lambda: self._creating_tables(lambda: optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs))
+        )
 
     def _creating_tables(self, create):
         """Runs that create the tables at once: on SQLite the loser retries; PostgreSQL
@@ -170,7 +181,9 @@ class Store:
             _drop_if_damaged(db, result.key)  # a damaged row of this key is replaced
             inserted = db.execute(_insert_ignore(self.engine, RESULTS, row)).rowcount == 1
             if inserted and model is not None:
-                db.execute(_insert_ignore(self.engine, MODELS, {"key": result.key, "format": model[0], "blob": model[1]}))
+                db.execute(
+                    _insert_ignore(self.engine, MODELS, {"key": result.key, "format": model[0], "blob": model[1]})
+                )
             db.execute(CLAIMS.delete().where(CLAIMS.c.key == result.key))
         return inserted
 
@@ -208,7 +221,7 @@ class Store:
         ordered, n = sorted(keys), 0
         with self._connect() as db:
             for i in range(0, len(ordered), 500):
-                n += db.execute(MODELS.delete().where(MODELS.c.key.in_(ordered[i:i + 500]))).rowcount
+                n += db.execute(MODELS.delete().where(MODELS.c.key.in_(ordered[i : i + 500]))).rowcount
         return n
 
     def model(self, key: str) -> tuple[str, bytes] | None:
@@ -226,7 +239,10 @@ class Store:
         with self._connect() as db:
             if _readable(db, [key]):
                 return False
-            if db.execute(_insert_ignore(self.engine, CLAIMS, {"key": key, "owner": owner, "heartbeat": now})).rowcount == 1:
+            if (
+                db.execute(_insert_ignore(self.engine, CLAIMS, {"key": key, "owner": owner, "heartbeat": now})).rowcount
+                == 1
+            ):
                 return True
             row = db.execute(sa.select(CLAIMS.c.owner, CLAIMS.c.heartbeat).where(CLAIMS.c.key == key)).first()
             if row is None:
@@ -235,11 +251,14 @@ class Store:
                 return True
             if now - row[1] <= ttl:
                 return False
-            return db.execute(
-                CLAIMS.update()
-                .where(CLAIMS.c.key == key, CLAIMS.c.owner == row[0], CLAIMS.c.heartbeat == row[1])
-                .values(owner=owner, heartbeat=now)
-            ).rowcount == 1
+            return (
+                db.execute(
+                    CLAIMS.update()
+                    .where(CLAIMS.c.key == key, CLAIMS.c.owner == row[0], CLAIMS.c.heartbeat == row[1])
+                    .values(owner=owner, heartbeat=now)
+                ).rowcount
+                == 1
+            )
 
     def taken_over(self, key: str, owner: str) -> bool:
         """Another run finished this study, or holds its claim: `owner` stalled past its
@@ -334,8 +353,12 @@ def _parse(row: dict[str, Any]) -> UnitResult | str:
         key = str(row.get("key"))
         if key not in _warned:  # one line per row and process
             _warned.add(key)
-            log.warning("result row %s (key %s) is damaged (%s); ignored, and recomputed by the next run",
-                        row.get("unit"), key[:12], why)
+            log.warning(
+                "result row %s (key %s) is damaged (%s); ignored, and recomputed by the next run",
+                row.get("unit"),
+                key[:12],
+                why,
+            )
         return why
     return result
 
@@ -436,7 +459,7 @@ def _by_keys(query, keys, size: int = 500) -> list:
     if keys is None:
         return [query]
     keys = sorted(keys)
-    return [query.where(RESULTS.c.key.in_(keys[i:i + size])) for i in range(0, len(keys), size)]
+    return [query.where(RESULTS.c.key.in_(keys[i : i + size])) for i in range(0, len(keys), size)]
 
 
 def _retry_once(fn):
@@ -454,8 +477,10 @@ def _engine(url: str, readonly: bool = False) -> sa.Engine:
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
-        raise UserError(f"storage {url!r} is not a database URL; give e.g. postgresql://user@host:5432/db "
-                        "or leave it out for SQLite in the results folder") from None
+        raise UserError(
+            f"storage {url!r} is not a database URL; give e.g. postgresql://user@host:5432/db "
+            "or leave it out for SQLite in the results folder"
+        ) from None
     if parsed.get_backend_name() == "sqlite" and readonly and parsed.database:
         return sa.create_engine(_readonly_url(parsed.database), connect_args={"timeout": 60})
     if parsed.get_backend_name() == "sqlite":
@@ -470,7 +495,9 @@ def _engine(url: str, readonly: bool = False) -> sa.Engine:
     try:
         return sa.create_engine(url, pool_pre_ping=True)
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
-        raise UserError(f"storage {describe(url)}: driver missing ({exc}); install it, e.g. pip install psycopg2-binary") from None
+        raise UserError(
+            f"storage {describe(url)}: driver missing ({exc}); install it, e.g. pip install psycopg2-binary"
+        ) from None
 
 
 def _unwritable_sqlite(url: str) -> bool:
@@ -514,12 +541,18 @@ def _connection_error(url: str, exc: Exception) -> UserError:
 
 def _connection_message(url: str, exc: Exception) -> str:
     u = sa.engine.make_url(url)
-    cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(getattr(exc, "orig", exc)).strip() else type(exc).__name__
+    cause = (
+        str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        if str(getattr(exc, "orig", exc)).strip()
+        else type(exc).__name__
+    )
     if u.get_backend_name() == "sqlite":
         if "not a database" in cause or "malformed" in cause:
             return _damage_message(url, exc)
-        return (f"cannot open results store {u.database}: {cause}; check that the results folder is "
-                "writable, or choose another with --results")
+        return (
+            f"cannot open results store {u.database}: {cause}; check that the results folder is "
+            "writable, or choose another with --results"
+        )
     where = f"host {u.host or 'localhost'}, port {u.port or 'default'}, database {u.database!r}"
     if "does not exist" in cause:
         fix = f"create it (createdb -h {u.host or 'localhost'} -p {u.port or 5432} -U {u.username or 'postgres'} {u.database})"
@@ -534,11 +567,15 @@ def _damage_message(url: str, exc: Exception) -> str:
     u = sa.engine.make_url(url)
     cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
     if u.get_backend_name() != "sqlite":
-        return (f"results database {describe(url)} refused a query ({cause}); if its harness_* or Optuna "
-                "tables were made by another program or version, give a fresh database with --storage")
+        return (
+            f"results database {describe(url)} refused a query ({cause}); if its harness_* or Optuna "
+            "tables were made by another program or version, give a fresh database with --storage"
+        )
     where = u.database
-    return (f"results store {where} is damaged ({cause}); move it aside (e.g. mv {where} {where}.damaged) "
-            "and rerun: finished studies in it cannot be read, the rest is recomputed")
+    return (
+        f"results store {where} is damaged ({cause}); move it aside (e.g. mv {where} {where}.damaged) "
+        "and rerun: finished studies in it cannot be read, the rest is recomputed"
+    )
 
 
 def _json_default(value: Any) -> Any:

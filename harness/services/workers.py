@@ -40,8 +40,12 @@ def die_with_parent(parent: int) -> None:
 
 def worker_pool(workers: int, start: str = "fork") -> ProcessPoolExecutor:
     """A process pool of `workers` that die with this process."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(start),
-                               initializer=die_with_parent, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context(start),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 def device_memory(device: str) -> int | None:

@@ -89,12 +89,26 @@ def main() -> int:
     args = ap.parse_args()
     data = Path(args.data).resolve()
     if not data.is_file():
-        print(f"error: no data file at {data}; pass --data (perf/device/prepare.py copies it to .device/data)",
-              file=sys.stderr)
+        print(
+            f"error: no data file at {data}; pass --data (perf/device/prepare.py copies it to .device/data)",
+            file=sys.stderr,
+        )
         return 2
     py = sys.executable
-    neural = [py, "perf/neural.py", "--device", args.device, "--models", "pointnet", "--n", "343",
-              "--size", "paper", "--max-points", "0"]
+    neural = [
+        py,
+        "perf/neural.py",
+        "--device",
+        args.device,
+        "--models",
+        "pointnet",
+        "--n",
+        "343",
+        "--size",
+        "paper",
+        "--max-points",
+        "0",
+    ]
     if args.tiny:
         neural += ["--samples", "24", "--epochs", "1"]
         studies = 2
@@ -103,17 +117,45 @@ def main() -> int:
         studies = args.studies
     results = []
     if "perf" not in args.skip:
-        results.append(stage("perf/neural.py: paper PointNet, n = 343, dense",
-                             lambda: run(neural + ["--layouts", "dense"])))
-        results.append(stage(f"perf/neural.py --studies {studies}: batched vs sequential",
-                             lambda: run(neural + ["--studies", str(studies)])))
+        results.append(
+            stage("perf/neural.py: paper PointNet, n = 343, dense", lambda: run(neural + ["--layouts", "dense"]))
+        )
+        results.append(
+            stage(
+                f"perf/neural.py --studies {studies}: batched vs sequential",
+                lambda: run(neural + ["--studies", str(studies)]),
+            )
+        )
     if "determinism" not in args.skip:
-        results.append(stage("CUDA determinism test", lambda: run(
-            [py, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-n", "0",
-             "tests/test_neural_engine.py", "-k", "cuda"]) or args.device == "cpu"))
+        results.append(
+            stage(
+                "CUDA determinism test",
+                lambda: (
+                    run(
+                        [
+                            py,
+                            "-m",
+                            "pytest",
+                            "-q",
+                            "-p",
+                            "no:randomly",
+                            "-p",
+                            "no:cacheprovider",
+                            "-n",
+                            "0",
+                            "tests/test_neural_engine.py",
+                            "-k",
+                            "cuda",
+                        ]
+                    )
+                    or args.device == "cpu"
+                ),
+            )
+        )
     if "metallicity" not in args.skip:
-        results.append(stage("metallicity, paper PointNet, whole shared file, one seed",
-                             lambda: metallicity(args, data)))
+        results.append(
+            stage("metallicity, paper PointNet, whole shared file, one seed", lambda: metallicity(args, data))
+        )
     if args.record_modules:
         Path(args.record_modules).write_text("\n".join(sorted({m.split(".")[0] for m in sys.modules})) + "\n")
     print(f"\n{sum(results)} of {len(results)} stages ok")
@@ -126,15 +168,23 @@ def metallicity(args, data: Path) -> bool:
 
     work = Path(tempfile.mkdtemp(prefix="device-check-"))
     config = work / "metallicity.toml"
-    config.write_text(CONFIG.format(
-        data=data.as_posix(), limit="limit = 150" if args.tiny else "", size="small" if args.tiny else "paper",
-        epochs=1 if args.tiny else args.epochs, device=args.device, results=(work / "results").as_posix()))
+    config.write_text(
+        CONFIG.format(
+            data=data.as_posix(),
+            limit="limit = 150" if args.tiny else "",
+            size="small" if args.tiny else "paper",
+            epochs=1 if args.tiny else args.epochs,
+            device=args.device,
+            results=(work / "results").as_posix(),
+        )
+    )
     print(config.read_text(), flush=True)
     os.environ.setdefault("HARNESS_CACHE_DIR", str(work / "cache"))
     start = time.perf_counter()
     code = harness(["run", str(config)])
-    print(f"metallicity study: exit {code}, {time.perf_counter() - start:.1f} s wall (featurising included)",
-          flush=True)
+    print(
+        f"metallicity study: exit {code}, {time.perf_counter() - start:.1f} s wall (featurising included)", flush=True
+    )
     return code == 0
 
 

@@ -27,7 +27,8 @@ LIMIT = 64 << 20  # what one device call carries: the working tree and the carri
 DATA_NAME = "mp_metallicity_36k.csv.gz"
 
 # The GPU machine's Python packages (device notes, KINDS.md: image 'cuda', read 2026-11-17).
-DEVICE_HAS = set("""
+DEVICE_HAS = set(
+    """
 absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs botorch build certifi
 charset-normalizer chex click cloudpickle cmake colorama contourpy coverage cuda-bindings cuda-core
 cuda-pathfinder cuda-toolkit cupy-cuda13x cycler cython diffrax e3nn einops equinox etils execnet filelock
@@ -49,10 +50,16 @@ sortedcontainers statsmodels sympy tabulate tensorboard tensorboard-data-server 
 tifffile tiktoken timm tokenizers toolz torch torchaudio torchdiffeq torch-geometric torchmetrics
 torchvision tqdm transformers treescope triton typer typing-extensions typing-inspect urllib3 uvloop
 wadler-lindig werkzeug wheel wrapt xarray xxhash yarl zipp
-""".split())  # noqa: SIM905 - the notes' list as printed there
+""".split()
+)  # noqa: SIM905 - the notes' list as printed there
 PROJECT = {"harness"}  # this project: its own wheel is built, not downloaded
-PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
-             "manylinux1_x86_64"]
+PLATFORMS = [
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+]
 
 
 def canonical(name: str) -> str:
@@ -64,10 +71,26 @@ def needed(data: Path) -> dict[str, str]:
     less what the GPU machine has."""
     with tempfile.TemporaryDirectory() as tmp:
         record = Path(tmp) / "modules.txt"
-        subprocess.run([sys.executable, str(ROOT / "perf/device/check.py"), "--device", "cpu", "--tiny",
-                        "--data", str(data), "--skip", "perf", "determinism", "--record-modules", str(record)],
-                       check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
-                       env={**os.environ, "HARNESS_CACHE_DIR": str(Path(tmp) / "cache")})  # featurise: no cache
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "perf/device/check.py"),
+                "--device",
+                "cpu",
+                "--tiny",
+                "--data",
+                str(data),
+                "--skip",
+                "perf",
+                "determinism",
+                "--record-modules",
+                str(record),
+            ],
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "HARNESS_CACHE_DIR": str(Path(tmp) / "cache")},
+        )  # featurise: no cache
         modules = record.read_text().split()
     owners = md.packages_distributions()
     dists = {canonical(d) for m in modules for d in owners.get(m, [])}
@@ -76,8 +99,21 @@ def needed(data: Path) -> dict[str, str]:
 
 
 def download(dists: dict[str, str], folder: Path) -> None:
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-           "--python-version", "3.12", "--implementation", "cp", "-d", str(folder)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        "3.12",
+        "--implementation",
+        "cp",
+        "-d",
+        str(folder),
+    ]
     for platform in PLATFORMS:
         cmd += ["--platform", platform]
     subprocess.run(cmd + [f"{d}=={v}" for d, v in sorted(dists.items())], check=True)
@@ -85,15 +121,20 @@ def download(dists: dict[str, str], folder: Path) -> None:
 
 def tree_bytes() -> int:
     """What travels besides the carried paths: tracked and untracked-not-ignored files."""
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                         cwd=ROOT, check=True, capture_output=True).stdout.decode()
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
     return sum((ROOT / f).stat().st_size for f in out.split("\0") if f and (ROOT / f).is_file())
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / DATA_NAME),
-                    help="the shared metallicity file")
+    ap.add_argument(
+        "--data", default=str(ROOT.parent / "shared" / "data" / DATA_NAME), help="the shared metallicity file"
+    )
     ap.add_argument("--out", default=str(ROOT / ".device"), help="the folder to carry (git-ignored)")
     args = ap.parse_args()
     data, out = Path(args.data), Path(args.out)
@@ -107,8 +148,9 @@ def main() -> int:
     dists = needed(data)
     print("wheels the GPU machine lacks: " + ", ".join(f"{d}=={v}" for d, v in dists.items()))
     download(dists, out / "whl")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "-w", str(out / "whl"), str(ROOT)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out / "whl"), str(ROOT)], check=True
+    )
     shutil.copy2(data, out / "data" / DATA_NAME)
     for f in sorted(out.rglob("*")):
         if f.is_file():

@@ -93,8 +93,10 @@ class Demo(Dataset):
 
     def __post_init__(self) -> None:
         if self.size < 1 or self.variants < 0:
-            raise UserError(f"[dataset] demo: size = {self.size}, variants = {self.variants}; the demo needs "
-                            "size >= 1 (materials in all) and variants >= 0 (near-copies per parent)")
+            raise UserError(
+                f"[dataset] demo: size = {self.size}, variants = {self.variants}; the demo needs "
+                "size >= 1 (materials in all) and variants >= 0 (near-copies per parent)"
+            )
 
     def load(self, ctx: LoadContext) -> list[Material]:
         path = self._cache_file(ctx.cache_dir)
@@ -102,12 +104,18 @@ class Demo(Dataset):
 
         cached = read_json(path)  # checksummed JSON: a damaged file is rebuilt, never unpickled
         if cached is not None:
-            return [Material(r["id"], Structure.from_dict(r["structure"]), r["props"], group=r["group"])
-                    for r in cached]
+            return [
+                Material(r["id"], Structure.from_dict(r["structure"]), r["props"], group=r["group"]) for r in cached
+            ]
         materials = self._build(ctx)
         try:
-            write_json(path, [{"id": m.id, "structure": m.structure.as_dict(), "props": dict(m.props),
-                               "group": m.group} for m in materials])
+            write_json(
+                path,
+                [
+                    {"id": m.id, "structure": m.structure.as_dict(), "props": dict(m.props), "group": m.group}
+                    for m in materials
+                ],
+            )
         except UserError as exc:  # a full disk: keep the generated set for this run, uncached
             log.warning("demo: %s; the %d generated crystals are used without caching", exc, len(materials))
         return materials
@@ -121,8 +129,14 @@ class Demo(Dataset):
         import spglib
 
         # The crystals depend on pyxtal's version, their labels on spglib's.
-        key = {"size": self.size, "seed": self.seed, "variants": self.variants, "code": CODE_VERSION,
-               "pyxtal": pyxtal.__version__, "spglib": spglib.__version__}
+        key = {
+            "size": self.size,
+            "seed": self.seed,
+            "variants": self.variants,
+            "code": CODE_VERSION,
+            "pyxtal": pyxtal.__version__,
+            "spglib": spglib.__version__,
+        }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         return Path(cache_dir) / "demo" / f"demo-{digest}.npz"
 
@@ -227,7 +241,10 @@ def random_parent(rng: np.random.Generator, system: str):
         crystal = pyxtal()
         try:
             crystal.from_random(
-                3, number, species, counts,
+                3,
+                number,
+                species,
+                counts,
                 factor=float(rng.uniform(1.0, 1.3)),  # volume: atomic volumes times this
                 random_state=int(rng.integers(2**31)),
                 tm=_default_tolerances(),  # pyxtal's default, built once, not per crystal

@@ -86,7 +86,9 @@ class MPDataset(Dataset):
         if self.limit is not None and self.limit < 1:
             raise UserError(f"[dataset] limit = {self.limit} must be a positive number of materials")
         if self.fraction is not None and not 0 < self.fraction <= 1:
-            raise UserError(f"[dataset] fraction = {self.fraction} must be in (0, 1], e.g. 0.1 for a tenth of the materials")
+            raise UserError(
+                f"[dataset] fraction = {self.fraction} must be in (0, 1], e.g. 0.1 for a tenth of the materials"
+            )
 
     @property
     def sampled(self) -> bool:
@@ -290,8 +292,12 @@ def _list_ids(client, dataset: MPDataset) -> list[str]:
     n = sample.sample_size(len(ids), dataset.limit, dataset.fraction)
     keys = sample.strata([_field(doc, dataset.stratify) for doc in docs]) if dataset.stratify else [0] * len(ids)
     chosen = sample.stratified_sample(keys, n, dataset.sample_seed)
-    log.info("mp: a seeded sample of %d of %d matching materials (%s)", n, len(ids),
-             f"stratified by {dataset.stratify}" if dataset.stratify else "uniform; set stratify to keep class shares")
+    log.info(
+        "mp: a seeded sample of %d of %d matching materials (%s)",
+        n,
+        len(ids),
+        f"stratified by {dataset.stratify}" if dataset.stratify else "uniform; set stratify to keep class shares",
+    )
     return [ids[i] for i in chosen]
 
 
@@ -321,7 +327,9 @@ def _fetch_docs(client, ids: list[str], wanted: list[str]) -> list[dict[str, Any
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return client.materials.summary._search(
-            material_ids=",".join(ids), _fields=",".join(wanted), all_fields=False,
+            material_ids=",".join(ids),
+            _fields=",".join(wanted),
+            all_fields=False,
             chunk_size=min(len(ids), ID_PAGE),
         )
 

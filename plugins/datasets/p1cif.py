@@ -19,8 +19,14 @@ import numpy as np
 
 _IDENTITY = {"x,y,z", "+x,+y,+z"}
 _SYMOP_TAGS = ("_symmetry_equiv_pos_as_xyz", "_space_group_symop_operation_xyz")
-_CELL_TAGS = ("_cell_length_a", "_cell_length_b", "_cell_length_c",
-              "_cell_angle_alpha", "_cell_angle_beta", "_cell_angle_gamma")
+_CELL_TAGS = (
+    "_cell_length_a",
+    "_cell_length_b",
+    "_cell_length_c",
+    "_cell_angle_alpha",
+    "_cell_angle_beta",
+    "_cell_angle_gamma",
+)
 _COORD_TAGS = ("_atom_site_fract_x", "_atom_site_fract_y", "_atom_site_fract_z")
 _FALLBACK_PREFIXES = ("_atom_site_moment", "_space_group_magn", "_parent_space_group", "_atom_site_aniso_moment")
 _MIN_DISTANCE = 1e-3  # angstrom: closer sites would be merged by pymatgen; leave them to it

@@ -38,8 +38,9 @@ def strata(values: Sequence[Any], bins: int = NUMERIC_BINS) -> list[Hashable]:
     present = [x for x in numbers if x is not None]
     numeric = len(present) == sum(v is not None and v != "" for v in values) and present
     if not numeric or len(set(present)) <= bins:
-        return [MISSING if v is None or v == "" else (str(v) if not numeric else numbers[i])
-                for i, v in enumerate(values)]
+        return [
+            MISSING if v is None or v == "" else (str(v) if not numeric else numbers[i]) for i, v in enumerate(values)
+        ]
     edges = np.unique(np.quantile(np.asarray(present, dtype=float), np.linspace(0, 1, bins + 1)))
     out: list[Hashable] = []
     for x in numbers:

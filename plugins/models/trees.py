@@ -41,8 +41,12 @@ class RandomForest(Model):
         from sklearn.ensemble import RandomForestClassifier
 
         self.estimator_ = RandomForestClassifier(
-            n_estimators=self.n_estimators, criterion=self.criterion, max_depth=self.max_depth,
-            max_features=self.max_features, random_state=ctx.seed, n_jobs=ctx.threads,
+            n_estimators=self.n_estimators,
+            criterion=self.criterion,
+            max_depth=self.max_depth,
+            max_features=self.max_features,
+            random_state=ctx.seed,
+            n_jobs=ctx.threads,
         )
         self.estimator_.fit(np.asarray(train.X), train.y)
         # Trees are fitted in parallel, but predicted on one thread: scikit-learn sums the
@@ -61,8 +65,9 @@ class RandomForest(Model):
 
     def load(self, path: Path) -> "RandomForest":
         if (path / "forest.npz").exists():
-            self.estimator_ = _load_forest(path / "forest.npz", self.n_estimators, self.criterion,
-                                           self.max_depth, self.max_features)
+            self.estimator_ = _load_forest(
+                path / "forest.npz", self.n_estimators, self.criterion, self.max_depth, self.max_features
+            )
         else:
             self.estimator_ = _load_skops(path / "forest.skops")
         self.estimator_.n_jobs = 1
@@ -108,8 +113,9 @@ def _load_forest(file: Path, n_estimators: int, criterion: str, max_depth: int |
             a = {k: z[k] for k in z.files}
         classes, n_features, n_trees = a["classes"], int(a["n_features"]), int(a["n_trees"])
         n_classes = np.array([len(classes)], dtype=np.intp)
-        forest = RandomForestClassifier(n_estimators=n_estimators, criterion=criterion, max_depth=max_depth,
-                                        max_features=max_features)
+        forest = RandomForestClassifier(
+            n_estimators=n_estimators, criterion=criterion, max_depth=max_depth, max_features=max_features
+        )
         trees = []
         for i in range(n_trees):
             right, feature = a[f"right{i}"], a[f"feature{i}"]
@@ -124,16 +130,18 @@ def _load_forest(file: Path, n_estimators: int, criterion: str, max_depth: int |
             values = np.zeros((len(right), 1, len(classes)))
             values[~inner] = a[f"leaf_values{i}"]
             tree = Tree(n_features, n_classes, 1)
-            tree.__setstate__({"max_depth": int(a[f"depth{i}"]), "node_count": len(right),
-                               "nodes": nodes, "values": values})
+            tree.__setstate__(
+                {"max_depth": int(a[f"depth{i}"]), "node_count": len(right), "nodes": nodes, "values": values}
+            )
             est = DecisionTreeClassifier(criterion=criterion, max_depth=max_depth, max_features=max_features)
             est.tree_, est.n_features_in_, est.n_outputs_ = tree, n_features, 1
             est.classes_, est.n_classes_ = classes, len(classes)
             est.max_features_ = _max_features(max_features, n_features)
             trees.append(est)
     except (KeyError, ValueError, TypeError, OSError) as exc:
-        raise UserError(f"{file} is not a forest harness wrote ({type(exc).__name__}: {exc}); "
-                        "delete it and rerun") from None
+        raise UserError(
+            f"{file} is not a forest harness wrote ({type(exc).__name__}: {exc}); delete it and rerun"
+        ) from None
     forest.estimators_, forest.estimator_ = trees, DecisionTreeClassifier()
     forest.n_features_in_, forest.n_outputs_ = n_features, 1
     forest.classes_, forest.n_classes_ = classes, len(classes)
@@ -156,8 +164,10 @@ def _load_skops(file: Path):
 
     untrusted = set(skops.io.get_untrusted_types(file=file)) - set(FOREST_TYPES)
     if untrusted:
-        raise UserError(f"{file} holds types a random forest does not ({', '.join(sorted(untrusted))}); "
-                        "it was not written by harness: delete it and rerun")
+        raise UserError(
+            f"{file} holds types a random forest does not ({', '.join(sorted(untrusted))}); "
+            "it was not written by harness: delete it and rerun"
+        )
     return skops.io.load(file, trusted=list(FOREST_TYPES))
 
 
@@ -184,9 +194,15 @@ class XGBoost(Model):
         from xgboost import XGBClassifier
 
         return XGBClassifier(
-            n_estimators=self.n_estimators, max_depth=self.max_depth, learning_rate=self.learning_rate,
-            subsample=self.subsample, colsample_bytree=self.colsample_bytree,
-            random_state=seed, n_jobs=threads, tree_method="hist", device=device,
+            n_estimators=self.n_estimators,
+            max_depth=self.max_depth,
+            learning_rate=self.learning_rate,
+            subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree,
+            random_state=seed,
+            n_jobs=threads,
+            tree_method="hist",
+            device=device,
             early_stopping_rounds=self.early_stopping_rounds if early_stopping else None,
         )
 

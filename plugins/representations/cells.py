@@ -147,12 +147,16 @@ def _write_cells(path, cells: list[Cell | Skip]) -> None:
 
     ok = [c for c in cells if isinstance(c, Cell)]
     sizes = [len(c.frac) for c in ok]
-    write_arrays(path, {
-        "lattice": np.asarray([c.lattice for c in ok], dtype=float).reshape(-1, 3, 3),
-        "frac": np.concatenate([c.frac for c in ok]) if ok else np.zeros((0, 3)),
-        "types": np.concatenate([c.types for c in ok]) if ok else np.zeros(0, np.int64),
-        "offsets": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-    }, {"entries": [str(c) if isinstance(c, Skip) else [list(map(list, sp)) for sp in c.species] for c in cells]})
+    write_arrays(
+        path,
+        {
+            "lattice": np.asarray([c.lattice for c in ok], dtype=float).reshape(-1, 3, 3),
+            "frac": np.concatenate([c.frac for c in ok]) if ok else np.zeros((0, 3)),
+            "types": np.concatenate([c.types for c in ok]) if ok else np.zeros(0, np.int64),
+            "offsets": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+        },
+        {"entries": [str(c) if isinstance(c, Skip) else [list(map(list, sp)) for sp in c.species] for c in cells]},
+    )
 
 
 def _cells_from_arrays(arrays: dict, meta: dict) -> list[Cell | Skip]:
@@ -183,8 +187,13 @@ def _refined(found: Symmetry) -> tuple[int, str, np.ndarray, np.ndarray, np.ndar
     from the shared analysis (spglib at pymatgen's angle tolerance); the types numbered from
     0 in order of first appearance, as `cell_from_structure` numbers them."""
     frac = np.asarray(found.std_positions, dtype=float).reshape(-1, 3)
-    return found.number, found.international, np.asarray(found.std_lattice, dtype=float), frac, \
-        np.asarray(found.std_types) - 1
+    return (
+        found.number,
+        found.international,
+        np.asarray(found.std_lattice, dtype=float),
+        frac,
+        np.asarray(found.std_types) - 1,
+    )
 
 
 def _lattice_type(number: int, symbol: str) -> str:

@@ -41,14 +41,16 @@ def parse_parts(text: str) -> list[tuple[str, dict[str, Any]]]:
         params: dict[str, Any] = {}
         if rest:
             if not rest.endswith(")"):
-                raise UserError(f"representation concat: part {part!r} lacks its closing ')'; write e.g. barcode(n=125)")
+                raise UserError(
+                    f"representation concat: part {part!r} lacks its closing ')'; write e.g. barcode(n=125)"
+                )
             for item in filter(None, (x.strip() for x in rest[:-1].split(","))):
                 key, eq, value = item.partition("=")
                 if not eq:
                     raise UserError(f"representation concat: {item!r} in {part!r} is not key=value; write e.g. n=125")
                 params[key.strip()] = _value(value.strip())
         if not name.strip():
-            raise UserError(f"representation concat: of = {text!r} has an empty part; write e.g. \"composition+barcode\"")
+            raise UserError(f'representation concat: of = {text!r} has an empty part; write e.g. "composition+barcode"')
         out.append((name.strip(), params))
     return out
 
@@ -76,12 +78,15 @@ class Concat(Representation):
         specs = parse_parts(self.of)
         if len(specs) < 2:
             raise UserError(f"representation concat: of = {self.of!r} names one part; join two or more with '+'")
-        self._parts = [create_entry("representation", name, params, where=f"concat of = {self.of!r}: ")
-                       for name, params in specs]
+        self._parts = [
+            create_entry("representation", name, params, where=f"concat of = {self.of!r}: ") for name, params in specs
+        ]
         for part in self._parts:
             if part.kind != VECTOR:
-                raise UserError(f"representation concat: part {part.title!r} is a {part.kind}, not a vector; "
-                                "concat joins vector representations only (e.g. composition, barcode)")
+                raise UserError(
+                    f"representation concat: part {part.title!r} is a {part.kind}, not a vector; "
+                    "concat joins vector representations only (e.g. composition, barcode)"
+                )
         titles = [p.title for p in self._parts]
         if len(set(titles)) < len(titles):
             raise UserError(f"representation concat: of = {self.of!r} names a part twice; name each once")

@@ -180,7 +180,7 @@ class DensityCloud(_Density):
             raise ValueError(f"n_points must be positive; got {self.n_points!r}")
         if self.sampling == "grid" and round(self.n_points ** (1 / 3)) ** 3 != self.n_points:
             m = round(self.n_points ** (1 / 3))
-            raise ValueError(f"grid sampling needs n_points = m^3 (e.g. {m ** 3}); got {self.n_points!r}")
+            raise ValueError(f"grid sampling needs n_points = m^3 (e.g. {m**3}); got {self.n_points!r}")
 
     def columns(self) -> list[str]:
         return ["x", "y", "z", "density"]
@@ -213,8 +213,7 @@ class DensityCloud(_Density):
 class DensityGrid(_Density):
     name: ClassVar[str] = "density_grid"
     description: ClassVar[str] = (
-        "electron density on a g x g x g fractional grid of the cell, flattened to a vector of g^3 "
-        "(voxels for cnn3d)"
+        "electron density on a g x g x g fractional grid of the cell, flattened to a vector of g^3 (voxels for cnn3d)"
     )
     kind: ClassVar[str] = VECTOR
 

@@ -130,7 +130,9 @@ class PowderPattern(Representation):
         # merge reflections on one grid step first: the Gaussians cost O(peaks x grid)
         key = np.rint((two_theta - grid[0]) / (step / 10)).astype(np.int64)
         uniq, inverse = np.unique(key, return_inverse=True)
-        centres = np.bincount(inverse, weights=two_theta * intensity) / np.maximum(np.bincount(inverse, weights=intensity), 1e-300)
+        centres = np.bincount(inverse, weights=two_theta * intensity) / np.maximum(
+            np.bincount(inverse, weights=intensity), 1e-300
+        )
         weights = np.bincount(inverse, weights=intensity)
         for chunk in range(0, len(uniq), 512):
             c, w = centres[chunk : chunk + 512], weights[chunk : chunk + 512]

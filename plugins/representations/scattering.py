@@ -67,7 +67,9 @@ def xray_table() -> dict[str, np.ndarray]:
     """Element symbol -> (4, 2) Cromer-Mann-like (a_i, b_i), as pymatgen's XRDCalculator:
     its own data file, read without importing `pymatgen.analysis.diffraction.xrd` (which
     imports scipy.stats and matplotlib: seconds in every featurisation worker)."""
-    return {el: np.asarray(c, dtype=float) for el, c in _pymatgen_diffraction_data("atomic_scattering_params.json").items()}
+    return {
+        el: np.asarray(c, dtype=float) for el, c in _pymatgen_diffraction_data("atomic_scattering_params.json").items()
+    }
 
 
 @lru_cache(maxsize=1)

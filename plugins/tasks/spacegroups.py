@@ -169,7 +169,10 @@ class ExtinctionGroupTask(_SpaceGroupBased):
         symbols = space_group_symbols()
         # e.g. "[P4 P-4 P4/m +11]": the first members and how many more
         return tuple(
-            "[" + " ".join(symbols[n - 1] for n in members[:3]) + (f" +{len(members) - 3}" if len(members) > 3 else "") + "]"
+            "["
+            + " ".join(symbols[n - 1] for n in members[:3])
+            + (f" +{len(members) - 3}" if len(members) > 3 else "")
+            + "]"
             for members in extinction_groups()
         )
 

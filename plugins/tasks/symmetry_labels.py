@@ -18,8 +18,10 @@ from pathlib import Path
 from harness import Material
 from harness import ANGLE_TOLERANCE, spacegroup_number
 
-SCHEMA = "CREATE TABLE IF NOT EXISTS spacegroups (hash BLOB, symprec REAL, spglib TEXT, number INTEGER, " \
-         "PRIMARY KEY (hash, symprec, spglib))"
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS spacegroups (hash BLOB, symprec REAL, spglib TEXT, number INTEGER, "
+    "PRIMARY KEY (hash, symprec, spglib))"
+)
 COMMIT_EVERY = 500
 log = logging.getLogger("harness_plugins")
 
@@ -64,14 +66,16 @@ class SpacegroupCache:
                     rows = self._read(symprec)
                 except sqlite3.Error:
                     rows = []
-        self._known.update({(bytes(h), symprec): int(n) for h, n in rows
-                            if isinstance(h, bytes) and isinstance(n, int)})
+        self._known.update(
+            {(bytes(h), symprec): int(n) for h, n in rows if isinstance(h, bytes) and isinstance(n, int)}
+        )
         self._loaded.add(symprec)
 
     def _read(self, symprec: float) -> list:
         with closing(self._connect()) as db:
-            return db.execute("SELECT hash, number FROM spacegroups WHERE symprec = ? AND spglib = ?",
-                              (symprec, self.version)).fetchall()
+            return db.execute(
+                "SELECT hash, number FROM spacegroups WHERE symprec = ? AND spglib = ?", (symprec, self.version)
+            ).fetchall()
 
     def number(self, material: Material, symprec: float) -> int:
         """The space-group number of the material's structure; ValueError if spglib finds none."""

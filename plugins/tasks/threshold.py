@@ -38,8 +38,11 @@ class ThresholdTask(Task):
     @property
     def classes(self) -> tuple[str, ...]:
         t = f"{self.threshold:g}"
-        return (f"{self.column} >= {t}", f"{self.column} < {t}") if self.below else \
-            (f"{self.column} <= {t}", f"{self.column} > {t}")
+        return (
+            (f"{self.column} >= {t}", f"{self.column} < {t}")
+            if self.below
+            else (f"{self.column} <= {t}", f"{self.column} > {t}")
+        )
 
     def label(self, material: Material) -> int | None:
         raw = material.props.get(self.column)

@@ -35,8 +35,13 @@ class Logistic(Model):
 
     def save(self, path: Path) -> None:
         scaler, logistic = self.pipeline_[0], self.pipeline_[1]
-        state = {"mean": scaler.mean_, "scale": scaler.scale_, "coef": logistic.coef_,
-                 "intercept": logistic.intercept_, "classes": logistic.classes_}
+        state = {
+            "mean": scaler.mean_,
+            "scale": scaler.scale_,
+            "coef": logistic.coef_,
+            "intercept": logistic.intercept_,
+            "classes": logistic.classes_,
+        }
         (path / "logistic.json").write_text(json.dumps({k: np.asarray(v).tolist() for k, v in state.items()}))
 
     def load(self, path: Path) -> "Logistic":

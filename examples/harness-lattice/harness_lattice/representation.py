@@ -33,8 +33,11 @@ class LatticeParameters(Representation):
             raise ValueError(f"cell must be 'conventional' or 'primitive', not {self.cell!r}")
         try:
             sga = SpacegroupAnalyzer(structure, symprec=self.symprec)
-            std = sga.get_conventional_standard_structure() if self.cell == "conventional" else sga.get_primitive_standard_structure()
+            std = (
+                sga.get_conventional_standard_structure()
+                if self.cell == "conventional"
+                else sga.get_primitive_standard_structure()
+            )
         except Exception as exc:  # spglib gives up on some broken cells
             raise Skip(f"no standard cell: {exc}") from None
         return np.array([*std.lattice.abc, *std.lattice.angles], dtype=np.float32)
-

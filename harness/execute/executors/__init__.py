@@ -64,8 +64,13 @@ def _local(run: RunConfig, settings: dict[str, Any]) -> Placed:
     opts = _settings(LocalSettings, "local", settings)
     device = resolve_device(run.device)  # this machine's GPU decides
     start = opts.start or ("spawn" if device == "cuda" else "fork")
-    return Placed(LocalExecutor(run.workers, start, opts.pack), device, max(1, cores() // run.workers),
-                  f"{run.workers} worker(s)", share_cores=True)
+    return Placed(
+        LocalExecutor(run.workers, start, opts.pack),
+        device,
+        max(1, cores() // run.workers),
+        f"{run.workers} worker(s)",
+        share_cores=True,
+    )
 
 
 def _ray(run: RunConfig, settings: dict[str, Any]) -> Placed:
@@ -73,12 +78,18 @@ def _ray(run: RunConfig, settings: dict[str, Any]) -> Placed:
     try:
         import ray  # noqa: F401
     except ImportError:
-        raise UserError("executor 'ray' needs Ray on this machine and every node: "
-                        "pip install 'harness[cluster]' (or pip install 'ray[default]')") from None
+        raise UserError(
+            "executor 'ray' needs Ray on this machine and every node: "
+            "pip install 'harness[cluster]' (or pip install 'ray[default]')"
+        ) from None
     address = run.address or opts.address
     # The cluster's GPUs decide, per study (RayExecutor's placement), not this machine's.
-    return Placed(RayExecutor(address, run.device, opts.cpus_per_study, opts.pack), run.device,
-                  max(1, cores() // run.workers), f"Ray cluster at {address or 'this machine'}")
+    return Placed(
+        RayExecutor(address, run.device, opts.cpus_per_study, opts.pack),
+        run.device,
+        max(1, cores() // run.workers),
+        f"Ray cluster at {address or 'this machine'}",
+    )
 
 
 BUILTIN = (
@@ -92,8 +103,9 @@ def entries(registry: Registry) -> dict[str, ExecutorEntry]:
     out = {e.name: e for e in BUILTIN}
     for entry, plugin in registry.executors.values():
         if entry.name in out:
-            raise UserError(f"duplicate executor {entry.name!r}: a built-in and one registered by {plugin!r}; "
-                            "rename the plugin's")
+            raise UserError(
+                f"duplicate executor {entry.name!r}: a built-in and one registered by {plugin!r}; rename the plugin's"
+            )
         out[entry.name] = entry
     return out
 
@@ -104,8 +116,9 @@ def build(registry: Registry, config: Config) -> Placed:
     choices = ", ".join(map(repr, sorted(table)))
     unknown = sorted(set(config.executors) - set(table))
     if unknown:
-        raise UserError(f"{config.source or 'config'}: [executors.{unknown[0]}] names no executor; "
-                        f"choose one of: {choices}")
+        raise UserError(
+            f"{config.source or 'config'}: [executors.{unknown[0]}] names no executor; choose one of: {choices}"
+        )
     name = config.run.executor
     if name not in table:
         raise UserError(f"unknown executor {name!r}; choose one of: {choices}")

@@ -80,16 +80,19 @@ class RayExecutor:
         running: dict[object, list[StudySpec]] = {}
         resources: dict = {}
 
-        packer = Packer(next_study, lambda spec: ray_pack_size(spec, self.device, resources, self.cpus_per_study,
-                                                                self.pack))
+        packer = Packer(
+            next_study, lambda spec: ray_pack_size(spec, self.device, resources, self.cpus_per_study, self.pack)
+        )
         try:
             while True:
                 resources = ray.cluster_resources()
                 self.slots = int(resources.get("CPU", 0) // self.cpus_per_study)
                 if self.slots < 1 and not running:
-                    raise UserError(f"the Ray cluster at {self.address or 'this machine'} offers "
-                                    f"{resources.get('CPU', 0):g} CPUs, fewer than the {self.cpus_per_study} a study "
-                                    "needs; add worker nodes (ray start --address HEAD:6379)")
+                    raise UserError(
+                        f"the Ray cluster at {self.address or 'this machine'} offers "
+                        f"{resources.get('CPU', 0):g} CPUs, fewer than the {self.cpus_per_study} a study "
+                        "needs; add worker nodes (ray start --address HEAD:6379)"
+                    )
                 while len(running) < max(1, self.slots) and (pack := packer.next_pack()) is not None:
                     spec = pack[0]
                     if spec.inputs not in shipped:
@@ -123,21 +126,31 @@ def connect(address: str):
     if ray.is_initialized():
         return ray
     _check_reachable(address)
-    runtime_env = {"env_vars": {
-        # Modules beside the config (plugins = [...]) and the driver's PYTHONPATH, where
-        # they exist on the worker's machine too; idle OpenMP threads sleep, not spin.
-        "PYTHONPATH": os.pathsep.join(_code_paths()),
-        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
-        "SPGLIB_WARNING": os.environ.get("SPGLIB_WARNING", "OFF"),
-    }}
+    runtime_env = {
+        "env_vars": {
+            # Modules beside the config (plugins = [...]) and the driver's PYTHONPATH, where
+            # they exist on the worker's machine too; idle OpenMP threads sleep, not spin.
+            "PYTHONPATH": os.pathsep.join(_code_paths()),
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+            "SPGLIB_WARNING": os.environ.get("SPGLIB_WARNING", "OFF"),
+        }
+    }
     try:
-        ray.init(address=address or None, runtime_env=runtime_env, include_dashboard=False,
-                 log_to_driver=False, logging_level="ERROR", configure_logging=True)
+        ray.init(
+            address=address or None,
+            runtime_env=runtime_env,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="ERROR",
+            configure_logging=True,
+        )
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
         cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"cannot reach the Ray cluster at {address!r} ({cause}); start it with "
-                        "`ray start --head` on the head node and give its address (host:6379, or auto on a "
-                        "node of the cluster) with --address or [run] address") from None
+        raise UserError(
+            f"cannot reach the Ray cluster at {address!r} ({cause}); start it with "
+            "`ray start --head` on the head node and give its address (host:6379, or auto on a "
+            "node of the cluster) with --address or [run] address"
+        ) from None
     return ray
 
 
@@ -150,20 +163,31 @@ def _check_reachable(address: str) -> None:
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
-        raise UserError(f"Ray address {address!r} is not host:port; give the head's address, e.g. "
-                        "10.0.0.1:6379 (or ray://10.0.0.1:10001, or auto on a node of the cluster)")
+        raise UserError(
+            f"Ray address {address!r} is not host:port; give the head's address, e.g. "
+            "10.0.0.1:6379 (or ray://10.0.0.1:10001, or auto on a node of the cluster)"
+        )
     try:
         socket.create_connection((host, int(port)), timeout=10).close()
     except OSError as exc:
-        raise UserError(f"cannot reach the Ray cluster at {address!r} ({exc.strerror or exc}); start it with "
-                        "`ray start --head` on the head node and give its address with --address or "
-                        "[run] address") from None
+        raise UserError(
+            f"cannot reach the Ray cluster at {address!r} ({exc.strerror or exc}); start it with "
+            "`ray start --head` on the head node and give its address with --address or "
+            "[run] address"
+        ) from None
 
 
 def _code_paths() -> list[str]:
     given = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    ours = [p for p in sys.path if p and os.path.isdir(p) and "-packages" not in p
-            and not p.startswith(sys.base_prefix) and not p.startswith(sys.prefix)]
+    ours = [
+        p
+        for p in sys.path
+        if p
+        and os.path.isdir(p)
+        and "-packages" not in p
+        and not p.startswith(sys.base_prefix)
+        and not p.startswith(sys.prefix)
+    ]
     return list(dict.fromkeys([*given, *ours]))
 
 
@@ -197,8 +221,10 @@ def _write_atomically(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError as exc:
-        raise UserError(f"cannot write study inputs {path} on a Ray worker: {exc.strerror or exc}; set "
-                        "HARNESS_CACHE_DIR on the worker nodes to a writable folder") from None
+        raise UserError(
+            f"cannot write study inputs {path} on a Ray worker: {exc.strerror or exc}; set "
+            "HARNESS_CACHE_DIR on the worker nodes to a writable folder"
+        ) from None
 
 
 def _cause(exc: BaseException) -> BaseException:

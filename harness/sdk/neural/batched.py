@@ -90,7 +90,7 @@ def split(indices: list[int], most: int | None) -> list[list[int]]:
     """`indices` in stacks of at most `most` (None: one stack)."""
     if not most or most >= len(indices):
         return [indices]
-    return [indices[i:i + most] for i in range(0, len(indices), most)]
+    return [indices[i : i + most] for i in range(0, len(indices), most)]
 
 
 @dataclass
@@ -157,7 +157,10 @@ class StackedOptimizer:
     def state(self, position: int) -> dict[str, torch.Tensor]:
         """One member's optimizer state (views), for checks."""
         if self.name == "adam":
-            return {"exp_avg": [t[position] for t in self.exp_avg], "exp_avg_sq": [t[position] for t in self.exp_avg_sq]}
+            return {
+                "exp_avg": [t[position] for t in self.exp_avg],
+                "exp_avg_sq": [t[position] for t in self.exp_avg_sq],
+            }
         return {"momentum": [t[position] for t in (self.momentum or [])]}
 
     @torch.no_grad()
@@ -168,6 +171,7 @@ class StackedOptimizer:
             groups.setdefault(lr, []).append(position)
         whole = len(groups) == 1
         for lr, positions in groups.items():
+
             def pick(ts: list[torch.Tensor], positions: list[int] = positions) -> list[torch.Tensor]:
                 """The stacked tensors (one step for all), or this learning rate's members'
                 slices (contiguous views)."""
@@ -176,17 +180,34 @@ class StackedOptimizer:
             if self.name == "adam":
                 steps = self.steps if whole else [s.clone() for _ in positions for s in self.steps]
                 adam_step(
-                    pick(self.params), pick(grads), pick(self.exp_avg), pick(self.exp_avg_sq), [], steps,
-                    fused=self.fused, foreach=False if not self.fused else None,
-                    amsgrad=False, lr=lr, maximize=False, **ADAM,
+                    pick(self.params),
+                    pick(grads),
+                    pick(self.exp_avg),
+                    pick(self.exp_avg_sq),
+                    [],
+                    steps,
+                    fused=self.fused,
+                    foreach=False if not self.fused else None,
+                    amsgrad=False,
+                    lr=lr,
+                    maximize=False,
+                    **ADAM,
                 )
             else:
                 first = self.momentum is None
                 buffers: list[torch.Tensor | None] = [None] * len(self.params) if first else pick(self.momentum)
                 sgd_step(
-                    pick(self.params), pick(grads), buffers, fused=self.fused,
-                    foreach=False if not self.fused else None, weight_decay=0.0, momentum=SGD_MOMENTUM, lr=lr,
-                    dampening=0.0, nesterov=False, maximize=False,
+                    pick(self.params),
+                    pick(grads),
+                    buffers,
+                    fused=self.fused,
+                    foreach=False if not self.fused else None,
+                    weight_decay=0.0,
+                    momentum=SGD_MOMENTUM,
+                    lr=lr,
+                    dampening=0.0,
+                    nesterov=False,
+                    maximize=False,
                 )
                 if first:  # the first step is taken by every member at once (one learning rate)
                     self.momentum = list(buffers)  # type: ignore[arg-type]
@@ -199,8 +220,14 @@ class Stack:
     """The active members' networks as stacked parameters and buffers, one functional
     forward over all of them (`logits`), and their optimizer."""
 
-    def __init__(self, nets: Sequence[torch.nn.Module], optimizer: str, lrs: list[float], compile: bool = False,
-                 exact: bool = False):
+    def __init__(
+        self,
+        nets: Sequence[torch.nn.Module],
+        optimizer: str,
+        lrs: list[float],
+        compile: bool = False,
+        exact: bool = False,
+    ):
         self.base = copy.deepcopy(nets[0]).to("meta")
         # as torch.func.stack_module_state, without its one-class rule (a model may define
         # its network class inside `build`): same names and shapes are what vmap needs
@@ -291,7 +318,11 @@ def epoch_draws(generators: Sequence[torch.Generator], n: int, augment_rotation:
 
 
 def train_epoch(
-    stack: Stack, data: StackedSets, order: torch.Tensor, rotation: torch.Tensor | None, batch_size: int,
+    stack: Stack,
+    data: StackedSets,
+    order: torch.Tensor,
+    rotation: torch.Tensor | None,
+    batch_size: int,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> torch.Tensor:
     """One epoch of every member; returns a (K,) device flag, False where a loss was not finite."""
@@ -314,7 +345,8 @@ def train_epoch(
 
 @torch.no_grad()
 def predict(
-    stack: Stack, sets: Sequence[DenseSet],
+    stack: Stack,
+    sets: Sequence[DenseSet],
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     points: int | None = None,
 ) -> list[np.ndarray]:
@@ -332,11 +364,11 @@ def predict(
     out = []
     for start in range(0, longest, size):
         if shared:
-            chunk = sets[0].points[start:start + size].expand(len(sets), -1, -1, -1)
+            chunk = sets[0].points[start : start + size].expand(len(sets), -1, -1, -1)
         else:
             parts = []
             for s in sets:
-                part = s.points[start:start + size]
+                part = s.points[start : start + size]
                 want = min(size, longest - start)
                 if part.shape[0] < want:
                     part = torch.cat([part, part.new_zeros((want - part.shape[0], *part.shape[1:]))])
@@ -346,7 +378,7 @@ def predict(
             logits = stack.logits(chunk)
         out.append(torch.softmax(logits.float(), dim=-1))
     proba = torch.cat(out, dim=1).double().cpu().numpy()
-    return [proba[k, :lengths[k]] for k in range(len(sets))]
+    return [proba[k, : lengths[k]] for k in range(len(sets))]
 
 
 def train_batched(
@@ -445,4 +477,3 @@ def _plateau(lr: float, patience: int):
         return None
     holder = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
     return holder, torch.optim.lr_scheduler.ReduceLROnPlateau(holder, mode="max", factor=0.5, patience=patience)
-

@@ -51,7 +51,9 @@ def make_optimizer(net: torch.nn.Module, name: str, lr: float) -> torch.optim.Op
 
 @torch.no_grad()
 def predict(
-    net: Callable, data: CloudSet, autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    net: Callable,
+    data: CloudSet,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     points: int | None = None,
 ) -> np.ndarray:
     """Class probabilities (N, k) in the order of `data`, evaluated in chunks of at most
@@ -85,7 +87,10 @@ def epoch_batches(data: CloudSet, batch_size: int, generator: torch.Generator, a
 
 
 def train_epoch(
-    forward: Callable, batches: Iterable, optimizer: torch.optim.Optimizer, device: torch.device,
+    forward: Callable,
+    batches: Iterable,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> torch.Tensor:
     """One pass of cross-entropy steps over `batches`; returns a device flag, False when
@@ -129,7 +134,8 @@ def train(
     history = History(stopped="max_epochs")
     scheduler = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=plateau_patience)
-        if plateau_patience > 0 else None
+        if plateau_patience > 0
+        else None
     )
     best_state = _snapshot(net)  # fallback if the first epoch diverges
     device = next(net.parameters()).device

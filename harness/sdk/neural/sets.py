@@ -78,7 +78,7 @@ class GraphSet:
 
     def eval_batches(self, points: int | None = None) -> Iterator[Batch]:
         for start in range(0, len(self), GRAPH_EVAL_BATCH):
-            yield Batch.from_data_list(self.data[start:start + GRAPH_EVAL_BATCH])
+            yield Batch.from_data_list(self.data[start : start + GRAPH_EVAL_BATCH])
 
 
 CloudSet = Union[DenseSet, GraphSet]
@@ -98,8 +98,11 @@ def is_dense(X: Sequence[np.ndarray]) -> bool:
 
 
 def make_set(
-    X: Sequence[np.ndarray] | np.ndarray, y: np.ndarray | None, device: str,
-    normalize_scale: bool = False, dense: bool | None = None,
+    X: Sequence[np.ndarray] | np.ndarray,
+    y: np.ndarray | None,
+    device: str,
+    normalize_scale: bool = False,
+    dense: bool | None = None,
 ) -> CloudSet:
     """The clouds on `device`: dense when they all have the same shape (unless `dense`
     says otherwise), else one graph per cloud. `normalize_scale` scales each cloud into
@@ -119,7 +122,7 @@ def make_set(
             points = scale_into_unit_sphere(points)
         d = Data(x=points)
         if labels is not None:
-            d.y = labels[i:i + 1]
+            d.y = labels[i : i + 1]
         data.append(d.to(device))
     return GraphSet(data)
 

@@ -20,7 +20,18 @@ from .messages import capped, no_label_message
 from .parse import parse_chunk, parse_rows, parse_structure, warnings_summary
 
 __all__ = [
-    "FileDataset", "SOURCE_FILE", "capped", "no_label_message",
-    "compact_structure", "pack", "unpack", "read_cache", "write_cache", "write_atomic",
-    "parse_rows", "parse_chunk", "parse_structure", "warnings_summary",
+    "FileDataset",
+    "SOURCE_FILE",
+    "capped",
+    "no_label_message",
+    "compact_structure",
+    "pack",
+    "unpack",
+    "read_cache",
+    "write_cache",
+    "write_atomic",
+    "parse_rows",
+    "parse_chunk",
+    "parse_structure",
+    "warnings_summary",
 ]

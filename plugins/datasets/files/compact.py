@@ -72,15 +72,19 @@ def unpack(packed: dict[str, Any], props: Callable[[dict], dict] = dict) -> list
     table = [Composition(dict(sp)) for sp in packed["species_table"]]
     labels = [site_label(c.items()) for c in table]
     offsets, coords, site_species, lattices = (
-        packed["offsets"], packed["coords"], packed["site_species"], packed["lattices"]
+        packed["offsets"],
+        packed["coords"],
+        packed["site_species"],
+        packed["lattices"],
     )
     builder = _LazyBuilder(lattices, coords, offsets, site_species, table)
     out = []
     for i, material_id in enumerate(packed["ids"]):
         start, stop = offsets[i], offsets[i + 1]
         digest = content_hash(lattices[i], coords[start:stop], [labels[j] for j in site_species[start:stop]])
-        out.append(Material.lazy(material_id, partial(builder.build, i), props(dict(packed["props"][i])),
-                                 content_hash=digest))
+        out.append(
+            Material.lazy(material_id, partial(builder.build, i), props(dict(packed["props"][i])), content_hash=digest)
+        )
     return out
 
 
@@ -89,7 +93,11 @@ class _LazyBuilder:
 
     def __init__(self, lattices, coords, offsets, site_species, table):
         self.lattices, self.coords, self.offsets, self.site_species, self.table = (
-            lattices, coords, offsets, site_species, table
+            lattices,
+            coords,
+            offsets,
+            site_species,
+            table,
         )
         self._build = None
 
@@ -97,8 +105,11 @@ class _LazyBuilder:
         from pymatgen.core import Lattice
 
         start, stop = self.offsets[i], self.offsets[i + 1]
-        args = (Lattice(self.lattices[i]), [self.table[j] for j in self.site_species[start:stop]],
-                self.coords[start:stop].copy())
+        args = (
+            Lattice(self.lattices[i]),
+            [self.table[j] for j in self.site_species[start:stop]],
+            self.coords[start:stop].copy(),
+        )
         if self._build is None:
             self._build = _structure_builder(*args)
         return self._build(*args)
@@ -161,10 +172,17 @@ def read_cache(cache_file: Path) -> dict[str, Any] | None:
     except Exception as exc:  # a torn or foreign file: parse again
         log.warning("file: ignoring unreadable cache %s (%s)", cache_file, exc)
         return None
-    records.update(ids=meta["ids"], props=meta["props"],
-                   species_table=[tuple(tuple(sp) for sp in site) for site in meta["species_table"]])
-    return {**meta["extra"], "records": records, "skipped": [tuple(s) for s in meta["skipped"]],
-            "warnings": Counter(meta["warnings"])}
+    records.update(
+        ids=meta["ids"],
+        props=meta["props"],
+        species_table=[tuple(tuple(sp) for sp in site) for site in meta["species_table"]],
+    )
+    return {
+        **meta["extra"],
+        "records": records,
+        "skipped": [tuple(s) for s in meta["skipped"]],
+        "warnings": Counter(meta["warnings"]),
+    }
 
 
 def write_cache(cache_file: Path, data: dict[str, Any]) -> None:
@@ -181,8 +199,11 @@ def write_cache(cache_file: Path, data: dict[str, Any]) -> None:
         "extra": extra,
     }
     buffer = io.BytesIO()
-    np.savez(buffer, meta=np.frombuffer(json.dumps(meta, default=_plain).encode(), dtype=np.uint8),
-             **{name: records[name] for name in _ARRAYS})
+    np.savez(
+        buffer,
+        meta=np.frombuffer(json.dumps(meta, default=_plain).encode(), dtype=np.uint8),
+        **{name: records[name] for name in _ARRAYS},
+    )
     write_atomic(cache_file, buffer.getvalue())
 
 

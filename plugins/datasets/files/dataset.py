@@ -67,7 +67,9 @@ class FileDataset(Dataset):
         if self.fraction is not None and not 0 < self.fraction <= 1:
             raise UserError(f"[dataset] fraction = {self.fraction} must be in (0, 1], e.g. 0.1 for a tenth of the rows")
         if isinstance(self.path, list) and not self.path:
-            raise UserError('[dataset] path = [] lists no file; give one path or several, e.g. ["train.csv", "test.csv"]')
+            raise UserError(
+                '[dataset] path = [] lists no file; give one path or several, e.g. ["train.csv", "test.csv"]'
+            )
 
     @property
     def paths(self) -> list[str]:
@@ -87,7 +89,9 @@ class FileDataset(Dataset):
         first = sources[0][1]
         name = safe_stem(first) + (f"+{len(sources) - 1}" if len(sources) > 1 else "")
         cache_file = Path(ctx.cache_dir) / "datasets" / "file" / f"{name}-{key[:20]}.npz"
-        cache_file = cache_file.with_name(f"{cache_file.stem}-{code_identity(type(self))[:8]}.npz")  # edited reader: reparse
+        cache_file = cache_file.with_name(
+            f"{cache_file.stem}-{code_identity(type(self))[:8]}.npz"
+        )  # edited reader: reparse
         cached = compact.read_cache(cache_file)
         described = ", ".join(path.name for _, path in sources)
         if cached is None:
@@ -117,20 +121,26 @@ class FileDataset(Dataset):
         described, folder, props = self._seen
         present = set().union(*props) - {SOURCE_FILE} if props else set()
         if folder and not present:
-            return (f"{described} has no properties file: add {ID_PROP_FILE} (one line `id,value` per structure) "
-                    f"with columns = {{ {reads[0]} = \"target\" }}, or set [dataset] properties = "
-                    f"\"<a CSV/JSON table with an id column and a {reads[0]} column>\"")
+            return (
+                f"{described} has no properties file: add {ID_PROP_FILE} (one line `id,value` per structure) "
+                f'with columns = {{ {reads[0]} = "target" }}, or set [dataset] properties = '
+                f'"<a CSV/JSON table with an id column and a {reads[0]} column>"'
+            )
         for column in sorted(present):
             values = [p[column] for p in props if p.get(column) is not None]
             keys = list(dict.fromkeys(k for v in values[:50] for k in nested_keys(v)))
             for read in reads:
                 for key in keys:
                     if difflib.SequenceMatcher(None, read.lower(), key.lower()).ratio() >= 0.6:
-                        return (f"{column!r} holds nested values with a key {key!r}: map it with the \"column.key\" "
-                                f"form, columns = {{ {read} = \"{column}.{key}\" }} under [dataset]")
+                        return (
+                            f'{column!r} holds nested values with a key {key!r}: map it with the "column.key" '
+                            f'form, columns = {{ {read} = "{column}.{key}" }} under [dataset]'
+                        )
         return None
 
-    def _read_all(self, sources: list[tuple[str, Path]], formats: list[str]) -> tuple[list[RawRow], list[tuple[str, str]]]:
+    def _read_all(
+        self, sources: list[tuple[str, Path]], formats: list[str]
+    ) -> tuple[list[RawRow], list[tuple[str, str]]]:
         """Every file's rows, pooled; with several files each row records its file and
         ids that are only row numbers are made unique per file."""
         rows: list[RawRow] = []
@@ -141,7 +151,11 @@ class FileDataset(Dataset):
             if len(sources) > 1:
                 tag = Path(raw).name
                 file_rows = [
-                    (material_id if named or fmt == "folder" else f"{tag}:{material_id}", structure, {**props, SOURCE_FILE: raw})
+                    (
+                        material_id if named or fmt == "folder" else f"{tag}:{material_id}",
+                        structure,
+                        {**props, SOURCE_FILE: raw},
+                    )
                     for material_id, structure, props in file_rows
                 ]
             rows.extend(file_rows)
@@ -189,14 +203,21 @@ class FileDataset(Dataset):
             values = [lookup(props, column) for _, _, props in rows]
             if all(v is None for v in values):
                 present = sorted(set().union(*(props for _, _, props in rows[:200])))
-                raise UserError(f"[dataset] stratify = {self.stratify!r}, but {path.name} has no such column; "
-                                f"its columns: {capped(present)}")
+                raise UserError(
+                    f"[dataset] stratify = {self.stratify!r}, but {path.name} has no such column; "
+                    f"its columns: {capped(present)}"
+                )
             keys = sample.strata(values)
         else:
             keys = [0] * len(rows)
         chosen = sample.stratified_sample(keys, n, self.sample_seed)
-        log.info("file: %s: a seeded sample of %d of %d rows (%s)", path.name, n, len(rows),
-                 f"stratified by {self.stratify}" if self.stratify else "uniform; set stratify to keep class shares")
+        log.info(
+            "file: %s: a seeded sample of %d of %d rows (%s)",
+            path.name,
+            n,
+            len(rows),
+            f"stratified by {self.stratify}" if self.stratify else "uniform; set stratify to keep class shares",
+        )
         return [rows[i] for i in chosen]
 
     def _check_columns(self, props: list[dict[str, Any]], source: str) -> None:
@@ -237,8 +258,8 @@ def _check_scalar(prop: str, column: str, props: list[dict[str, Any]], source: s
     guess = max(keys, key=lambda k: difflib.SequenceMatcher(None, prop.lower(), k.lower()).ratio(), default="<key>")
     raise UserError(
         f"[dataset] columns maps {prop!r} to {column!r}, but its values in {source} are nested "
-        f"(e.g. {str(values[0])[:60]!r}); map one key with the \"column.key\" form, e.g. "
-        f"columns = {{ {prop} = \"{column}.{guess}\" }}; its keys: {capped(keys)}"
+        f'(e.g. {str(values[0])[:60]!r}); map one key with the "column.key" form, e.g. '
+        f'columns = {{ {prop} = "{column}.{guess}" }}; its keys: {capped(keys)}'
     )
 
 

@@ -33,7 +33,7 @@ def structure_files(folder: Path) -> dict[str, Path]:
             stem = stem[: -len(item.suffix)]
         for prefix in ("POSCAR", "CONTCAR"):
             if stem.upper().startswith(prefix) and len(stem) > len(prefix) and stem[len(prefix)] in "_-.":
-                stem = stem[len(prefix) + 1:]
+                stem = stem[len(prefix) + 1 :]
         found.setdefault(stem, item)
     return found
 
@@ -44,7 +44,7 @@ def read_folder(folder: Path, properties: str = "", id_column: str = "", limit: 
     if not properties and not (folder / ID_PROP_FILE).is_file() and len(tables) > 1:
         raise UserError(
             f"cannot read {folder}: no {ID_PROP_FILE}, and several tables could hold the properties "
-            f"({capped(map(printable_name, tables))}); set [dataset] properties = \"<one of them>\""
+            f'({capped(map(printable_name, tables))}); set [dataset] properties = "<one of them>"'
         )
     if not properties and not (folder / ID_PROP_FILE).is_file() and tables:
         properties = tables[0]  # the folder's one table (CGCNN folders with a CSV of their own)
@@ -59,8 +59,12 @@ def read_folder(folder: Path, properties: str = "", id_column: str = "", limit: 
                 f"cannot read {folder}: no structure files (*.cif, *.vasp, POSCAR*) and no {ID_PROP_FILE} in the "
                 "folder; point [dataset] path at the folder that holds them, or at a CSV/JSON file"
             )
-        log.info("file: %s has no %s and no properties table: %d structures without properties",
-                 folder.name, ID_PROP_FILE, len(files))
+        log.info(
+            "file: %s has no %s and no properties table: %d structures without properties",
+            folder.name,
+            ID_PROP_FILE,
+            len(files),
+        )
         ids = list(files)
         table = Table(folder, "a folder of structure files", "", ["id"], [{"id": i} for i in ids])
     if limit:
@@ -79,22 +83,30 @@ def read_folder(folder: Path, properties: str = "", id_column: str = "", limit: 
 def _no_structure_matched(folder: Path, table_file: Path, ids: list[str], files: dict[str, Path]) -> str:
     """Why no row found its structure file, and where structure files are (a CGCNN root
     keeps its CIFs one folder down, in cif_files/)."""
-    head = (f"cannot read {folder}: none of the {len(ids)} ids of {table_file.name} (e.g. {ids[0]!r}) "
-            "names a structure file")
+    head = (
+        f"cannot read {folder}: none of the {len(ids)} ids of {table_file.name} (e.g. {ids[0]!r}) "
+        "names a structure file"
+    )
     if files:
-        return (f"{head} of the folder ({capped(p.name for p in files.values())}); a file must be named "
-                "<id>.cif (or .vasp, .poscar, POSCAR_<id>): fix the ids or the file names")
+        return (
+            f"{head} of the folder ({capped(p.name for p in files.values())}); a file must be named "
+            "<id>.cif (or .vasp, .poscar, POSCAR_<id>): fix the ids or the file names"
+        )
     found = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
         inside = structure_files(sub)
         if inside:
             found.append((sum(i in inside for i in ids), len(inside), sub))
     if not found:
-        return (f"{head}: no structure file (*.cif, *.vasp, POSCAR*) in the folder or the folders in it; "
-                "put them beside the properties table")
+        return (
+            f"{head}: no structure file (*.cif, *.vasp, POSCAR*) in the folder or the folders in it; "
+            "put them beside the properties table"
+        )
     matched, count, sub = max(found, key=lambda f: (f[0], f[1]))
-    return (f"{head} in the folder; {count} structure files are one folder down in {sub} ({matched} of them named "
-            f"by an id): set [dataset] path = \"{sub}\" and properties = \"{table_file}\"")
+    return (
+        f"{head} in the folder; {count} structure files are one folder down in {sub} ({matched} of them named "
+        f'by an id): set [dataset] path = "{sub}" and properties = "{table_file}"'
+    )
 
 
 def _is_table(path: Path) -> bool:
@@ -122,7 +134,9 @@ def _id_prop(path: Path) -> Table:
     else:
         names = ["id", *("target" if i == 1 else f"target_{i}" for i in range(1, width))]
         body = lines
-    columns = {name: typed_column([row[i] if i < len(row) else "" for row in body]) for i, name in enumerate(names[1:], 1)}
+    columns = {
+        name: typed_column([row[i] if i < len(row) else "" for row in body]) for i, name in enumerate(names[1:], 1)
+    }
     records = [{names[0]: row[0], **{name: columns[name][n] for name in names[1:]}} for n, row in enumerate(body)]
     layout = f"a structure folder with {ID_PROP_FILE} ({'with' if header else 'no'} header)"
     return Table(path.parent, layout, "", names, records)

@@ -20,8 +20,8 @@ LAYOUT_NAMES = {
     "records": "a list of records ([{column: value}], pandas orient 'records')",
     "index": "{id: record} (pandas orient 'index')",
     "columns": "{column: {id: value}} (pandas orient 'columns', DataFrame.to_json's default)",
-    "split": "{\"columns\", \"index\", \"data\"} (pandas orient 'split', matbench)",
-    "table": "{\"schema\", \"data\"} (pandas orient 'table')",
+    "split": '{"columns", "index", "data"} (pandas orient \'split\', matbench)',
+    "table": '{"schema", "data"} (pandas orient \'table\')',
 }
 
 

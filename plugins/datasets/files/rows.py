@@ -57,8 +57,10 @@ def structure_kind(value: Any) -> str | None:
     if "_cell_length_a" in text or text.startswith("data_"):
         return "cif"
     lines = text.splitlines()
-    if len(lines) >= 7 and _is_float(lines[1].split()[0] if lines[1].split() else "") and all(
-        _LATTICE_LINE.match(line) for line in lines[2:5]
+    if (
+        len(lines) >= 7
+        and _is_float(lines[1].split()[0] if lines[1].split() else "")
+        and all(_LATTICE_LINE.match(line) for line in lines[2:5])
     ):
         return "poscar"
     return None
@@ -115,8 +117,9 @@ def pick_id_column(table: Table, wanted: str) -> str | None:
         if candidate in table.columns:
             return candidate
     if table.index is None:
-        log.info("file: %s has none of the id columns %s; using the row number", table.source.name,
-                 ", ".join(ID_CANDIDATES))
+        log.info(
+            "file: %s has none of the id columns %s; using the row number", table.source.name, ", ".join(ID_CANDIDATES)
+        )
     return None
 
 
@@ -139,7 +142,7 @@ def pick_structure_column(table: Table, wanted: str) -> str:
         return named[0]
     raise UserError(
         f"cannot read {table.describe()}: none of its columns ({capped(table.columns)}) holds structures "
-        "(CIF or POSCAR text, or pymatgen Structure dicts); set [dataset] structure_column = \"<column>\""
+        '(CIF or POSCAR text, or pymatgen Structure dicts); set [dataset] structure_column = "<column>"'
         f"{table.wrong_layout_hint()}"
     )
 

@@ -12,8 +12,14 @@ from harness import UserError
 
 FORMATS = ("auto", "csv", "tsv", "parquet", "json", "extxyz", "folder", "cif_folder")
 SUFFIX_FORMATS = {
-    ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet",
-    ".json": "json", ".xyz": "extxyz", ".extxyz": "extxyz",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".json": "json",
+    ".xyz": "extxyz",
+    ".extxyz": "extxyz",
 }
 STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar", ".contcar")  # and files named POSCAR*/CONTCAR*
 

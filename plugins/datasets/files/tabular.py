@@ -25,10 +25,13 @@ def read_table(path: Path, fmt: str, limit: int | None = None) -> Table:
         with open_text(path) as handle:
             # Every cell as text, typed per column below: ids keep their leading zeros and
             # a column types the same whatever pandas would guess.
-            frame = pd.read_csv(handle, sep=separator, dtype=str, keep_default_na=False, nrows=limit,
-                                skipinitialspace=True)
+            frame = pd.read_csv(
+                handle, sep=separator, dtype=str, keep_default_na=False, nrows=limit, skipinitialspace=True
+            )
     except pd.errors.EmptyDataError:
-        raise UserError(f"cannot read {path}: the file is empty; point [dataset] path at a {fmt.upper()} with a header") from None
+        raise UserError(
+            f"cannot read {path}: the file is empty; point [dataset] path at a {fmt.upper()} with a header"
+        ) from None
     except pd.errors.ParserError as exc:
         raise UserError(
             f"cannot read {path} as {fmt.upper()}: {str(exc).strip().splitlines()[0]}; "

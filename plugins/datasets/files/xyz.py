@@ -34,7 +34,11 @@ def read_extxyz(path: Path, limit: int | None = None) -> Table:
         records.append({k: v for k, v in record.items() if v is not None})
         # A frame without a full periodic cell is a molecule: its row is skipped when parsed.
         periodic = bool(atoms.pbc.all()) and atoms.cell.rank == 3
-        structures.append(AseAtomsAdaptor.get_structure(atoms).as_dict() if periodic else NoStructure("no periodic cell (a molecule?)"))
+        structures.append(
+            AseAtomsAdaptor.get_structure(atoms).as_dict()
+            if periodic
+            else NoStructure("no periodic cell (a molecule?)")
+        )
     columns = list(dict.fromkeys(k for r in records for k in r))
     id_name = next((c for c in ID_CANDIDATES if c in columns), None)
     index = None if id_name else [str(n) for n in range(len(records))]

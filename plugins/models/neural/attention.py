@@ -20,7 +20,9 @@ class AttentionPool(PointwiseMLP):
     description = "PointNet encoder with self-attention over points and attention pooling"
 
     search_space: ClassVar[dict] = {
-        **PointwiseMLP.search_space, "attention_layers": Choice(0, 2, 4), "heads": Choice(1, 4),
+        **PointwiseMLP.search_space,
+        "attention_layers": Choice(0, 2, 4),
+        "heads": Choice(1, 4),
     }
     max_width: int = 256  # caps every layer width (attention cost grows with it)
     attention_layers: int = 2
@@ -33,6 +35,11 @@ class AttentionPool(PointwiseMLP):
         from .nets.attention import AttentionPoolNet
 
         return AttentionPoolNet(
-            in_dim, point_widths(params, self.max_width), head_widths(params, self.max_width),
-            n_classes, float(params["dropout"]), int(params["attention_layers"]), int(params["heads"]),
+            in_dim,
+            point_widths(params, self.max_width),
+            head_widths(params, self.max_width),
+            n_classes,
+            float(params["dropout"]),
+            int(params["attention_layers"]),
+            int(params["heads"]),
         )

@@ -60,8 +60,12 @@ class CNN1D(_VectorConv):
     )
 
     search_space: ClassVar[dict] = {
-        "depth": Choice(3, 4, 5), "channels": Choice(16, 32, 64), "kernel": Choice(5, 9, 15),
-        "dropout": Choice(0.0, 0.2, 0.4), "optimizer": Choice("adam", "sgd"), "lr": Choice(0.003, 0.001),
+        "depth": Choice(3, 4, 5),
+        "channels": Choice(16, 32, 64),
+        "kernel": Choice(5, 9, 15),
+        "dropout": Choice(0.0, 0.2, 0.4),
+        "optimizer": Choice("adam", "sgd"),
+        "lr": Choice(0.003, 0.001),
     }
     depth: int = 4
     channels: int = 16
@@ -73,8 +77,14 @@ class CNN1D(_VectorConv):
     def build(self, params: dict[str, Any], in_dim: int, n_classes: int) -> "torch.nn.Module":
         from .nets.conv import Conv1dNet
 
-        return Conv1dNet(in_dim, n_classes, int(params["depth"]), int(params["channels"]),
-                         int(params["kernel"]), float(params["dropout"]))
+        return Conv1dNet(
+            in_dim,
+            n_classes,
+            int(params["depth"]),
+            int(params["channels"]),
+            int(params["kernel"]),
+            float(params["dropout"]),
+        )
 
 
 @dataclass
@@ -85,8 +95,11 @@ class CNN3D(_VectorConv):
     )
 
     search_space: ClassVar[dict] = {
-        "depth": Choice(2, 3, 4), "channels": Choice(8, 16, 32), "dropout": Choice(0.0, 0.2, 0.4),
-        "optimizer": Choice("adam", "sgd"), "lr": Choice(0.003, 0.001),
+        "depth": Choice(2, 3, 4),
+        "channels": Choice(8, 16, 32),
+        "dropout": Choice(0.0, 0.2, 0.4),
+        "optimizer": Choice("adam", "sgd"),
+        "lr": Choice(0.003, 0.001),
     }
     depth: int = 3
     channels: int = 16
@@ -100,8 +113,9 @@ class CNN3D(_VectorConv):
     def build(self, params: dict[str, Any], in_dim: int, n_classes: int) -> "torch.nn.Module":
         from .nets.conv import Conv3dNet
 
-        return Conv3dNet(grid_size(in_dim), n_classes, int(params["depth"]), int(params["channels"]),
-                         float(params["dropout"]))
+        return Conv3dNet(
+            grid_size(in_dim), n_classes, int(params["depth"]), int(params["channels"]), float(params["dropout"])
+        )
 
 
 def grid_size(length: int) -> int:

@@ -20,8 +20,11 @@ class E3NN(TorchModel):
     description = "E(3)-equivariant tensor-product network; rotation-invariant prediction"
 
     search_space: ClassVar[dict] = {
-        "mul": Choice(8, 16), "layers": Choice(1, 2, 3), "lmax": Choice(1, 2),
-        "optimizer": Choice("adam"), "lr": Choice(0.01, 0.001),
+        "mul": Choice(8, 16),
+        "layers": Choice(1, 2, 3),
+        "lmax": Choice(1, 2),
+        "optimizer": Choice("adam"),
+        "lr": Choice(0.01, 0.001),
     }
     radius: float = 1.5  # edge cutoff in units of the crystal's shortest non-zero |g|
     n_basis: int = 8  # radial basis functions
@@ -33,12 +36,15 @@ class E3NN(TorchModel):
     optimizer: Literal["sgd", "adam"] = "adam"
     lr: float = 0.01
 
-
-
     def build(self, params: dict[str, Any], in_dim: int, n_classes: int) -> "torch.nn.Module":
         from .nets.equivariant import EquivariantNet
 
         return EquivariantNet(
-            in_dim - 3, n_classes, mul=int(params["mul"]), layers=int(params["layers"]),
-            lmax=int(params["lmax"]), radius=float(self.radius), n_basis=int(self.n_basis),
+            in_dim - 3,
+            n_classes,
+            mul=int(params["mul"]),
+            layers=int(params["layers"]),
+            lmax=int(params["lmax"]),
+            radius=float(self.radius),
+            n_basis=int(self.n_basis),
         )

@@ -39,8 +39,6 @@ def head_widths(params: dict[str, Any], cap: int) -> list[int]:
     return ladder(first, min(first, HEAD_LAST), params["head_depth"] - 1, cap)
 
 
-
-
 @dataclass
 class PointwiseMLP(TorchModel):
     """The hyperparameters of a point-wise encoder and head, Table III of the paper:
@@ -65,8 +63,6 @@ class PointwiseMLP(TorchModel):
     optimizer: Literal["sgd", "adam"] = "adam"
     lr: float = 0.001
     dropout: float = 0.0
-
-
 
 
 def count_parameters(net: "torch.nn.Module") -> int:

@@ -47,6 +47,9 @@ class PointNet(PointwiseMLP):
         from .nets.pointnet import PointNetNet
 
         return PointNetNet(
-            in_dim, point_widths(params, self.width_cap), head_widths(params, self.width_cap),
-            n_classes, float(params["dropout"]),
+            in_dim,
+            point_widths(params, self.width_cap),
+            head_widths(params, self.width_cap),
+            n_classes,
+            float(params["dropout"]),
         )

@@ -14,15 +14,26 @@ from .layers import head, point_encoder
 
 class AttentionPoolNet(torch.nn.Module):
     def __init__(
-        self, in_dim: int, point: list[int], hidden: list[int], n_classes: int,
-        dropout: float, attention_layers: int, heads: int,
+        self,
+        in_dim: int,
+        point: list[int],
+        hidden: list[int],
+        n_classes: int,
+        dropout: float,
+        attention_layers: int,
+        heads: int,
     ):
         super().__init__()
         self.encoder = point_encoder(in_dim, point, dropout)
         # Set Attention Blocks among the points, then pooling by attention to one learnt seed.
         self.pool = SetTransformerAggregation(
-            point[-1], num_seed_points=1, num_encoder_blocks=attention_layers,
-            num_decoder_blocks=0, heads=heads, layer_norm=True, dropout=dropout,
+            point[-1],
+            num_seed_points=1,
+            num_encoder_blocks=attention_layers,
+            num_decoder_blocks=0,
+            heads=heads,
+            layer_norm=True,
+            dropout=dropout,
         )
         self.head = head(point[-1], hidden, n_classes, dropout)
 

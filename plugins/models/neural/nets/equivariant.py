@@ -39,8 +39,11 @@ def gated_irreps(mul: int, lmax: int) -> Gate:
     """Gate nonlinearity for `mul` scalars and `mul // 2` copies of each l = 1..lmax."""
     gated = o3.Irreps([(max(1, mul // 2), (l, (-1) ** l)) for l in range(1, lmax + 1)])
     return Gate(
-        o3.Irreps(f"{mul}x0e"), [torch.nn.functional.silu],
-        o3.Irreps(f"{gated.num_irreps}x0e"), [torch.sigmoid], gated,
+        o3.Irreps(f"{mul}x0e"),
+        [torch.nn.functional.silu],
+        o3.Irreps(f"{gated.num_irreps}x0e"),
+        [torch.sigmoid],
+        gated,
     )
 
 
@@ -78,8 +81,15 @@ class Interaction(torch.nn.Module):
 
 class EquivariantNet(torch.nn.Module):
     def __init__(
-        self, n_scalars: int, n_classes: int, *, mul: int, layers: int, lmax: int,
-        radius: float, n_basis: int,
+        self,
+        n_scalars: int,
+        n_classes: int,
+        *,
+        mul: int,
+        layers: int,
+        lmax: int,
+        radius: float,
+        n_basis: int,
     ):
         super().__init__()
         self.radius, self.n_basis = radius, n_basis

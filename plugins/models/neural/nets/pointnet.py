@@ -44,8 +44,14 @@ class PointNetNet(torch.nn.Module):
         return _stacked_mlp(self.head, "head", params, buffers, h, plain_last=True).transpose(1, 2)
 
 
-def _stacked_mlp(mlp: torch.nn.Module, prefix: str, params: dict[str, Tensor], buffers: dict[str, Tensor], h: Tensor,
-                 plain_last: bool) -> Tensor:
+def _stacked_mlp(
+    mlp: torch.nn.Module,
+    prefix: str,
+    params: dict[str, Tensor],
+    buffers: dict[str, Tensor],
+    h: Tensor,
+    plain_last: bool,
+) -> Tensor:
     """A torch_geometric MLP (Linear, BatchNorm, ReLU; no dropout) over (K, C, M) activations."""
     depth = len(mlp.lins)
     if mlp.training and any(p > 0 for p in mlp.dropout):
@@ -65,8 +71,11 @@ def _stacked_mlp(mlp: torch.nn.Module, prefix: str, params: dict[str, Tensor], b
             h.reshape(1, K * C, M),
             running_mean.view(K * C) if running_mean is not None else None,
             running_var.view(K * C) if running_var is not None else None,
-            params[f"{key}.weight"].reshape(K * C), params[f"{key}.bias"].reshape(K * C),
-            training=norm.training or running_mean is None, momentum=norm.momentum, eps=norm.eps,
+            params[f"{key}.weight"].reshape(K * C),
+            params[f"{key}.bias"].reshape(K * C),
+            training=norm.training or running_mean is None,
+            momentum=norm.momentum,
+            eps=norm.eps,
         ).view(K, C, M)
         h = torch.relu(h)
     return h
