@@ -35,6 +35,7 @@ from harness.services.errors import UserError
 from harness.services.content import content_hash, site_label, structure_hash
 from harness.prepare.grouping import CRYSTAL_SYSTEMS, SYMPREC, crystal_system, spacegroup_number, symmetry_dataset
 from harness.services.paths import cache_dir
+from harness.services.workers import worker_pool
 from harness.prepare.symmetry import (
     ANGLE_TOLERANCE,
     Symmetry,
@@ -79,6 +80,7 @@ __all__ = [
     "UserError",
     # services lent to plugins
     "cache_dir",
+    "worker_pool",
     "read_arrays",
     "write_arrays",
     "read_json",

@@ -68,3 +68,25 @@ def test_featurisation_workers_end_with_their_driver(tmp_path, how):
     finally:
         for p in psutil.Process().children(recursive=True):
             p.kill()
+
+
+def test_the_file_datasets_parse_pool_is_one_whose_workers_die_with_the_run(monkeypatch):
+    """Seen in a measurement: a SIGTERM'd run left the file dataset's CIF-parsing workers
+    running (reparented to init); they now come from harness.worker_pool."""
+    import harness
+    from harness_plugins.datasets.files import parse
+
+    made = []
+    real = harness.worker_pool
+
+    def spy(workers, start="fork"):
+        made.append(workers)
+        return real(workers, start)
+
+    monkeypatch.setattr(harness, "worker_pool", spy)
+    monkeypatch.setattr(parse, "PARALLEL_MIN_ROWS", 2)
+    monkeypatch.setattr(parse, "WORKERS", 2)
+    cif = "data_x\n_cell_length_a 3\n_cell_length_b 3\n_cell_length_c 3\n_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n_symmetry_space_group_name_H-M 'P 1'\nloop_\n_atom_site_label\n_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\nNa1 Na 0 0 0\n"
+    rows = [(f"m{i}", cif, {}) for i in range(4)]
+    records, left_out, _ = parse.parse_rows(rows, harness.LoadContext(harness.cache_dir()), "test")
+    assert made and len(records) == 4 and not left_out

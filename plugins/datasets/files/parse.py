@@ -10,9 +10,9 @@ import os
 import re
 import warnings
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Iterable, Iterator, Sequence
 
+import harness
 from harness import LoadContext, iter_chunks
 
 from ..p1cif import read_p1_cif
@@ -39,7 +39,7 @@ def parse_rows(
     results: Iterable[tuple[list, Counter]]
     pool = None
     if len(rows) >= PARALLEL_MIN_ROWS and WORKERS > 1:
-        pool = ProcessPoolExecutor(max_workers=min(WORKERS, os.cpu_count() or 1))
+        pool = harness.worker_pool(min(WORKERS, os.cpu_count() or 1))  # its workers die with the run
         results = pool.map(parse_chunk, chunks)
     else:
         results = map(parse_chunk, chunks)
