@@ -102,7 +102,11 @@ def _parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="apply stored models to new structures or a dataset file (Table II layout)")
     pr.add_argument("results", help="results folder of a run")
-    pr.add_argument("structures", nargs="*", help="CIF/POSCAR files, or one dataset file read by the file dataset")
+    pr.add_argument(
+        "structures",
+        nargs="*",
+        help="CIF/POSCAR files, or one dataset file (a table or folder a dataset declares it reads)",
+    )
     pr.add_argument(
         "--only", action="append", metavar="GLOB", help="studies whose task/representation/perturbation/model matches"
     )
