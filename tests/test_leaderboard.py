@@ -92,29 +92,32 @@ def test_every_format_shows_the_interval_and_the_mark(three_models, tmp_path):
     assert timings[0].endswith("fit_seconds_mean") and len(timings) == 4
 
 
+def _plain(model, seed, value, metric="roc_auc"):
+    """A stored result without predictions: its score only."""
+    return UnitResult(
+        unit=f"d:t/r/none/{model}#{seed}",
+        key=f"{model}#{seed}",
+        dataset="d",
+        task="t",
+        representation="r",
+        perturbation="none",
+        model=model,
+        seed=seed,
+        metric=metric,
+        value=value,
+    )
+
+
 def test_results_without_predictions_fall_back_to_seeds():
-    def plain(model, seed, value):
-        return UnitResult(
-            unit=f"d:t/r/none/{model}#{seed}",
-            key=f"{model}#{seed}",
-            dataset="d",
-            task="t",
-            representation="r",
-            perturbation="none",
-            model=model,
-            seed=seed,
-            metric="roc_auc",
-            value=value,
-        )
 
     rows = leaderboard.build(
-        [plain("a", s, v) for s, v in enumerate([0.80, 0.85, 0.90])]
-        + [plain("b", s, v) for s, v in enumerate([0.60, 0.62, 0.61])]
+        [_plain("a", s, v) for s, v in enumerate([0.80, 0.85, 0.90])]
+        + [_plain("b", s, v) for s, v in enumerate([0.60, 0.62, 0.61])]
     )
     assert rows[0]["ci_method"] == stats.T_ONLY and rows[0]["ci_low"] == pytest.approx(0.85 - 0.12421, abs=1e-5)
     assert rows[1]["vs_best"] == "worse"  # paired t over the three seeds
     assert "(t)" in leaderboard.markdown(rows)
-    one = leaderboard.build([plain("a", 0, 0.8), plain("b", 0, 0.7)])
+    one = leaderboard.build([_plain("a", 0, 0.8), _plain("b", 0, 0.7)])
     assert one[0]["ci_low"] is None and one[1]["vs_best"] == "untested"
     assert "n/a" in leaderboard.markdown(one)
 
@@ -167,18 +170,7 @@ def test_bootstraps_are_remembered_and_read_back_unchanged(three_models, monkeyp
 
 def test_a_loss_ranks_lowest_first():
     def plain(model, seed, value):
-        return UnitResult(
-            unit=f"d:t/r/none/{model}#{seed}",
-            key=f"{model}#{seed}",
-            dataset="d",
-            task="t",
-            representation="r",
-            perturbation="none",
-            model=model,
-            seed=seed,
-            metric="log_loss",
-            value=value,
-        )
+        return _plain(model, seed, value, metric="log_loss")
 
     rows = leaderboard.build([plain("a", s, 0.9) for s in range(2)] + [plain("b", s, 0.3) for s in range(2)])
     assert [r["model"] for r in rows] == ["b", "a"]
