@@ -16,6 +16,8 @@ import numpy as np
 
 from harness import VECTOR, Choice, FitContext, Model, Samples
 
+from .forest_arrays import load_forest, save_forest
+
 # The one type in a fitted forest that skops does not trust by itself; `load` refuses a
 # file holding any other.
 FOREST_TYPES = ("sklearn.tree._tree.Tree",)
@@ -61,13 +63,11 @@ class RandomForest(Model):
     def save(self, path: Path) -> None:
         # The arrays prediction reads, not skops: importing skops walks all of
         # scikit-learn (and imports torch), seconds per study.
-        _save_forest(self.estimator_, path / "forest.npz")
+        save_forest(self.estimator_, path / "forest.npz")
 
     def load(self, path: Path) -> "RandomForest":
         if (path / "forest.npz").exists():
-            self.estimator_ = _load_forest(
-                path / "forest.npz", self.n_estimators, self.criterion, self.max_depth, self.max_features
-            )
+            self.estimator_ = _load_forest(path / "forest.npz", self)
         else:
             self.estimator_ = _load_skops(path / "forest.skops")
         self.estimator_.n_jobs = 1
@@ -75,85 +75,15 @@ class RandomForest(Model):
         return self
 
 
-def _save_forest(forest, file: Path) -> None:
-    """Each tree's nodes in the form prediction needs: children, split feature and
-    threshold (float64, exact) and the leaves' class fractions. Impurities and sample
-    counts are left out (a restored forest predicts the same bits; its
-    `feature_importances_` are not kept). Left children follow their parent, as the
-    depth-first builder lays them out; checked here."""
-    arrays: dict[str, np.ndarray] = {}
-    for i, est in enumerate(forest.estimators_):
-        state = est.tree_.__getstate__()
-        nodes, values = state["nodes"], state["values"]
-        inner = nodes["left_child"] >= 0
-        if not np.array_equal(nodes["left_child"][inner], np.flatnonzero(inner) + 1):
-            raise NotImplementedError("a tree not laid out depth first")
-        arrays[f"right{i}"] = nodes["right_child"].astype(np.int32)
-        arrays[f"feature{i}"] = nodes["feature"].astype(np.int32)
-        arrays[f"threshold{i}"] = nodes["threshold"][inner]
-        arrays[f"missing_left{i}"] = nodes["missing_go_to_left"][inner]
-        arrays[f"leaf_values{i}"] = values[~inner]
-        arrays[f"depth{i}"] = np.array(state["max_depth"], dtype=np.int64)
-    arrays["classes"] = np.asarray(forest.classes_)
-    arrays["n_features"] = np.array(forest.n_features_in_, dtype=np.int64)
-    arrays["n_trees"] = np.array(len(forest.estimators_), dtype=np.int64)
-    with open(file, "wb") as f:
-        np.savez(f, **arrays)
-
-
-def _load_forest(file: Path, n_estimators: int, criterion: str, max_depth: int | None, max_features):
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.tree import DecisionTreeClassifier
-    from sklearn.tree._tree import Tree
-
+def _load_forest(file: Path, model: RandomForest):
     from harness import UserError
 
     try:
-        with np.load(file, allow_pickle=False) as z:
-            a = {k: z[k] for k in z.files}
-        classes, n_features, n_trees = a["classes"], int(a["n_features"]), int(a["n_trees"])
-        n_classes = np.array([len(classes)], dtype=np.intp)
-        forest = RandomForestClassifier(
-            n_estimators=n_estimators, criterion=criterion, max_depth=max_depth, max_features=max_features
-        )
-        trees = []
-        for i in range(n_trees):
-            right, feature = a[f"right{i}"], a[f"feature{i}"]
-            inner = right >= 0
-            nodes = np.zeros(len(right), dtype=Tree(n_features, n_classes, 1).__getstate__()["nodes"].dtype)
-            nodes["left_child"] = np.where(inner, np.arange(len(right)) + 1, -1)
-            nodes["right_child"] = right
-            nodes["feature"] = feature
-            nodes["threshold"] = -2.0
-            nodes["threshold"][inner] = a[f"threshold{i}"]
-            nodes["missing_go_to_left"][inner] = a[f"missing_left{i}"]
-            values = np.zeros((len(right), 1, len(classes)))
-            values[~inner] = a[f"leaf_values{i}"]
-            tree = Tree(n_features, n_classes, 1)
-            tree.__setstate__(
-                {"max_depth": int(a[f"depth{i}"]), "node_count": len(right), "nodes": nodes, "values": values}
-            )
-            est = DecisionTreeClassifier(criterion=criterion, max_depth=max_depth, max_features=max_features)
-            est.tree_, est.n_features_in_, est.n_outputs_ = tree, n_features, 1
-            est.classes_, est.n_classes_ = classes, len(classes)
-            est.max_features_ = _max_features(max_features, n_features)
-            trees.append(est)
+        return load_forest(file, model.n_estimators, model.criterion, model.max_depth, model.max_features)
     except (KeyError, ValueError, TypeError, OSError) as exc:
         raise UserError(
             f"{file} is not a forest harness wrote ({type(exc).__name__}: {exc}); delete it and rerun"
         ) from None
-    forest.estimators_, forest.estimator_ = trees, DecisionTreeClassifier()
-    forest.n_features_in_, forest.n_outputs_ = n_features, 1
-    forest.classes_, forest.n_classes_ = classes, len(classes)
-    return forest
-
-
-def _max_features(max_features, n_features: int) -> int:
-    if max_features == "sqrt":
-        return max(1, int(np.sqrt(n_features)))
-    if max_features == "log2":
-        return max(1, int(np.log2(n_features)))
-    return n_features
 
 
 def _load_skops(file: Path):
