@@ -47,6 +47,7 @@ def _tree_cpu(root) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config", type=Path)
+    ap.add_argument("--log", type=Path, help="write every output line here, stamped with wall and CPU seconds")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="harness-cold-") as tmp:
         env = dict(os.environ, HARNESS_CACHE_DIR=str(Path(tmp) / "cache"), COLUMNS="200")
@@ -72,6 +73,8 @@ def main() -> None:
             else []
         )
     cpu = usage.ru_utime + usage.ru_stime
+    if args.log:
+        args.log.write_text("".join(f"{t:8.1f} {c:8.1f}  {line}\n" for t, line, c in stamped))
     if rc != 0:
         raise SystemExit("\n".join(line for _, line, _ in stamped[-40:]) + f"\nexit {rc}")
 

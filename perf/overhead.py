@@ -120,6 +120,9 @@ def measure(python: str, data: Path, n: int, repeat: int, work: Path) -> dict:
     folder.mkdir()
     csv_path = subset(data, n, folder / "crystals.csv")
     env = dict(os.environ, HARNESS_CACHE_DIR=str(folder / "cache"), OMP_WAIT_POLICY="PASSIVE")
+    # Warm means Python's bytecode cache too: a machine that forbids writing it (this one
+    # sets PYTHONDONTWRITEBYTECODE) recompiles every harness module in every process.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
 
     def harness(tag: str) -> tuple[float, float, Path]:
         results = folder / f"results-{tag}"

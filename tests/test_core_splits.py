@@ -45,3 +45,45 @@ def test_a_split_with_one_class_is_a_user_error():
     s = type(s)(s.train, s.valid, s.test[y[s.test] == 0])
     with pytest.raises(UserError, match="single class"):
         check_classes(s, y, ("a", "b"), "task t")
+
+
+def _sklearn_folds(y, groups, n_splits, seed):
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    fold = np.empty(len(y), dtype=int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        for k, (_, members) in enumerate(cv.split(np.zeros(len(y)), y, groups)):
+            fold[members] = k
+    return fold
+
+
+@pytest.mark.parametrize("case", range(60))
+def test_grouped_folds_are_scikit_learns_exactly(case):
+    """The fast fold assignment against StratifiedGroupKFold itself: many small groups,
+    few large ones, repeated class profiles (ties between folds), string group names."""
+    from harness.prepare.splits import group_folds
+
+    rng = np.random.default_rng(case)
+    n = int(rng.integers(40, 800))
+    y = rng.integers(0, int(rng.integers(2, 5)), n)
+    n_groups = int(rng.integers(20, n)) if case % 3 else n // 4
+    groups = np.array([f"AB{g}_225" for g in rng.integers(0, n_groups, n)])
+    n_splits = int(min(20, len(np.unique(groups)), rng.integers(3, 21)))
+    seed = int(rng.integers(0, 1000))
+    mine = group_folds(y, groups, n_splits, seed)
+    if mine is None:  # a class smaller than the folds: scikit-learn decides
+        assert np.bincount(y).min() < n_splits
+        return
+    np.testing.assert_array_equal(mine, _sklearn_folds(y, groups, n_splits, seed))
+
+
+def test_a_grouped_split_with_a_rare_class_is_still_scikit_learns():
+    y = np.array([0] * 200 + [1] * 5)
+    groups = np.arange(205) // 2
+    split = stratified_split(y, 4, groups=groups)
+    fold = _sklearn_folds(y, groups, 20, 4)
+    np.testing.assert_array_equal(split.test, np.flatnonzero(fold < 3))

@@ -173,3 +173,16 @@ def test_the_stored_forest_is_well_under_the_first_array_layout():
             first_layout.write(part.tobytes())
     _, blob = persist.dump(model)
     assert len(blob) < 0.7 * len(zlib.compress(first_layout.getvalue(), 6))
+
+
+def test_trees_that_are_a_single_leaf_round_trip(tmp_path):
+    """A bootstrap sample of one class grows a tree of one node and no split."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(rng.normal(size=(6, 3)), [0, 0, 0, 0, 0, 1])
+    assert any(est.tree_.node_count == 1 for est in forest.estimators_)
+    forest_arrays.save_forest(forest, tmp_path / "forest.npz")
+    restored = forest_arrays.load_forest(tmp_path / "forest.npz", 20, "gini", None, "sqrt")
+    X = rng.normal(size=(100, 3))
+    np.testing.assert_array_equal(restored.predict_proba(X), forest.predict_proba(X))

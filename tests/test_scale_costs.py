@@ -234,3 +234,30 @@ def test_store_models_best_keeps_only_the_best_rows_models(tmp_path, capsys):
     best = [r["representation"] for r in rows if r["vs_best"] == "best"]
     assert len(best) == 1 and sorted(kept) == [(best[0], 0), (best[0], 1)]  # both seeds of the best row, nothing else
     assert db.execute("SELECT COUNT(*) FROM harness_results").fetchone() == (4,)  # every result stays
+
+
+# ------------------------------------------------------------------ a study's worker opens Optuna's tables without alembic
+OPEN_PREPARED = textwrap.dedent("""
+    import sys
+    import optuna
+    from harness.services.store import Store
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = Store(sys.argv[1]).optuna_storage(prepared=True)
+    study = optuna.create_study(study_name="s", storage=storage, load_if_exists=True)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    print("ALEMBIC:", sorted(m for m in ("alembic", "mako", "pygments") if m in sys.modules))
+""")
+
+
+def test_a_worker_opens_the_runs_optuna_tables_without_importing_alembic(tmp_path):
+    import optuna
+
+    from harness.services.store import Store
+
+    url = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    Store(url).optuna_storage()  # what the run does once, in the main process
+    for _ in range(2):  # a new study, then the same one resumed
+        done = subprocess.run([sys.executable, "-c", OPEN_PREPARED, url], capture_output=True, text=True, timeout=300)
+        assert "ALEMBIC: []" in done.stdout, done.stdout + done.stderr[-2000:]
+    study = optuna.load_study(study_name="s", storage=Store(url).optuna_storage())
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4

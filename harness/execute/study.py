@@ -302,7 +302,7 @@ def _open(spec: StudySpec, env: Environment) -> _Open:
     valid = samples(combo, spec.seed, data, split.valid, training=False)
     test = samples(combo, spec.seed, data, split.test, training=False)
 
-    storage = Store(env.store_url).optuna_storage()
+    storage = Store(env.store_url).optuna_storage(prepared=True)  # the run set up its tables
     study = optuna.create_study(
         study_name=study_names.name_for(spec, storage),  # readable in optuna-dashboard
         storage=storage,

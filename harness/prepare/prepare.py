@@ -34,6 +34,7 @@ from harness.prepare.inputs import StudyInputs, write_inputs
 from harness.services.paths import cache_dir
 from harness.plan.plan import Loaded, PartPlan, Plan, Source, load
 from harness.services.progress import progress_bar, skip_summary
+from harness.services.workers import cores
 from harness.prepare.splits import Split, check_classes, column_split, stratified_split
 from harness.plan.spec import StudySpec
 
@@ -350,7 +351,7 @@ def analyse_all(config: Config, loaded: Loaded, symprecs, console: Console) -> N
                 [m.structure for m in loaded.materials],
                 symprec,
                 hashes=loaded.hashes,
-                workers=config.run.workers,
+                workers=cores(),  # every core: [run] workers counts studies, not preparation
                 progress=advance,
             )
 
@@ -373,7 +374,7 @@ def featurize_all(
                 loaded.materials,
                 rep,
                 cache,
-                workers=config.run.workers,
+                workers=cores(),  # every core: [run] workers counts studies, not preparation
                 progress=progress,
                 hashes=loaded.hashes,
             )

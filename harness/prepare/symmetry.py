@@ -24,6 +24,7 @@ import numpy as np
 from harness.sdk.api import Skip
 from harness.services.content import structure_hash
 from harness.services.errors import UserError
+from harness.services.workers import cores
 
 if TYPE_CHECKING:  # pragma: no cover
     from pymatgen.core import Structure
@@ -189,7 +190,7 @@ def _fill(structures, keys, missing: list[int], symprec: float, workers: int | N
 
 
 def _compute(structures, symprec: float, workers: int | None, progress, done: int, total: int) -> list:
-    workers = workers or _cores()
+    workers = workers or cores()
     starts = list(range(0, len(structures), CHUNK))
     results: dict[int, list] = {}
     if progress:
@@ -218,10 +219,6 @@ def _compute(structures, symprec: float, workers: int | None, progress, done: in
             if progress:
                 progress(done, total)
     return [r for s in starts for r in results[s]]
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 # ----------------------------------------------------------------------------- disk

@@ -131,11 +131,18 @@ class Store:
                 self._guard(lambda: self._creating_tables(lambda: _add_checksum_column(self.engine)))
 
     # ------------------------------------------------------------------ optuna
-    def optuna_storage(self):
-        """Optuna's RDB storage on the same database (its own tables)."""
+    def optuna_storage(self, prepared: bool = False):
+        """Optuna's RDB storage on the same database (its own tables).
+
+        `prepared`: the run has already created these tables and checked their schema
+        (it calls this once without), so a study's worker opens them without alembic."""
+        kwargs = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
+        if prepared:
+            from harness.services.optuna_tables import PreparedRDBStorage
+
+            return self._guard(lambda: PreparedRDBStorage(self.url, engine_kwargs=kwargs))
         import optuna
 
-        kwargs = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
         return self._guard(
             lambda: self._creating_tables(lambda: optuna.storages.RDBStorage(self.url, engine_kwargs=kwargs))
         )

@@ -17,6 +17,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 
+def cores() -> int:
+    """CPU cores this process may use (its affinity: `taskset` limits it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def die_with_parent(parent: int) -> None:
     """A pool initializer: end this worker when process `parent` ends."""
     try:

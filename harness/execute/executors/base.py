@@ -10,14 +10,13 @@ only claims, stores and reports.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Protocol
 
 from harness.plan import identity
 from harness.services.config import RunConfig
 from harness.execute.study import Environment, StudyOutcome, StudySpec
-from harness.services.workers import device_memory  # noqa: F401  (executors size packs by it)
+from harness.services.workers import cores, device_memory  # noqa: F401  (executors size packs by it)
 
 Finished = tuple[StudySpec, "StudyOutcome | BaseException"]
 
@@ -102,6 +101,3 @@ class Packer:
         return pack
 
 
-def cores() -> int:
-    """CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
