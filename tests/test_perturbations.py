@@ -163,3 +163,31 @@ def test_registered_through_the_plugin_hook():
     assert names <= set(registry.names("perturbation"))
     p = registry.create("perturbation", "rotate", {"max_angle": 0.785})
     assert p.max_angle == pytest.approx(0.785) and p.title == "rotate(max_angle=0.785)"
+
+
+def test_an_identity_perturbation_is_left_out_and_the_samples_are_the_same():
+    """phi1 declares `identity`: a study does not seed a generator per sample for it, and
+    gets the values (fresh float32 copies) that applying it would give."""
+    from types import SimpleNamespace
+
+    from harness.execute.study import perturb, samples
+    from harness_plugins.perturbations.basic import NoPerturbation
+
+    class Spy(NoPerturbation):
+        calls = 0
+
+        def apply(self, x, rng, columns):
+            Spy.calls += 1
+            return super().apply(x, rng, columns)
+
+    xs = [np.arange(4.0) + i for i in range(5)]
+    applied = np.stack(perturb(xs, np.arange(5), [Spy()], seed=0, columns=["intensity"]))
+    assert NoPerturbation.identity and Spy.calls == 5
+    combo = SimpleNamespace(transforms=(), perturbation=Spy())
+    data = SimpleNamespace(
+        X=xs, positions=np.arange(5), columns=["intensity"], kind="vector", y=np.zeros(5, int), ids=list("abcde")
+    )
+    got = samples(combo, 0, data, np.arange(5), training=True)
+    assert Spy.calls == 5  # left out
+    np.testing.assert_array_equal(got.X, applied)
+    assert got.X.dtype == np.float32 and not np.shares_memory(got.X, xs[0])

@@ -69,18 +69,19 @@ def perturb(
 ) -> list[np.ndarray]:
     """Each sample gets its own generator from (seed, perturbation, sample): reproducible and
     independent of which split the sample falls in."""
+    streams = [stable_seed(p.title) for p in perts]
     out = []
     for x, pos in zip(xs, positions):
-        for p in perts:
-            rng = np.random.default_rng([seed, stable_seed(p.title), int(pos)])
+        for p, stream in zip(perts, streams):
+            rng = np.random.default_rng([seed, stream, int(pos)])
             x = p.apply(x, rng, columns)
-        out.append(np.asarray(x, dtype=np.float32))
+        out.append(np.array(x, dtype=np.float32))  # a copy: models may write into their inputs
     return out
 
 
 def samples(combo: Combination, seed: int, data: StudyInputs, part: np.ndarray, training: bool) -> Samples:
     """One split as the model sees it: perturbed, training-only augmentations on training only."""
-    perts = [p for p in (*combo.transforms, combo.perturbation) if training or not p.training_only]
+    perts = [p for p in (*combo.transforms, combo.perturbation) if (training or not p.training_only) and not p.identity]
     xs = perturb([data.X[i] for i in part], data.positions[part], perts, seed, data.columns)
     X: list[np.ndarray] | np.ndarray = np.stack(xs) if data.kind == "vector" and xs else xs
     return Samples(X, data.y[part], [data.ids[i] for i in part], data.columns, data.kind)

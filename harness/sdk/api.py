@@ -290,6 +290,9 @@ class Perturbation(Entry):
     accepts: ClassVar[frozenset[str]] = frozenset(KINDS)
     # True for augmentations that only serve training (applied to the training split only).
     training_only: ClassVar[bool] = False
+    # True for a perturbation whose `apply` returns the sample unchanged and draws nothing
+    # (phi1, "none"): studies leave it out instead of seeding a generator per sample.
+    identity: ClassVar[bool] = False
     # Feature columns the perturbation reads, by kind: {CLOUD: ("intensity",)}. A
     # representation without them is skipped for this perturbation, with the reason.
     needs_columns: ClassVar[Mapping[str, tuple[str, ...]]] = {}

@@ -29,6 +29,7 @@ class NoPerturbation(Perturbation):
     name: ClassVar[str] = "none"
     description: ClassVar[str] = "phi1: the input as it is"
     default: ClassVar[bool] = True  # the perturbation of a config that names none
+    identity: ClassVar[bool] = True  # studies skip it: no generator per sample
 
     def paper_label(self) -> str:
         return "φ1"  # Wang et al. 2022: the paper's name for this input
