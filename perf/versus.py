@@ -29,7 +29,9 @@ from pathlib import Path
 KEY = ("dataset", "task", "representation", "perturbation", "model")
 
 
-def _cold_run(checkout: Path, python: str, config: Path, tmp: Path, extra: list[str]) -> tuple[float, float, list[dict]]:
+def _cold_run(
+    checkout: Path, python: str, config: Path, tmp: Path, extra: list[str]
+) -> tuple[float, float, list[dict]]:
     env = dict(os.environ, HARNESS_CACHE_DIR=str(tmp / "cache"), COLUMNS="200")
     cmd = [python, "-m", "harness.cli", "run", str(config), "--results", str(tmp / "results"), *extra]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -261,3 +261,26 @@ def test_a_worker_opens_the_runs_optuna_tables_without_importing_alembic(tmp_pat
         assert "ALEMBIC: []" in done.stdout, done.stdout + done.stderr[-2000:]
     study = optuna.load_study(study_name="s", storage=Store(url).optuna_storage())
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
+
+
+CREATE_FRESH = textwrap.dedent("""
+    import sys
+    from harness.services.store import Store
+    Store(sys.argv[1]).optuna_storage()
+    print("ALEMBIC:", sorted(m for m in ("alembic", "mako", "pygments") if m in sys.modules))
+""")
+
+
+def test_a_new_stores_optuna_tables_are_made_without_alembic_and_optuna_accepts_them(tmp_path):
+    import optuna
+
+    from harness.services.store import Store
+
+    url = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    done = subprocess.run([sys.executable, "-c", CREATE_FRESH, url], capture_output=True, text=True, timeout=300)
+    assert "ALEMBIC: []" in done.stdout, done.stdout + done.stderr[-2000:]
+    full = Store(url).optuna_storage()  # tables exist now: Optuna's own open, with its checks
+    assert isinstance(full, optuna.storages.RDBStorage) and type(full) is optuna.storages.RDBStorage
+    assert full.get_current_version() == full.get_head_version()  # stamped as Optuna stamps a new store
+    optuna.create_study(study_name="s", storage=full).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert len(optuna.load_study(study_name="s", storage=optuna.storages.RDBStorage(url)).trials) == 1

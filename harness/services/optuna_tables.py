@@ -3,8 +3,9 @@
 `optuna.storages.RDBStorage` always stamps or reads the schema version through alembic,
 and importing alembic brings mako and pygments: ~0.15 CPU s in every process that opens
 the storage, more than a small study's own bookkeeping. The run creates the tables and
-checks their schema once, in the main process (`Store.optuna_storage()`); a study's
-worker then opens them as they are. Everything after opening is Optuna's own code.
+checks their schema once, in the main process (`Store.optuna_storage()`; a new store's
+tables are created without the stamp, which Optuna adds when it next opens them itself);
+a study's worker then opens them as they are. Everything after opening is Optuna's code.
 """
 
 from __future__ import annotations
@@ -37,3 +38,21 @@ class PreparedRDBStorage(optuna.storages.RDBStorage):
         self.__dict__.update(state)
         self.engine = sa.create_engine(self.url, **self.engine_kwargs)
         self.scoped_session = sa_orm.scoped_session(sa_orm.sessionmaker(bind=self.engine))
+
+
+def has_tables(engine: sa.Engine) -> bool:
+    """Whether Optuna has set up its tables in this database."""
+    return sa.inspect(engine).has_table("studies")
+
+
+def create_tables(url: str, engine_kwargs: dict[str, Any] | None = None) -> PreparedRDBStorage:
+    """Optuna's tables in a database that has none, without alembic's version stamp.
+
+    Optuna treats tables without a stamp as made "just now" by itself: the next full
+    `RDBStorage` on them records its version and stamps its schema head, so a fresh
+    store is as Optuna would have made it, and no process of this run imports alembic."""
+    from optuna.storages._rdb import models
+
+    storage = PreparedRDBStorage(url, engine_kwargs)
+    models.BaseModel.metadata.create_all(storage.engine)
+    return storage

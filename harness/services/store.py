@@ -135,12 +135,18 @@ class Store:
         """Optuna's RDB storage on the same database (its own tables).
 
         `prepared`: the run has already created these tables and checked their schema
-        (it calls this once without), so a study's worker opens them without alembic."""
+        (it calls this once without), so a study's worker opens them without alembic.
+        Tables made by an earlier run are checked by Optuna (its schema version), new
+        ones are created without alembic (optuna_tables.create_tables)."""
         kwargs = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
-        if prepared:
-            from harness.services.optuna_tables import PreparedRDBStorage
+        from harness.services import optuna_tables
 
-            return self._guard(lambda: PreparedRDBStorage(self.url, engine_kwargs=kwargs))
+        if prepared:
+            return self._guard(lambda: optuna_tables.PreparedRDBStorage(self.url, engine_kwargs=kwargs))
+        if not self._guard(lambda: optuna_tables.has_tables(self.engine)):  # a new store: nothing to check
+            return self._guard(
+                lambda: self._creating_tables(lambda: optuna_tables.create_tables(self.url, engine_kwargs=kwargs))
+            )
         import optuna
 
         return self._guard(

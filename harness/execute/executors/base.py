@@ -99,5 +99,3 @@ class Packer:
                 break
             pack.append(spec)
         return pack
-
-
