@@ -18,8 +18,6 @@ The last line reads `harness vs bare: N.NNx` (CPU seconds, the largest size, war
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import json
 import os
 import resource
@@ -29,6 +27,8 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from first_rows import first_rows  # perf/ is on the path when a script here runs
 
 # The shared data folder beside the checkout (or beside the folder of worktrees).
 DEFAULT_DATA = next(
@@ -87,19 +87,6 @@ BARE = textwrap.dedent("""
 """)
 
 
-def subset(source: Path, n: int, out: Path) -> Path:
-    csv.field_size_limit(1 << 30)
-    with gzip.open(source, "rt", newline="") as f, open(out, "w", newline="") as g:
-        reader = csv.reader(f)
-        writer = csv.writer(g)
-        writer.writerow(next(reader))
-        for i, row in enumerate(reader):
-            if i >= n:
-                break
-            writer.writerow(row)
-    return out
-
-
 def timed(cmd: list[str], env: dict) -> tuple[float, float, str]:
     """(CPU seconds of the process and its children, wall seconds, stdout)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -118,7 +105,7 @@ def timed(cmd: list[str], env: dict) -> tuple[float, float, str]:
 def measure(python: str, data: Path, n: int, repeat: int, work: Path) -> dict:
     folder = work / f"n{n}"
     folder.mkdir()
-    csv_path = subset(data, n, folder / "crystals.csv")
+    csv_path = first_rows(data, n, folder / "crystals.csv")
     env = dict(os.environ, HARNESS_CACHE_DIR=str(folder / "cache"), OMP_WAIT_POLICY="PASSIVE")
     # Warm means Python's bytecode cache too: a machine that forbids writing it (this one
     # sets PYTHONDONTWRITEBYTECODE) recompiles every harness module in every process.

@@ -3,10 +3,12 @@ numbers in every row.
 
     git worktree add ../before a4eee66
     (cd ../before && python -m venv --system-site-packages .venv && .venv/bin/pip install --no-deps -e .)
-    python perf/versus.py benchmarks/paper-cpu.toml --before ../before --rounds 1
+    python perf/first_rows.py ../shared/data/mp_metallicity_36k.csv.gz 5000 ../results/mp_metallicity_first5000.csv
+    python perf/versus.py perf/paper-cpu-fixed.toml --before ../before
 
 Each side runs `harness run CONFIG` from its own checkout (its `harness`, its `python`)
-with an empty cache and results folder; CPU seconds are those of the whole process tree
+with an empty cache and results folder (relative data paths in the config are resolved
+against the folder this script runs from); CPU seconds are those of the whole process tree
 (`getrusage` of reaped children), which on a shared machine measure the work where wall
 seconds measure the wait. Both sides read the same config file, so they score the same
 crystals. Rows are matched by dataset, task, representation, perturbation and model;
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -33,7 +36,9 @@ def _cold_run(
     checkout: Path, python: str, config: Path, tmp: Path, extra: list[str]
 ) -> tuple[float, float, list[dict]]:
     env = dict(os.environ, HARNESS_CACHE_DIR=str(tmp / "cache"), COLUMNS="200")
-    cmd = [python, "-m", "harness.cli", "run", str(config), "--results", str(tmp / "results"), *extra]
+    anchored = tmp / config.name  # each side runs in its own checkout: relative data paths made absolute
+    anchored.write_text(_anchored(config.read_text(), Path.cwd()))
+    cmd = [python, "-m", "harness.cli", "run", str(anchored), "--results", str(tmp / "results"), *extra]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
@@ -46,6 +51,16 @@ def _cold_run(
     if isinstance(rows, dict):
         rows = rows.get("rows", [])
     return cpu, wall, rows
+
+
+def _anchored(text: str, base: Path) -> str:
+    """The config with each relative `path = "..."` made absolute against `base`."""
+
+    def absolute(m: re.Match) -> str:
+        path = Path(m.group(2))
+        return m.group(1) + json.dumps(str(path if path.is_absolute() else (base / path).resolve()))
+
+    return re.sub(r'^(\s*path\s*=\s*)"([^"]*)"', absolute, text, flags=re.M)
 
 
 def _by_key(rows: list[dict]) -> dict[tuple, dict]:
