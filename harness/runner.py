@@ -22,7 +22,6 @@ from harness.execute import executors
 from harness.report import leaderboard, provenance
 from harness.services.config import Config
 from harness.services.errors import UserError
-from harness.execute.executors.base import cores
 from harness.services.paths import writable_folder
 from harness.plan.plan import Plan, make_plan
 from harness.prepare.prepare import prepare_plan
@@ -30,6 +29,7 @@ from harness.services.progress import progress_bar
 from harness.services.registry import Registry
 from harness.report import curves
 from harness.services.store import CLAIM_TTL, Store, location_of, new_owner
+from harness.services.workers import cores
 from harness.execute.study import Environment, StudyOutcome, StudySpec
 
 POLL_SECONDS = float(os.environ.get("HARNESS_POLL_SECONDS", "5"))

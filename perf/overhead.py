@@ -87,11 +87,12 @@ BARE = textwrap.dedent("""
 """)
 
 
-def timed(cmd: list[str], env: dict) -> tuple[float, float, str]:
-    """(CPU seconds of the process and its children, wall seconds, stdout)."""
+def timed(cmd: list[str], env: dict, cwd: Path | None = None) -> tuple[float, float, str]:
+    """(CPU seconds of the process and its children, wall seconds, stdout); a failed
+    command ends the benchmark with its output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd, check=False, env=env, cwd=cwd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:

@@ -22,12 +22,11 @@ import argparse
 import json
 import os
 import re
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from overhead import timed  # perf/ is on the path when a script here runs
 
 KEY = ("dataset", "task", "representation", "perturbation", "model")
 
@@ -39,14 +38,7 @@ def _cold_run(
     anchored = tmp / config.name  # each side runs in its own checkout: relative data paths made absolute
     anchored.write_text(_anchored(config.read_text(), Path.cwd()))
     cmd = [python, "-m", "harness.cli", "run", str(anchored), "--results", str(tmp / "results"), *extra]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"{checkout}: exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu, wall, _ = timed(cmd, env, cwd=checkout)
     rows = json.loads((tmp / "results" / "leaderboard.json").read_text())
     if isinstance(rows, dict):
         rows = rows.get("rows", [])

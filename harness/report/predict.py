@@ -230,7 +230,7 @@ def refit(store: Store, registry: Registry, result: UnitResult, config: Any, con
     from harness.prepare.inputs import read_inputs
     from harness.plan.plan import make_plan
     from harness.prepare.prepare import prepare
-    from harness.execute.executors.base import cores
+    from harness.services.workers import cores
     from harness.execute.study import samples
 
     plan = make_plan(config, registry, store, console)

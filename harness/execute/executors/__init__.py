@@ -16,10 +16,11 @@ import pydantic
 
 from harness.services.config import Config, RunConfig, Strict
 from harness.services.errors import UserError
-from harness.execute.executors.base import Executor, ExecutorEntry, Finished, Placed, cores
+from harness.execute.executors.base import Executor, ExecutorEntry, Finished, Placed
 from harness.execute.executors.local import PACK, LocalExecutor
 from harness.execute.executors.ray import RayExecutor
 from harness.services.registry import Registry
+from harness.services.workers import cores
 
 __all__ = ["BUILTIN", "Executor", "ExecutorEntry", "Finished", "Placed", "build", "entries", "resolve_device"]
 

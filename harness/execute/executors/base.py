@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Protocol
 from harness.plan import identity
 from harness.services.config import RunConfig
 from harness.execute.study import Environment, StudyOutcome, StudySpec
-from harness.services.workers import cores, device_memory  # noqa: F401  (executors size packs by it)
+from harness.services.workers import device_memory  # noqa: F401  (executors size packs by it)
 
 Finished = tuple[StudySpec, "StudyOutcome | BaseException"]
 
